@@ -1,0 +1,184 @@
+//! The control socket: how helpers (`wait_for_remote`, `kill_remote`, ...) running inside a
+//! local test talk to the pairbench run that started it. One Unix socket per run, in a
+//! private temporary folder that also holds the helpers' executables (links to pairbench).
+//!
+//! Protocol: one request line, one answer line.
+//! - `STATUS <key>` → `RUNNING` | `EXITED <exit>`
+//! - `WAIT <key> <ms>` → `EXITED <exit>` | `TIMEOUT`
+//! - `KILL <key>` → `KILLED` | `EXITED <exit>`
+//!
+//! `<exit>` is written like an `exit_code` file; unknown keys get `ERR <message>`.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::helpers::NAMES;
+use crate::transport::Running;
+
+/// A pair's remote side, as helpers see it.
+struct Entry {
+    remote: Arc<dyn Running>,
+    grace: Duration,
+}
+
+type Table = Arc<Mutex<HashMap<String, Entry>>>;
+
+/// The run's control server.
+pub struct Control {
+    dir: PathBuf,
+    socket: PathBuf,
+    bin: PathBuf,
+    table: Table,
+    counter: AtomicU64,
+    stop: Arc<AtomicBool>,
+}
+
+impl Control {
+    /// Create the private folder, the helper links and the socket, and start serving.
+    pub fn start() -> std::io::Result<Control> {
+        let base = std::env::temp_dir();
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let dir = base.join(format!("pairbench-{}-{nanos:x}", std::process::id()));
+        std::fs::create_dir(&dir)?;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+        let bin = dir.join("bin");
+        std::fs::create_dir(&bin)?;
+        let exe = std::env::current_exe()?;
+        for name in NAMES {
+            std::os::unix::fs::symlink(&exe, bin.join(name))?;
+        }
+        let socket = dir.join("control.sock");
+        let listener = UnixListener::bind(&socket)?;
+        let table: Table = Arc::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        {
+            let table = table.clone();
+            let stop = stop.clone();
+            std::thread::Builder::new()
+                .name("pairbench-control".into())
+                .spawn(move || serve(listener, table, stop))?;
+        }
+        Ok(Control {
+            dir,
+            socket,
+            bin,
+            table,
+            counter: AtomicU64::new(0),
+            stop,
+        })
+    }
+
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    /// The folder to put first on a local test's PATH.
+    pub fn bin(&self) -> &Path {
+        &self.bin
+    }
+
+    /// Make a pair's remote side reachable by helpers; returns its key.
+    pub fn register(&self, remote: Arc<dyn Running>, grace: Duration) -> String {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let key = format!("p{n}");
+        lock(&self.table).insert(key.clone(), Entry { remote, grace });
+        key
+    }
+
+    pub fn unregister(&self, key: &str) {
+        lock(&self.table).remove(key);
+    }
+}
+
+impl Drop for Control {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop so it sees `stop`.
+        let _ = UnixStream::connect(&self.socket);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn serve(listener: UnixListener, table: Table, stop: Arc<AtomicBool>) {
+    for conn in listener.incoming() {
+        if stop.load(Ordering::SeqCst) {
+            return;
+        }
+        let Ok(conn) = conn else { continue };
+        let table = table.clone();
+        let _ = std::thread::Builder::new()
+            .name("pairbench-helper".into())
+            .spawn(move || handle(conn, table));
+    }
+}
+
+fn handle(conn: UnixStream, table: Table) {
+    let Ok(mut writer) = conn.try_clone() else {
+        return;
+    };
+    let reader = BufReader::new(conn);
+    for line in reader.lines() {
+        let Ok(line) = line else { return };
+        let answer = answer(&line, &table);
+        if writer.write_all(format!("{answer}\n").as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+fn lookup(table: &Table, key: &str) -> Option<(Arc<dyn Running>, Duration)> {
+    lock(table).get(key).map(|e| (e.remote.clone(), e.grace))
+}
+
+fn answer(line: &str, table: &Table) -> String {
+    let mut words = line.split_whitespace();
+    let (verb, key) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+    let Some((remote, grace)) = lookup(table, key) else {
+        return "ERR this pair is over (unknown pair key)".into();
+    };
+    match verb {
+        "STATUS" => match remote.try_exit() {
+            Some(e) => format!("EXITED {}", e.file_text()),
+            None => "RUNNING".into(),
+        },
+        "WAIT" => {
+            let ms: u64 = words.next().and_then(|w| w.parse().ok()).unwrap_or(60_000);
+            let deadline = Instant::now() + Duration::from_millis(ms);
+            loop {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if let Some(e) = remote.wait_timeout(left.min(Duration::from_millis(250))) {
+                    return format!("EXITED {}", e.file_text());
+                }
+                if Instant::now() >= deadline {
+                    return "TIMEOUT".into();
+                }
+                if lookup(table, key).is_none() {
+                    return "ERR this pair is over".into();
+                }
+            }
+        }
+        "KILL" => {
+            if let Some(e) = remote.try_exit() {
+                // Already gone on its own; still end whatever it left behind.
+                remote.terminate(grace);
+                return format!("EXITED {}", e.file_text());
+            }
+            remote.terminate(grace);
+            "KILLED".into()
+        }
+        _ => format!("ERR unknown request '{verb}'"),
+    }
+}

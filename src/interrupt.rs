@@ -1,0 +1,27 @@
+//! Ctrl-C: the first stops starting pairs and ends the running ones (after-hooks still
+//! run, the exit status is 130); the second kills every script at once and exits.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+static COUNT: AtomicU32 = AtomicU32::new(0);
+
+/// Install the SIGINT/SIGTERM handler (once).
+pub fn install() {
+    let _ = ctrlc::set_handler(|| {
+        let n = COUNT.fetch_add(1, Ordering::SeqCst) + 1;
+        if n == 1 {
+            eprintln!(
+                "\npairbench: interrupted: ending running pairs, then the after-hooks (Ctrl-C again to stop at once)"
+            );
+        } else {
+            eprintln!("\npairbench: stopping at once");
+            crate::process::kill_all_now();
+            std::process::exit(130);
+        }
+    });
+}
+
+/// Has the user asked to stop?
+pub fn requested() -> bool {
+    COUNT.load(Ordering::SeqCst) > 0
+}

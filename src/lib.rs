@@ -1,0 +1,19 @@
+//! pairbench: run every local × remote pair of client/server test scripts, on this machine
+//! or over SSH, and keep a result tree of SUCCESS/FAILED/ERROR pairs with logs and tables.
+
+pub mod cli;
+pub mod config;
+pub mod control;
+pub mod discover;
+pub mod helpers;
+pub mod hostinfo;
+pub mod interrupt;
+pub mod list;
+pub mod outcome;
+pub mod plan;
+pub mod process;
+pub mod report;
+pub mod results;
+pub mod runner;
+pub mod skeleton;
+pub mod transport;

@@ -1,0 +1,20 @@
+//! The `pairbench` executable: the command line, or a helper when called by a helper's name.
+
+fn main() {
+    let args: Vec<String> = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let called_as = args
+        .first()
+        .map(std::path::Path::new)
+        .and_then(|p| p.file_name())
+        .and_then(|n| n.to_str())
+        .unwrap_or("pairbench")
+        .to_string();
+    let code = if pairbench::helpers::NAMES.contains(&called_as.as_str()) {
+        pairbench::helpers::main(&called_as, &args[1..])
+    } else {
+        pairbench::cli::main(args)
+    };
+    std::process::exit(code);
+}

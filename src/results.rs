@@ -1,0 +1,442 @@
+//! The result tree (SPEC §3): pair folders that appear only complete, markers, the
+//! per-pair record, `results.csv`, the run's `metrics.csv`, `run.json` and `latest`.
+//!
+//! Every pair folder holds a `pair.json` record; the run-level CSV files are rebuilt from
+//! those records, so a tree is always its own source of truth.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Columns of results.csv, in order (never reordered; later columns are appended).
+pub const RESULTS_COLUMNS: [&str; 14] = [
+    "tag",
+    "group",
+    "local_test",
+    "remote_test",
+    "pair",
+    "status",
+    "reason",
+    "local_exit",
+    "remote_exit",
+    "remote_ended",
+    "started_at",
+    "duration_s",
+    "remote_host",
+    "attempt",
+];
+
+/// Columns of the run's metrics.csv.
+pub const METRICS_COLUMNS: [&str; 8] = [
+    "tag", "group", "pair", "side", "name", "value", "unit", "attempt",
+];
+
+/// The outcome of a pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Status {
+    Success,
+    Failed,
+    Error,
+}
+
+impl Status {
+    pub const ALL: [Status; 3] = [Status::Success, Status::Failed, Status::Error];
+
+    /// The marker file name.
+    pub fn marker(self) -> &'static str {
+        match self {
+            Status::Success => "SUCCESS",
+            Status::Failed => "FAILED",
+            Status::Error => "ERROR",
+        }
+    }
+
+    pub fn from_marker(s: &str) -> Option<Status> {
+        Status::ALL.into_iter().find(|st| st.marker() == s)
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.marker())
+    }
+}
+
+/// How the remote test ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Ended {
+    /// Exited on its own.
+    #[serde(rename = "self")]
+    OnItsOwn,
+    /// Terminated by pairbench (after the local test ended, or by kill_remote).
+    Terminated,
+}
+
+impl Ended {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Ended::OnItsOwn => "self",
+            Ended::Terminated => "terminated",
+        }
+    }
+}
+
+/// Everything known about one run of a pair: `pair.json`, and a row of results.csv.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PairRecord {
+    pub tag: String,
+    pub group: String,
+    pub local_test: String,
+    pub remote_test: String,
+    pub pair: String,
+    pub status: Status,
+    pub reason: String,
+    pub local_exit: Option<i32>,
+    pub remote_exit: Option<i32>,
+    pub remote_ended: Option<Ended>,
+    pub started_at: String,
+    pub duration_s: f64,
+    pub remote_host: String,
+    pub attempt: u32,
+    /// Content hash of the local and remote scripts when the result was made.
+    #[serde(default)]
+    pub scripts_hash: String,
+}
+
+impl PairRecord {
+    fn csv_row(&self) -> [String; 14] {
+        let opt = |v: Option<i32>| v.map(|c| c.to_string()).unwrap_or_default();
+        [
+            self.tag.clone(),
+            self.group.clone(),
+            self.local_test.clone(),
+            self.remote_test.clone(),
+            self.pair.clone(),
+            self.status.marker().to_string(),
+            self.reason.clone(),
+            opt(self.local_exit),
+            opt(self.remote_exit),
+            self.remote_ended
+                .map(|e| e.as_str().to_string())
+                .unwrap_or_default(),
+            self.started_at.clone(),
+            format!("{:.3}", self.duration_s),
+            self.remote_host.clone(),
+            self.attempt.to_string(),
+        ]
+    }
+
+    /// `<group>/<pair>`, the id filters match.
+    pub fn id(&self) -> String {
+        format!("{}/{}", self.group, self.pair)
+    }
+}
+
+/// The folder name of a pair.
+pub fn pair_name(local: &str, remote: &str) -> String {
+    format!("{local}_x_{remote}")
+}
+
+/// Paths of one run's tree.
+#[derive(Debug, Clone)]
+pub struct Tree {
+    pub root: PathBuf,
+    pub tag: String,
+}
+
+impl Tree {
+    pub fn new(results_dir: &Path, tag: &str) -> Tree {
+        Tree {
+            root: results_dir.join(tag),
+            tag: tag.to_string(),
+        }
+    }
+    pub fn group(&self, group: &str) -> PathBuf {
+        self.root.join(group)
+    }
+    pub fn pair(&self, group: &str, pair: &str) -> PathBuf {
+        self.group(group).join(pair)
+    }
+    /// Where a pair is written before it is complete.
+    pub fn staging(&self, group: &str, pair: &str) -> PathBuf {
+        self.group(group).join(format!(".{pair}.partial"))
+    }
+    pub fn hook(&self, group: &str, hook: &str) -> PathBuf {
+        self.group(group).join("hooks").join(hook)
+    }
+    pub fn lock_file(&self) -> PathBuf {
+        self.root.join(".pairbench.lock")
+    }
+}
+
+/// Write `contents` to `path` atomically (temporary file, then rename).
+pub fn write_atomic(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp{}", std::process::id()));
+    {
+        let mut f = fs::File::create(&tmp)?;
+        f.write_all(contents)?;
+    }
+    fs::rename(&tmp, path)
+}
+
+/// The record of a finished pair folder, if it has one.
+pub fn read_record(pair_dir: &Path) -> Option<PairRecord> {
+    let text = fs::read(pair_dir.join("pair.json")).ok()?;
+    serde_json::from_slice(&text).ok()
+}
+
+/// Finish a pair: write its record and marker into `staging`, then move it to `dest`
+/// (replacing an earlier result there).
+pub fn commit_pair(staging: &Path, dest: &Path, rec: &PairRecord) -> std::io::Result<()> {
+    let json = serde_json::to_vec_pretty(rec).map_err(std::io::Error::other)?;
+    fs::write(staging.join("pair.json"), json)?;
+    let now = chrono::Local::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let reason = rec.reason.replace(['\n', '\r'], " ");
+    fs::write(
+        staging.join(rec.status.marker()),
+        format!("{now} {reason}\n"),
+    )?;
+    if dest.exists() {
+        let old = dest.with_file_name(format!(
+            ".{}.old",
+            dest.file_name().unwrap_or_default().to_string_lossy()
+        ));
+        let _ = fs::remove_dir_all(&old);
+        fs::rename(dest, &old)?;
+        fs::rename(staging, dest)?;
+        let _ = fs::remove_dir_all(&old);
+    } else {
+        fs::rename(staging, dest)?;
+    }
+    Ok(())
+}
+
+/// Every pair record below a tag folder, sorted by group and pair.
+pub fn collect_records(tag_dir: &Path) -> Vec<PairRecord> {
+    let mut out = Vec::new();
+    let mut walker = walkdir::WalkDir::new(tag_dir)
+        .min_depth(1)
+        .max_depth(6)
+        .sort_by_file_name()
+        .into_iter();
+    while let Some(Ok(entry)) = walker.next() {
+        if !entry.file_type().is_dir() {
+            continue;
+        }
+        let name = entry.file_name().to_string_lossy();
+        if name.starts_with('.') || name == "hooks" || name == "plots" {
+            walker.skip_current_dir();
+            continue;
+        }
+        if let Some(rec) = read_record(entry.path()) {
+            out.push(rec);
+            walker.skip_current_dir();
+        }
+    }
+    out.sort_by(|a, b| (&a.group, &a.pair).cmp(&(&b.group, &b.pair)));
+    out
+}
+
+/// An appender of results.csv rows, so no finished pair is lost if the run dies.
+pub struct CsvAppender {
+    file: fs::File,
+}
+
+impl CsvAppender {
+    pub fn open(path: &Path) -> std::io::Result<CsvAppender> {
+        let exists = path.metadata().is_ok_and(|m| m.len() > 0);
+        let mut file = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
+        if !exists {
+            file.write_all(csv_line(&RESULTS_COLUMNS.map(String::from))?.as_bytes())?;
+        }
+        Ok(CsvAppender { file })
+    }
+    pub fn append(&mut self, rec: &PairRecord) -> std::io::Result<()> {
+        self.file.write_all(csv_line(&rec.csv_row())?.as_bytes())
+    }
+}
+
+fn csv_line(fields: &[String]) -> std::io::Result<String> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(fields).map_err(std::io::Error::other)?;
+    let bytes = w
+        .into_inner()
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    String::from_utf8(bytes).map_err(std::io::Error::other)
+}
+
+/// Rewrite results.csv from the records of the tree.
+pub fn write_results_csv(path: &Path, records: &[PairRecord]) -> std::io::Result<()> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(RESULTS_COLUMNS)
+        .map_err(std::io::Error::other)?;
+    for r in records {
+        w.write_record(r.csv_row()).map_err(std::io::Error::other)?;
+    }
+    let bytes = w
+        .into_inner()
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    write_atomic(path, &bytes)
+}
+
+/// One metric value, as in the run's metrics.csv.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MetricRow {
+    pub tag: String,
+    pub group: String,
+    pub pair: String,
+    pub side: String,
+    pub name: String,
+    pub value: f64,
+    pub unit: String,
+    pub attempt: u32,
+}
+
+/// The `name,value[,unit]` rows of a side's metrics.csv; rows whose value is not a
+/// number are skipped (a header, say) and counted.
+pub fn read_side_metrics(path: &Path) -> (Vec<(String, f64, String)>, usize) {
+    let mut rows = Vec::new();
+    let mut bad = 0;
+    let Ok(mut rdr) = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_path(path)
+    else {
+        return (rows, 0);
+    };
+    for rec in rdr.records() {
+        let Ok(rec) = rec else {
+            bad += 1;
+            continue;
+        };
+        let name = rec.get(0).unwrap_or("").trim();
+        let value = rec
+            .get(1)
+            .map(str::trim)
+            .and_then(|v| v.parse::<f64>().ok());
+        match value {
+            Some(v) if !name.is_empty() && v.is_finite() => rows.push((
+                name.to_string(),
+                v,
+                rec.get(2).unwrap_or("").trim().to_string(),
+            )),
+            _ => {
+                if !(name == "name" && rec.get(1).map(str::trim) == Some("value")) {
+                    bad += 1;
+                }
+            }
+        }
+    }
+    (rows, bad)
+}
+
+/// All metric rows of the tree's pairs.
+pub fn collect_metrics(tag_dir: &Path, records: &[PairRecord]) -> Vec<MetricRow> {
+    let mut out = Vec::new();
+    for r in records {
+        let dir = tag_dir.join(&r.group).join(&r.pair);
+        for side in ["local", "remote"] {
+            let (rows, _) = read_side_metrics(&dir.join(side).join("metrics.csv"));
+            out.extend(rows.into_iter().map(|(name, value, unit)| MetricRow {
+                tag: r.tag.clone(),
+                group: r.group.clone(),
+                pair: r.pair.clone(),
+                side: side.to_string(),
+                name,
+                value,
+                unit,
+                attempt: r.attempt,
+            }));
+        }
+    }
+    out
+}
+
+/// Write the run's metrics.csv.
+pub fn write_metrics_csv(path: &Path, rows: &[MetricRow]) -> std::io::Result<()> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(METRICS_COLUMNS)
+        .map_err(std::io::Error::other)?;
+    for m in rows {
+        w.write_record([
+            m.tag.clone(),
+            m.group.clone(),
+            m.pair.clone(),
+            m.side.clone(),
+            m.name.clone(),
+            m.value.to_string(),
+            m.unit.clone(),
+            m.attempt.to_string(),
+        ])
+        .map_err(std::io::Error::other)?;
+    }
+    let bytes = w
+        .into_inner()
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    write_atomic(path, &bytes)
+}
+
+/// Point `results/latest` at `tag` (atomically replaced).
+pub fn link_latest(results_dir: &Path, tag: &str) -> std::io::Result<()> {
+    let link = results_dir.join("latest");
+    let tmp = results_dir.join(format!(".latest.tmp{}", std::process::id()));
+    let _ = fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(tag, &tmp)?;
+    fs::rename(&tmp, &link)
+}
+
+/// Resolve `latest` (or a tag) to a tag folder.
+pub fn resolve_tag(results_dir: &Path, tag: &str) -> Result<(String, PathBuf), String> {
+    let tag = if tag == "latest" {
+        let link = results_dir.join("latest");
+        fs::read_link(&link)
+            .map_err(|_| {
+                format!(
+                    "no 'latest' run in '{}': run `pairbench run` first, or name a tag",
+                    results_dir.display()
+                )
+            })?
+            .to_string_lossy()
+            .into_owned()
+    } else {
+        tag.to_string()
+    };
+    let dir = results_dir.join(&tag);
+    if tag.contains('/') || tag.starts_with('.') || !dir.is_dir() {
+        return Err(format!(
+            "no run tagged '{tag}' in '{}': see the folders there, or use 'latest'",
+            results_dir.display()
+        ));
+    }
+    Ok((tag, dir))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markers_round_trip() {
+        for s in Status::ALL {
+            assert_eq!(Status::from_marker(s.marker()), Some(s));
+        }
+        assert_eq!(Status::from_marker("DONE"), None);
+    }
+
+    #[test]
+    fn csv_quotes_odd_names() {
+        let line = csv_line(&["a,b".into(), "c\"d".into(), "e".into()]).unwrap();
+        assert_eq!(line, "\"a,b\",\"c\"\"d\",e\n");
+    }
+}

@@ -1,0 +1,117 @@
+//! Group hooks (SPEC §2): `before_first_test_*` and `after_last_test_*`, each run with
+//! cwd = the group's result folder on its machine, its output in `hooks/<name>/`.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use super::GroupCtx;
+use super::env::{self, EnvInput};
+use super::pair::write_exit;
+use crate::outcome::human;
+use crate::transport::{Launch, Running, local::start_here};
+
+/// What became of a hook that ran.
+pub struct HookResult {
+    pub ok: bool,
+    pub reason: String,
+}
+
+/// Run hook `name` on its side if the group has it; `None` when it has not.
+pub fn run(g: &GroupCtx, name: &str) -> Option<HookResult> {
+    g.group.hook(name)?;
+    let remote_side = name.ends_with("_remote");
+    let tree = &g.run.tree;
+    let local_out = tree.hook(&g.group.name, name);
+    if let Err(e) = std::fs::create_dir_all(&local_out) {
+        return Some(fail(format!(
+            "{name}: cannot create {}: {e}",
+            local_out.display()
+        )));
+    }
+    let (out, cwd, program) = if remote_side {
+        let rel = Path::new("hooks").join(name);
+        match g.transport.side_dir(&g.remote_paths, &rel, &local_out) {
+            Ok(d) => (
+                d,
+                g.remote_paths.results.clone(),
+                g.remote_paths.scripts.join(name),
+            ),
+            Err(e) => return Some(fail(format!("{name}: {e}"))),
+        }
+    } else {
+        (
+            local_out.clone(),
+            g.local_paths.results.clone(),
+            g.group.dir.join(name),
+        )
+    };
+    let side = if remote_side { "remote" } else { "local" };
+    let mut envv = env::build(&EnvInput {
+        tag: &tree.tag,
+        group: &g.group.name,
+        side,
+        result_dir: &cwd,
+        local_paths: &g.local_paths,
+        remote_paths: &g.remote_paths,
+        remote_host: &g.remote_host,
+        local_host: &g.local_host,
+        remote_user: &g.remote_user,
+        remote_port: g.remote_port,
+        user_env: &g.run.opts.env,
+        pair: None,
+    });
+    if !remote_side || g.transport.name() == "local" {
+        envv.push(("PATH".into(), env::path_with(g.run.control.bin(), &envv)));
+    }
+    let launch = Launch {
+        program,
+        cwd,
+        env: envv,
+        stdout: out.join("stdout"),
+        stderr: out.join("stderr"),
+        marker: format!("{}-{}-{name}", g.run.run_id, g.run.next_seq()),
+    };
+    let started: Result<Box<dyn Running>, _> = if remote_side {
+        g.transport.start(&launch)
+    } else {
+        start_here(&launch).map(|c| Box::new(c) as Box<dyn Running>)
+    };
+    let proc = match started {
+        Ok(p) => p,
+        Err(e) => return Some(fail(format!("{name} could not start: {e}"))),
+    };
+    let limit = g.run.opts.hook_timeout;
+    let deadline = Instant::now() + limit;
+    let exit = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if let Some(e) = proc.wait_timeout(left.min(Duration::from_millis(100))) {
+            break Some(e);
+        }
+        if Instant::now() >= deadline {
+            break None;
+        }
+    };
+    proc.terminate(g.run.opts.kill_grace);
+    if remote_side && let Err(e) = g.transport.fetch(&out, &local_out) {
+        g.run.progress.println(&format!(
+            "pairbench: warning: {name}: copying its logs back failed: {e}"
+        ));
+    }
+    let final_exit = exit.or_else(|| proc.try_exit());
+    write_exit(&local_out, final_exit);
+    Some(match exit {
+        None => fail(format!("{name} timed out after {}", human(limit))),
+        Some(e) if e.code() == Some(0) => HookResult {
+            ok: true,
+            reason: String::new(),
+        },
+        Some(e) => fail(format!(
+            "{name} {e} (see {}/hooks/{name}/stderr)",
+            g.group.name
+        )),
+    })
+}
+
+fn fail(reason: String) -> HookResult {
+    HookResult { ok: false, reason }
+}

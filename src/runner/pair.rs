@@ -1,0 +1,246 @@
+//! The life of one pair (SPEC §2): start the remote test, start the local test, wait for
+//! the local test (or its time limit), end the remote test if it still runs, end
+//! everything both scripts started, copy the remote folder back, record one outcome.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::GroupCtx;
+use super::env::{self, EnvInput};
+use crate::outcome::{self, LocalEnd, RemoteEnd};
+use crate::plan::Planned;
+use crate::process::Exit;
+use crate::results::{self, PairRecord};
+use crate::transport::{Launch, Running, local::start_here};
+
+/// Run one pair; `None` when the run was interrupted before it finished (nothing kept).
+pub fn run_pair(g: &GroupCtx, planned: &Planned, attempt: u32) -> Option<PairRecord> {
+    let groups = &g.run.groups;
+    let pair = &planned.pair;
+    let (l, r) = (pair.local_test(groups), pair.remote_test(groups));
+    let tree = &g.run.tree;
+    let staging = tree.staging(&g.group.name, &pair.name);
+    let dest = tree.pair(&g.group.name, &pair.name);
+    let started_at = chrono::Local::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let mut rec = PairRecord {
+        tag: tree.tag.clone(),
+        group: g.group.name.clone(),
+        local_test: l.name.clone(),
+        remote_test: r.name.clone(),
+        pair: pair.name.clone(),
+        status: crate::results::Status::Error,
+        reason: String::new(),
+        local_exit: None,
+        remote_exit: None,
+        remote_ended: None,
+        started_at,
+        duration_s: 0.0,
+        remote_host: g.transport.name().to_string(),
+        attempt,
+        scripts_hash: planned.hash.clone(),
+    };
+
+    let _ = std::fs::remove_dir_all(&staging);
+    let local_dir = staging.join("local");
+    let local_remote_dir = staging.join("remote");
+    if let Err(e) = std::fs::create_dir_all(&local_dir) {
+        rec.reason = format!("cannot create {}: {e}", local_dir.display());
+        return finish(g, &staging, &dest, rec);
+    }
+    let _ = std::fs::create_dir_all(&local_remote_dir);
+
+    // Ends before anything started (a before-hook failed, the host is down).
+    if let Some(why) = &g.pairs_error {
+        rec.reason = why.clone();
+        return finish(g, &staging, &dest, rec);
+    }
+
+    let rel = Path::new(&pair.name).join("remote");
+    let remote_dir = match g
+        .transport
+        .side_dir(&g.remote_paths, &rel, &local_remote_dir)
+    {
+        Ok(d) => d,
+        Err(e) => {
+            rec.reason = format!("cannot prepare the remote folder: {e}");
+            return finish(g, &staging, &dest, rec);
+        }
+    };
+    let marker_base = format!("{}-{}", g.run.run_id, g.run.next_seq());
+    let env_for = |side: &str, dir: &Path| {
+        env::build(&EnvInput {
+            tag: &tree.tag,
+            group: &g.group.name,
+            side,
+            result_dir: dir,
+            local_paths: &g.local_paths,
+            remote_paths: &g.remote_paths,
+            remote_host: &g.remote_host,
+            local_host: &g.local_host,
+            remote_user: &g.remote_user,
+            remote_port: g.remote_port,
+            user_env: &g.run.opts.env,
+            pair: Some((&pair.name, &l.name, &r.name, &local_dir, &remote_dir)),
+        })
+    };
+
+    // The remote test first.
+    let mut renv = env_for("remote", &remote_dir);
+    if g.transport.name() == "local" {
+        renv.push(("PATH".into(), env::path_with(g.run.control.bin(), &renv)));
+    }
+    let rlaunch = Launch {
+        program: g.remote_paths.scripts.join("remote").join(&r.name),
+        cwd: remote_dir.clone(),
+        env: renv,
+        stdout: remote_dir.join("stdout"),
+        stderr: remote_dir.join("stderr"),
+        marker: format!("{marker_base}-remote"),
+    };
+    let remote: Arc<dyn Running> = match g.transport.start(&rlaunch) {
+        Ok(r) => Arc::from(r),
+        Err(e) => {
+            rec.reason = format!("remote test could not start: {e}");
+            return finish(g, &staging, &dest, rec);
+        }
+    };
+    let key = g
+        .run
+        .control
+        .register(remote.clone(), g.run.opts.kill_grace);
+
+    // Then the local test, with the helpers on its PATH.
+    let mut lenv = env_for("local", &local_dir);
+    lenv.push(("PATH".into(), env::path_with(g.run.control.bin(), &lenv)));
+    lenv.push((
+        "PAIRBENCH_CONTROL".into(),
+        g.run.control.socket().to_string_lossy().into_owned(),
+    ));
+    lenv.push(("PAIRBENCH_PAIR_KEY".into(), key.clone()));
+    lenv.push((
+        "PAIRBENCH_WAIT_TIMEOUT".into(),
+        format!("{}ms", g.run.opts.wait_timeout.as_millis()),
+    ));
+    let llaunch = Launch {
+        program: l.path.clone(),
+        cwd: local_dir.clone(),
+        env: lenv,
+        stdout: local_dir.join("stdout"),
+        stderr: local_dir.join("stderr"),
+        marker: format!("{marker_base}-local"),
+    };
+    let watches = g.run.live.as_ref().map(|live| {
+        [
+            live.watch("local ", llaunch.stdout.clone()),
+            live.watch("local ", llaunch.stderr.clone()),
+            live.watch("remote", rlaunch.stdout.clone()),
+            live.watch("remote", rlaunch.stderr.clone()),
+        ]
+    });
+    let start = Instant::now();
+    let grace = g.run.opts.kill_grace;
+    let (local_end, local_proc) = match start_here(&llaunch) {
+        Err(e) => (
+            LocalEnd::NotRun(format!("local test could not start: {e}")),
+            None,
+        ),
+        Ok(local) => {
+            let end = wait_local(&local, g.run.opts.timeout, start);
+            (end, Some(local))
+        }
+    };
+    rec.duration_s = start.elapsed().as_secs_f64();
+
+    // What the remote test was doing when the local test ended.
+    let remote_end_now = if remote.terminated_by_us() {
+        RemoteEnd::Terminated(None)
+    } else {
+        match remote.try_exit() {
+            Some(e) => RemoteEnd::Own(e),
+            None => RemoteEnd::Terminated(None),
+        }
+    };
+    // End everything both sides started, at the same time.
+    std::thread::scope(|s| {
+        s.spawn(|| remote.terminate(grace));
+        if let Some(local) = &local_proc {
+            local.terminate(grace);
+        }
+    });
+    g.run.control.unregister(&key);
+    if let (Some(live), Some(ids)) = (&g.run.live, watches) {
+        for id in ids {
+            live.unwatch(id);
+        }
+    }
+
+    let interrupted = matches!(local_end, LocalEnd::NotRun(ref w) if w == INTERRUPTED);
+    if interrupted {
+        let _ = std::fs::remove_dir_all(&staging);
+        return None;
+    }
+
+    let remote_end = match remote_end_now {
+        RemoteEnd::Terminated(_) => RemoteEnd::Terminated(remote.try_exit()),
+        other => other,
+    };
+    let mut fetch_error = None;
+    if let Err(e) = g.transport.fetch(&remote_dir, &local_remote_dir) {
+        fetch_error = Some(format!("copying the remote folder back failed: {e}"));
+    }
+    write_exit(&local_dir, local_proc.as_ref().and_then(|p| p.try_exit()));
+    write_exit(&local_remote_dir, remote_end.exit());
+
+    rec.local_exit = match &local_end {
+        LocalEnd::Exited(e) => e.code(),
+        _ => None,
+    };
+    rec.remote_exit = remote_end.exit().and_then(Exit::code);
+    rec.remote_ended = remote_end.ended();
+    let (status, reason) = outcome::decide(&local_end, &remote_end);
+    rec.status = status;
+    rec.reason = reason;
+    if let Some(e) = fetch_error {
+        rec.status = crate::results::Status::Error;
+        rec.reason = format!("{e}; {}", rec.reason);
+    }
+    finish(g, &staging, &dest, rec)
+}
+
+const INTERRUPTED: &str = "interrupted";
+
+fn wait_local(local: &crate::process::Child, timeout: Duration, start: Instant) -> LocalEnd {
+    let deadline = start + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if let Some(e) = local.wait_timeout(left.min(Duration::from_millis(100))) {
+            return LocalEnd::Exited(e);
+        }
+        if crate::interrupt::requested() {
+            return LocalEnd::NotRun(INTERRUPTED.into());
+        }
+        if Instant::now() >= deadline {
+            return LocalEnd::TimedOut(timeout);
+        }
+    }
+}
+
+/// Write a side's `exit_code` file (nothing when there is no exit to tell).
+pub fn write_exit(dir: &Path, exit: Option<Exit>) {
+    if let Some(e) = exit {
+        let _ = std::fs::write(dir.join("exit_code"), format!("{}\n", e.file_text()));
+    }
+}
+
+/// Write the record and marker, move the folder into place, append the CSV row.
+fn finish(g: &GroupCtx, staging: &Path, dest: &Path, rec: PairRecord) -> Option<PairRecord> {
+    if let Err(e) = results::commit_pair(staging, dest, &rec) {
+        g.run.progress.println(&format!(
+            "pairbench: warning: cannot write the result of {}/{}: {e}",
+            rec.group, rec.pair
+        ));
+    }
+    g.run.record(&rec);
+    Some(rec)
+}

@@ -1,0 +1,94 @@
+//! The `local` transport: remote tests run on this machine, in the same result tree, with
+//! no copying.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::{GroupPaths, Launch, Running, Transport, TransportError};
+use crate::discover::Group;
+use crate::process::{self, Exit};
+
+/// Runs scripts on this machine.
+#[derive(Debug, Default)]
+pub struct LocalTransport;
+
+impl Running for process::Child {
+    fn try_exit(&self) -> Option<Exit> {
+        process::Child::try_exit(self)
+    }
+    fn wait_timeout(&self, timeout: Duration) -> Option<Exit> {
+        process::Child::wait_timeout(self, timeout)
+    }
+    fn terminate(&self, grace: Duration) {
+        process::Child::terminate(self, grace)
+    }
+    fn terminated_by_us(&self) -> bool {
+        process::Child::terminated_by_us(self)
+    }
+}
+
+/// Start a script on this machine.
+pub fn start_here(launch: &Launch) -> Result<process::Child, TransportError> {
+    Ok(process::spawn(&process::Spec {
+        program: launch.program.clone(),
+        args: Vec::new(),
+        cwd: launch.cwd.clone(),
+        env: launch.env.clone(),
+        stdout: launch.stdout.clone(),
+        stderr: launch.stderr.clone(),
+        marker: launch.marker.clone(),
+    })?)
+}
+
+impl Transport for LocalTransport {
+    fn name(&self) -> &str {
+        "local"
+    }
+    fn address(&self) -> String {
+        "127.0.0.1".into()
+    }
+    fn local_address(&self) -> String {
+        "127.0.0.1".into()
+    }
+    fn user(&self) -> String {
+        nix::unistd::User::from_uid(nix::unistd::getuid())
+            .ok()
+            .flatten()
+            .map(|u| u.name)
+            .unwrap_or_default()
+    }
+    fn port(&self) -> u16 {
+        22
+    }
+    fn prepare_group(
+        &self,
+        group: &Group,
+        _tag: &str,
+        local_results: &Path,
+    ) -> Result<GroupPaths, TransportError> {
+        Ok(GroupPaths {
+            scripts: group.dir.clone(),
+            root: group.root.clone(),
+            results: local_results.to_path_buf(),
+        })
+    }
+    fn side_dir(
+        &self,
+        _paths: &GroupPaths,
+        _rel: &Path,
+        local: &Path,
+    ) -> Result<PathBuf, TransportError> {
+        std::fs::create_dir_all(local)
+            .map_err(|e| TransportError::Io(format!("cannot create {}: {e}", local.display())))?;
+        Ok(local.to_path_buf())
+    }
+    fn start(&self, launch: &Launch) -> Result<Box<dyn Running>, TransportError> {
+        Ok(Box::new(start_here(launch)?))
+    }
+    fn fetch(&self, _remote: &Path, _local: &Path) -> Result<(), TransportError> {
+        Ok(())
+    }
+    fn finish_group(&self, _paths: &GroupPaths, _local: &Path) -> Result<(), TransportError> {
+        Ok(())
+    }
+}

@@ -1,0 +1,96 @@
+//! Where a script runs. The pair logic and the result writing talk to a [`Transport`]
+//! only: start a script, wait for it, terminate it, copy its folder back. `local` runs
+//! on this machine; `ssh` (a later module) on another host.
+
+pub mod local;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::discover::Group;
+use crate::process::Exit;
+
+pub use local::LocalTransport;
+
+/// One script to start on the transport's machine. Paths are paths on that machine.
+#[derive(Debug, Clone)]
+pub struct Launch {
+    pub program: PathBuf,
+    pub cwd: PathBuf,
+    pub env: Vec<(String, String)>,
+    /// Where stdout and stderr go (files on that machine).
+    pub stdout: PathBuf,
+    pub stderr: PathBuf,
+    /// Unique per script; processes carrying it are ended with the script.
+    pub marker: String,
+}
+
+/// Why something could not be done on a transport: becomes an ERROR reason.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    #[error("{0}")]
+    Spawn(#[from] crate::process::SpawnError),
+    #[error("{0}")]
+    Io(String),
+    #[error("{0}")]
+    Host(String),
+}
+
+/// A running script on some transport.
+pub trait Running: Send + Sync {
+    /// The main process's exit, if it has exited.
+    fn try_exit(&self) -> Option<Exit>;
+    /// Wait up to `timeout` for the main process to exit.
+    fn wait_timeout(&self, timeout: Duration) -> Option<Exit>;
+    /// The kill sequence on the whole process group and the processes that escaped it;
+    /// returns when all are gone. Idempotent.
+    fn terminate(&self, grace: Duration);
+    /// True if [`Running::terminate`] found the main process still running.
+    fn terminated_by_us(&self) -> bool;
+}
+
+/// The folders a group uses on a transport's machine.
+#[derive(Debug, Clone)]
+pub struct GroupPaths {
+    /// The group's scripts (LOCAL_/REMOTE_TEST_ROOT_PATH).
+    pub scripts: PathBuf,
+    /// Root of all groups (LOCAL_/REMOTE_ROOT_PATH).
+    pub root: PathBuf,
+    /// The group's result folder for this tag (…_RESULTS_ROOT_PATH), cwd of hooks.
+    pub results: PathBuf,
+}
+
+/// Where scripts run.
+pub trait Transport: Send + Sync {
+    /// `local`, or the host's name as the user wrote it.
+    fn name(&self) -> &str;
+    /// The remote host's address as reachable from this machine.
+    fn address(&self) -> String;
+    /// This machine's address as seen from the remote host.
+    fn local_address(&self) -> String;
+    /// User and port, for the mirage-bench variables.
+    fn user(&self) -> String;
+    fn port(&self) -> u16;
+    /// Make the group's scripts available and its result folder exist; returns paths.
+    fn prepare_group(
+        &self,
+        group: &Group,
+        tag: &str,
+        local_results: &Path,
+    ) -> Result<GroupPaths, TransportError>;
+    /// A folder on the transport's machine for a side of a pair, given the local one.
+    /// Creates it.
+    fn side_dir(
+        &self,
+        paths: &GroupPaths,
+        rel: &Path,
+        local: &Path,
+    ) -> Result<PathBuf, TransportError>;
+    /// Start a script.
+    fn start(&self, launch: &Launch) -> Result<Box<dyn Running>, TransportError>;
+    /// Copy `remote` (a folder on the transport's machine) into `local`; no-op when they
+    /// are the same folder.
+    fn fetch(&self, remote: &Path, local: &Path) -> Result<(), TransportError>;
+    /// The group is done: copy back what is left and clean up.
+    fn finish_group(&self, paths: &GroupPaths, local_results: &Path) -> Result<(), TransportError>;
+}
