@@ -196,10 +196,11 @@ pub fn processes_with_env(needle: &str) -> Vec<i32> {
         let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
             continue;
         };
-        if let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) {
-            if env.split(|&b| b == 0).any(|v| v == needle.as_bytes()) && alive(pid) {
-                out.push(pid);
-            }
+        if let Ok(env) = std::fs::read(format!("/proc/{pid}/environ"))
+            && env.split(|&b| b == 0).any(|v| v == needle.as_bytes())
+            && alive(pid)
+        {
+            out.push(pid);
         }
     }
     out
