@@ -1,18 +1,230 @@
-//! Reports drawn from a run's tree: for now the command that finds a stored run; tables,
-//! plots and pages come with the report work (issue 4).
+//! Results people read, drawn from a run's tree alone (SPEC §3, §5): `junit.xml`,
+//! `summary.md`, `plots/` (SVG and PNG) and `index.html`, written at the end of every run
+//! by [`write_all`]; and `pairbench report [TAG]` ([`command`]), which also rebuilds
+//! `results.csv` and `metrics.csv` from the pair folders and runs each group's
+//! `make_graphs`. One module per output, like hyperfine's exporters.
+
+pub mod font;
+mod html;
+mod junit;
+pub mod load;
+mod make_graphs;
+pub mod names;
+pub mod plots;
+mod summary;
 
 use std::path::Path;
 
-/// Write every report file of a tag folder; returns warnings (never fails the run).
-pub fn write_all(_tag_dir: &Path) -> Vec<String> {
-    Vec::new()
+use crate::results::{self, PairRecord};
+use crate::runner::progress::Counts;
+use load::Run;
+
+/// What drawing a run's report produced.
+pub struct Drawn {
+    pub plots: Vec<plots::Plot>,
+    /// One line per file or plot that could not be written.
+    pub problems: Vec<String>,
 }
 
-/// `pairbench report [TAG]`.
-pub fn command(results_dir: &Path, tag: &str, _groups_dir: &Path) -> anyhow::Result<i32> {
-    let (_tag, dir) = crate::results::resolve_tag(results_dir, tag).map_err(anyhow::Error::msg)?;
-    for w in write_all(&dir) {
+/// Write every report file of a tag folder; returns warnings (never fails the run).
+pub fn write_all(tag_dir: &Path) -> Vec<String> {
+    let run = load::load(tag_dir);
+    let drawn = draw(&run);
+    let mut warnings = run.warnings;
+    warnings.extend(drawn.problems);
+    warnings
+}
+
+/// Draw junit.xml, summary.md, plots/ and index.html of a loaded run.
+pub fn draw(run: &Run) -> Drawn {
+    let dir = &run.dir;
+    let mut problems = Vec::new();
+    let mut put = |name: &str, bytes: std::io::Result<Vec<u8>>| {
+        if let Err(e) = bytes.and_then(|b| results::write_atomic(&dir.join(name), &b)) {
+            problems.push(format!("cannot write {name} in '{}': {e}", dir.display()));
+        }
+    };
+    put("junit.xml", junit::render(run));
+    put("summary.md", Ok(summary::render(run).into_bytes()));
+    let (plots, plot_problems) = draw_plots(run);
+    problems.extend(plot_problems);
+    let page = html::render(run, &plots);
+    if let Err(e) = results::write_atomic(&dir.join("index.html"), page.as_bytes()) {
+        problems.push(format!(
+            "cannot write index.html in '{}': {e}",
+            dir.display()
+        ));
+    }
+    Drawn { plots, problems }
+}
+
+/// Draw the plots into a fresh folder, then put it in place of `plots/`, so the folder
+/// never mixes plots of two renderings.
+fn draw_plots(run: &Run) -> (Vec<plots::Plot>, Vec<String>) {
+    let pid = std::process::id();
+    let tmp = run.dir.join(format!(".plots.tmp{pid}"));
+    let old = run.dir.join(format!(".plots.old{pid}"));
+    let dest = run.dir.join("plots");
+    let _ = std::fs::remove_dir_all(&tmp);
+    if let Err(e) = std::fs::create_dir(&tmp) {
+        return (
+            Vec::new(),
+            vec![format!(
+                "cannot create {}: {e}; no plots drawn",
+                tmp.display()
+            )],
+        );
+    }
+    let (plots, mut problems) = plots::draw_all(run, &tmp);
+    let _ = std::fs::remove_dir_all(&old);
+    let moved_old = std::fs::symlink_metadata(&dest).is_ok();
+    if moved_old && let Err(e) = std::fs::rename(&dest, &old) {
+        problems.push(format!("cannot replace {}: {e}", dest.display()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        return (Vec::new(), problems);
+    }
+    if let Err(e) = std::fs::rename(&tmp, &dest) {
+        problems.push(format!("cannot move the plots to {}: {e}", dest.display()));
+        if moved_old {
+            let _ = std::fs::rename(&old, &dest);
+        }
+        return (Vec::new(), problems);
+    }
+    if moved_old {
+        let _ = std::fs::remove_dir_all(&old);
+    }
+    (plots, problems)
+}
+
+/// `pairbench report [TAG]`: redraw every table, plot and page of a stored run, then run
+/// each group's `make_graphs`. 0 when everything was drawn and every make_graphs
+/// succeeded; 1 when part of the tree could not be read or drawn, or a make_graphs
+/// failed; a tag that does not exist is an error (the CLI prints it and exits 2).
+pub fn command(results_dir: &Path, tag: &str, groups_dir: &Path) -> anyhow::Result<i32> {
+    let (_tag, dir) = results::resolve_tag(results_dir, tag).map_err(anyhow::Error::msg)?;
+    let dir = make_graphs::absolute(&dir);
+    let run = load::load(&dir);
+    let mut incomplete = run.unreadable > 0;
+    for w in &run.warnings {
         eprintln!("pairbench: warning: {w}");
     }
-    Ok(0)
+    let records: Vec<PairRecord> = run.records().cloned().collect();
+    if let Err(e) = results::write_results_csv(&dir.join("results.csv"), &records) {
+        eprintln!("pairbench: warning: cannot write results.csv: {e}");
+        incomplete = true;
+    }
+    let metrics: Vec<results::MetricRow> = run.metrics().cloned().collect();
+    if let Err(e) = results::write_metrics_csv(&dir.join("metrics.csv"), &metrics) {
+        eprintln!("pairbench: warning: cannot write metrics.csv: {e}");
+        incomplete = true;
+    }
+    let drawn = draw(&run);
+    for w in &drawn.problems {
+        eprintln!("pairbench: warning: {w}");
+        incomplete = true;
+    }
+    let c = run.counts();
+    println!(
+        "pairbench: report of '{}' redrawn: {} in {} group{}, {} plot{}: {}",
+        run.tag,
+        counts_line(c),
+        run.groups.len(),
+        plural(run.groups.len()),
+        drawn.plots.len(),
+        plural(drawn.plots.len()),
+        dir.join("index.html").display()
+    );
+    let groups_dir = make_graphs::absolute(groups_dir);
+    let mut graphs_failed = false;
+    for o in make_graphs::run_all(&run, &groups_dir) {
+        if o.ok {
+            println!("pairbench: {}", o.line);
+        } else {
+            eprintln!("pairbench: warning: {}", o.line);
+            graphs_failed = true;
+        }
+    }
+    Ok(if incomplete || graphs_failed { 1 } else { 0 })
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+/// `12 pairs: 10 SUCCESS, 1 FAILED, 1 ERROR`.
+pub fn counts_line(c: Counts) -> String {
+    format!(
+        "{} pair{}: {} SUCCESS, {} FAILED, {} ERROR",
+        c.total(),
+        plural(c.total()),
+        c.success,
+        c.failed,
+        c.error
+    )
+}
+
+/// A pair's duration for people: `850 ms`, `12.34 s`, `3m 05s`.
+pub fn fmt_duration(s: f64) -> String {
+    if !s.is_finite() || s < 0.0 {
+        return "?".into();
+    }
+    if s < 1.0 {
+        format!("{:.0} ms", s * 1000.0)
+    } else if s < 60.0 {
+        format!("{s:.2} s")
+    } else {
+        let total = s.round() as u64;
+        let (h, m, sec) = (total / 3600, (total / 60) % 60, total % 60);
+        if h > 0 {
+            format!("{h}h {m:02}m {sec:02}s")
+        } else {
+            format!("{m}m {sec:02}s")
+        }
+    }
+}
+
+/// A metric value with up to 4 significant decimals, without trailing zeros.
+pub fn fmt_value(v: f64) -> String {
+    if !v.is_finite() {
+        return v.to_string();
+    }
+    let a = v.abs();
+    if a != 0.0 && !(1e-3..1e9).contains(&a) {
+        return format!("{v:.3e}");
+    }
+    let decimals = if a >= 1000.0 {
+        0
+    } else if a >= 100.0 {
+        1
+    } else if a >= 10.0 {
+        2
+    } else {
+        3
+    };
+    let s = format!("{v:.decimals$}");
+    let s = if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    };
+    if s == "-0" { "0".into() } else { s }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_values_read_well() {
+        assert_eq!(fmt_duration(0.0123), "12 ms");
+        assert_eq!(fmt_duration(1.5), "1.50 s");
+        assert_eq!(fmt_duration(185.0), "3m 05s");
+        assert_eq!(fmt_duration(3725.0), "1h 02m 05s");
+        assert_eq!(fmt_value(12.5), "12.5");
+        assert_eq!(fmt_value(1234.56), "1235");
+        assert_eq!(fmt_value(0.25), "0.25");
+        assert_eq!(fmt_value(0.0), "0");
+        assert_eq!(fmt_value(-0.0001), "-1.000e-4");
+        assert_eq!(fmt_value(3.0), "3");
+    }
 }

@@ -1,0 +1,180 @@
+//! `junit.xml` (SPEC §5): a `testsuite` per group, a `testcase` per pair (`classname` the
+//! group, `name` the pair, `time` its duration); FAILED pairs carry a `failure`, ERROR
+//! pairs an `error`, each with the reason and the tail of both sides' stdout and stderr.
+//! Written with quick-xml; text is made XML-safe (control characters from logs replaced).
+
+use std::fs;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
+
+use quick_xml::Writer;
+use quick_xml::events::{BytesDecl, BytesText, Event};
+
+use super::load::Run;
+use super::names::xml_text;
+use crate::results::{PairRecord, Status};
+
+/// Lines of each log kept in a failure or error.
+pub const TAIL_LINES: usize = 40;
+/// Bytes read from the end of each log at most.
+pub const TAIL_BYTES: u64 = 8 * 1024;
+
+/// The junit.xml document of a run.
+pub fn render(run: &Run) -> std::io::Result<Vec<u8>> {
+    let mut w = Writer::new_with_indent(Vec::new(), b' ', 2);
+    w.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))?;
+    let c = run.counts();
+    let total_time: f64 = run.groups.iter().map(|g| g.time()).sum();
+    let suites_name = xml_text(&format!("pairbench {}", run.tag));
+    w.create_element("testsuites")
+        .with_attributes([
+            ("name", suites_name.as_str()),
+            ("tests", &c.total().to_string()),
+            ("failures", &c.failed.to_string()),
+            ("errors", &c.error.to_string()),
+            ("time", &secs(total_time)),
+        ])
+        .write_inner_content(|w| {
+            for g in &run.groups {
+                let gc = g.counts();
+                let name = xml_text(&g.name);
+                w.create_element("testsuite")
+                    .with_attributes([
+                        ("name", name.as_str()),
+                        ("tests", &gc.total().to_string()),
+                        ("failures", &gc.failed.to_string()),
+                        ("errors", &gc.error.to_string()),
+                        ("skipped", "0"),
+                        ("time", &secs(g.time())),
+                    ])
+                    .write_inner_content(|w| {
+                        for p in &g.pairs {
+                            testcase(w, &run.dir, p)?;
+                        }
+                        Ok(())
+                    })?;
+            }
+            Ok(())
+        })?;
+    let mut out = w.into_inner();
+    out.push(b'\n');
+    Ok(out)
+}
+
+fn testcase(w: &mut Writer<Vec<u8>>, tag_dir: &Path, p: &PairRecord) -> std::io::Result<()> {
+    let classname = xml_text(&p.group);
+    let name = xml_text(&p.pair);
+    let el = w.create_element("testcase").with_attributes([
+        ("classname", classname.as_str()),
+        ("name", name.as_str()),
+        ("time", &secs(p.duration_s)),
+    ]);
+    let kind = match p.status {
+        Status::Success => {
+            el.write_empty()?;
+            return Ok(());
+        }
+        Status::Failed => "failure",
+        Status::Error => "error",
+    };
+    let message = xml_text(&p.reason.replace(['\n', '\r'], " "));
+    let body = xml_text(&details(tag_dir, p));
+    el.write_inner_content(|w| {
+        w.create_element(kind)
+            .with_attributes([("message", message.as_str()), ("type", p.status.marker())])
+            .write_text_content(BytesText::new(&body))?;
+        Ok(())
+    })?;
+    Ok(())
+}
+
+/// The reason, then the tail of each side's logs.
+fn details(tag_dir: &Path, p: &PairRecord) -> String {
+    let dir = tag_dir.join(&p.group).join(&p.pair);
+    let mut s = format!("{}: {}\n", p.status, p.reason);
+    s.push_str(&format!("pair folder: {}/{}\n", p.group, p.pair));
+    for side in ["local", "remote"] {
+        for stream in ["stdout", "stderr"] {
+            let (text, cut) = tail(&dir.join(side).join(stream), TAIL_LINES, TAIL_BYTES);
+            let what = if cut {
+                format!("last {TAIL_LINES} lines")
+            } else {
+                "all".to_string()
+            };
+            match text {
+                None => s.push_str(&format!("\n--- {side}/{stream}: missing\n")),
+                Some(t) if t.is_empty() => s.push_str(&format!("\n--- {side}/{stream}: empty\n")),
+                Some(t) => {
+                    s.push_str(&format!("\n--- {side}/{stream} ({what}) ---\n{t}"));
+                    if !t.ends_with('\n') {
+                        s.push('\n');
+                    }
+                }
+            }
+        }
+    }
+    s
+}
+
+/// The last `lines` lines of a file (reading at most `max_bytes` from its end), and
+/// whether anything was cut off; `None` when the file cannot be read.
+pub fn tail(path: &Path, lines: usize, max_bytes: u64) -> (Option<String>, bool) {
+    let Ok(mut f) = fs::File::open(path) else {
+        return (None, false);
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let start = len.saturating_sub(max_bytes);
+    if f.seek(SeekFrom::Start(start)).is_err() {
+        return (None, false);
+    }
+    let mut buf = Vec::new();
+    if f.take(max_bytes).read_to_end(&mut buf).is_err() {
+        return (None, false);
+    }
+    let text = String::from_utf8_lossy(&buf);
+    let mut cut = start > 0;
+    let mut text: &str = &text;
+    if cut {
+        // Drop the partial first line.
+        text = text.split_once('\n').map_or("", |(_, rest)| rest);
+    }
+    let body = text.strip_suffix('\n').unwrap_or(text);
+    let all: Vec<&str> = body.split('\n').collect();
+    if all.len() > lines {
+        cut = true;
+    }
+    let kept = &all[all.len().saturating_sub(lines)..];
+    let mut out = kept.join("\n");
+    if !out.is_empty() && text.ends_with('\n') {
+        out.push('\n');
+    }
+    (Some(out), cut)
+}
+
+fn secs(s: f64) -> String {
+    format!("{:.3}", if s.is_finite() && s > 0.0 { s } else { 0.0 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tail_keeps_last_lines() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("log");
+        let text: String = (1..=100).map(|i| format!("line {i}\n")).collect();
+        fs::write(&p, &text).unwrap();
+        let (t, cut) = tail(&p, 3, 1 << 20);
+        assert_eq!(t.as_deref(), Some("line 98\nline 99\nline 100\n"));
+        assert!(cut);
+        let (t, cut) = tail(&p, 3, 20);
+        assert_eq!(t.as_deref(), Some("line 99\nline 100\n"));
+        assert!(cut);
+        fs::write(&p, "one\ntwo").unwrap();
+        assert_eq!(tail(&p, 5, 100), (Some("one\ntwo".into()), false));
+        fs::write(&p, "").unwrap();
+        assert_eq!(tail(&p, 5, 100), (Some(String::new()), false));
+        assert_eq!(tail(&d.path().join("nope"), 5, 100), (None, false));
+    }
+}

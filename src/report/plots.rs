@@ -1,0 +1,612 @@
+//! `plots/`, drawn by pairbench with plotters as SVG and PNG: per group a local × remote
+//! matrix (each cell coloured by status, with the pair's duration), and per group and
+//! metric a bar chart with a bar per pair (and side), the unit on the value axis.
+//!
+//! File names come from [`safe_stem`], so no group or metric name can leave `plots/`.
+//! Drawing is deterministic (same tree, same SVG bytes). PNG text needs the embedded font
+//! ([`font`]); very large plots get an SVG only (see [`MAX_PNG_PIXELS`]).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+use rayon::prelude::*;
+
+use super::font::{self, FAMILY};
+use super::load::{GroupRun, Run};
+use super::names::{ellipsize, printable, safe_stem};
+use super::{counts_line, fmt_duration, fmt_value};
+use crate::results::Status;
+
+/// Plots with more pixels than this get no PNG, only an SVG: encoding them would cost
+/// more than the rest of the report, and no one reads such a bitmap (about 4000 × 3000).
+pub const MAX_PNG_PIXELS: u64 = 12_000_000;
+
+/// What a plot shows.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Kind {
+    Matrix,
+    Metric { name: String, unit: String },
+}
+
+/// One plot of the report.
+#[derive(Debug, Clone)]
+pub struct Plot {
+    pub group: String,
+    pub kind: Kind,
+    pub title: String,
+    /// File name without extension, inside plots/.
+    pub stem: String,
+    pub size: (u32, u32),
+    pub svg: bool,
+    pub png: bool,
+    /// Why there is no PNG, when there is none.
+    pub no_png: Option<String>,
+}
+
+impl Plot {
+    pub fn svg_name(&self) -> String {
+        format!("{}.svg", self.stem)
+    }
+    pub fn png_name(&self) -> String {
+        format!("{}.png", self.stem)
+    }
+}
+
+const GREEN: RGBColor = RGBColor(46, 158, 68);
+const RED: RGBColor = RGBColor(214, 69, 65);
+const AMBER: RGBColor = RGBColor(240, 160, 32);
+const GREY: RGBColor = RGBColor(221, 221, 221);
+const INK: RGBColor = RGBColor(34, 34, 34);
+const LOCAL_BAR: RGBColor = RGBColor(52, 101, 164);
+const REMOTE_BAR: RGBColor = RGBColor(245, 121, 0);
+
+/// Fill and text colour of a status (`None`: a pair that has no result).
+pub fn status_colors(s: Option<Status>) -> (RGBColor, RGBColor) {
+    match s {
+        Some(Status::Success) => (GREEN, WHITE),
+        Some(Status::Failed) => (RED, WHITE),
+        Some(Status::Error) => (AMBER, INK),
+        None => (GREY, INK),
+    }
+}
+
+/// Something that can be drawn on any plotters backend.
+trait Painter: Sync {
+    fn size(&self) -> (u32, u32);
+    fn paint<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String>;
+}
+
+fn err<E: std::fmt::Display>(e: E) -> String {
+    e.to_string()
+}
+
+fn font_of(size: f64) -> FontDesc<'static> {
+    (FAMILY, size).into_font()
+}
+
+fn text_style(size: f64, color: &RGBColor, pos: Pos) -> TextStyle<'static> {
+    font_of(size).color(color).pos(pos)
+}
+
+/// Width in pixels of `text` in `font` (0 when it cannot be measured).
+fn text_width(font: &FontDesc, text: &str) -> u32 {
+    font.box_size(text).map(|(w, _)| w).unwrap_or(0)
+}
+
+/// `text` cut (with an ellipsis) to fit `max_px`.
+fn fit(font: &FontDesc, text: &str, max_px: u32) -> String {
+    let text = printable(text);
+    if text_width(font, &text) <= max_px {
+        return text;
+    }
+    let n = text.chars().count();
+    let (mut lo, mut hi) = (0usize, n);
+    while lo < hi {
+        let mid = (lo + hi).div_ceil(2);
+        if text_width(font, &ellipsize(&text, mid)) <= max_px {
+            lo = mid;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    if lo == 0 {
+        "…".to_string()
+    } else {
+        ellipsize(&text, lo)
+    }
+}
+
+/// Draw every plot of `run` into `dir` (which exists). Returns the plots in a stable
+/// order (by group; the matrix, then metrics by name) and warnings.
+pub fn draw_all(run: &Run, dir: &Path) -> (Vec<Plot>, Vec<String>) {
+    if let Err(e) = font::ensure() {
+        return (Vec::new(), vec![format!("no plots drawn: {e}")]);
+    }
+    enum Job {
+        Matrix(Matrix),
+        Chart(Chart),
+    }
+    let mut jobs = Vec::new();
+    for g in &run.groups {
+        jobs.push(Job::Matrix(Matrix::new(g)));
+        jobs.extend(Chart::all(g).into_iter().map(Job::Chart));
+    }
+    let done: Vec<(Plot, Option<String>)> = jobs
+        .par_iter()
+        .map(|job| match job {
+            Job::Matrix(m) => output(m, m.plot.clone(), dir),
+            Job::Chart(c) => output(c, c.plot.clone(), dir),
+        })
+        .collect();
+    let mut plots = Vec::new();
+    let mut warnings = Vec::new();
+    for (p, w) in done {
+        warnings.extend(w);
+        plots.push(p);
+    }
+    (plots, warnings)
+}
+
+/// Write the SVG and, when small enough, the PNG of one plot.
+fn output<P: Painter>(painter: &P, mut plot: Plot, dir: &Path) -> (Plot, Option<String>) {
+    let (w, h) = painter.size();
+    plot.size = (w, h);
+    let mut problems = Vec::new();
+    let mut svg = String::new();
+    let drawn = {
+        let root = SVGBackend::with_string(&mut svg, (w, h)).into_drawing_area();
+        painter
+            .paint(&root)
+            .and_then(|()| root.present().map_err(err))
+    };
+    match drawn
+        .and_then(|()| std::fs::write(dir.join(plot.svg_name()), svg.as_bytes()).map_err(err))
+    {
+        Ok(()) => plot.svg = true,
+        Err(e) => problems.push(format!("SVG: {e}")),
+    }
+    if u64::from(w) * u64::from(h) > MAX_PNG_PIXELS {
+        plot.no_png = Some(format!(
+            "no PNG: the plot is {w} × {h} pixels, larger than pairbench draws as PNG; see the SVG"
+        ));
+    } else {
+        let path = dir.join(plot.png_name());
+        let root = BitMapBackend::new(&path, (w, h)).into_drawing_area();
+        match painter
+            .paint(&root)
+            .and_then(|()| root.present().map_err(err))
+        {
+            Ok(()) => plot.png = true,
+            Err(e) => {
+                plot.no_png = Some(format!("no PNG: {e}"));
+                problems.push(format!("PNG: {e}"));
+            }
+        }
+    }
+    let warning = (!problems.is_empty()).then(|| {
+        format!(
+            "plot '{}' of group '{}' could not be drawn fully ({})",
+            plot.title,
+            plot.group,
+            problems.join("; ")
+        )
+    });
+    (plot, warning)
+}
+
+// ---------------------------------------------------------------------------------------
+// The local × remote matrix.
+
+const CELL_W: u32 = 124;
+const CELL_H: u32 = 44;
+const MARGIN: u32 = 12;
+const TITLE_H: u32 = 34;
+const HEAD_H: u32 = 40;
+const LEGEND_H: u32 = 36;
+
+const LEGEND_ITEMS: [(Option<Status>, &str); 4] = [
+    (Some(Status::Success), "SUCCESS"),
+    (Some(Status::Failed), "FAILED"),
+    (Some(Status::Error), "ERROR"),
+    (None, "not run"),
+];
+
+struct Matrix {
+    plot: Plot,
+    title: String,
+    locals: Vec<String>,
+    remotes: Vec<String>,
+    /// Row-major cells: status and duration.
+    cells: Vec<Option<(Status, f64)>>,
+    legend: String,
+    row_head_w: u32,
+    legend_w: u32,
+}
+
+impl Matrix {
+    fn new(g: &GroupRun) -> Matrix {
+        let head = font_of(13.0);
+        let row_head_w = g
+            .locals
+            .iter()
+            .map(|l| text_width(&head, &printable(l)) + 16)
+            .max()
+            .unwrap_or(0)
+            .clamp(90, 320);
+        let mut cells = Vec::with_capacity(g.locals.len() * g.remotes.len());
+        for l in &g.locals {
+            for r in &g.remotes {
+                cells.push(g.cell(l, r).map(|p| (p.status, p.duration_s)));
+            }
+        }
+        let title = format!("{}: local × remote", g.name);
+        let legend = counts_line(g.counts());
+        let small = font_of(12.0);
+        let legend_w = LEGEND_ITEMS
+            .iter()
+            .map(|(_, name)| 34 + text_width(&small, name))
+            .sum::<u32>()
+            + 10
+            + text_width(&small, &legend);
+        Matrix {
+            plot: Plot {
+                group: g.name.clone(),
+                kind: Kind::Matrix,
+                title: title.clone(),
+                stem: format!("{}.matrix", safe_stem(&g.name)),
+                size: (0, 0),
+                svg: false,
+                png: false,
+                no_png: None,
+            },
+            title,
+            locals: g.locals.clone(),
+            remotes: g.remotes.clone(),
+            cells,
+            legend,
+            row_head_w,
+            legend_w,
+        }
+    }
+}
+
+impl Painter for Matrix {
+    fn size(&self) -> (u32, u32) {
+        let cols = self.remotes.len().max(1) as u32;
+        let rows = self.locals.len().max(1) as u32;
+        let w = (2 * MARGIN + self.row_head_w + cols * CELL_W).max(2 * MARGIN + self.legend_w);
+        let h = 2 * MARGIN + TITLE_H + HEAD_H + rows * CELL_H + LEGEND_H;
+        (w, h)
+    }
+
+    fn paint<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
+        let (w, _) = self.size();
+        root.fill(&WHITE).map_err(err)?;
+        let left = Pos::new(HPos::Left, VPos::Center);
+        let center = Pos::new(HPos::Center, VPos::Center);
+        let title_font = font_of(18.0);
+        let title = fit(&title_font, &self.title, w - 2 * MARGIN);
+        root.draw(&Text::new(
+            title,
+            (MARGIN as i32, (MARGIN + TITLE_H / 2) as i32),
+            text_style(18.0, &INK, left),
+        ))
+        .map_err(err)?;
+        let x0 = (MARGIN + self.row_head_w) as i32;
+        let y0 = (MARGIN + TITLE_H + HEAD_H) as i32;
+        let head = font_of(13.0);
+        // Corner: what the axes are.
+        root.draw(&Text::new(
+            "local \\ remote",
+            (MARGIN as i32, y0 - (HEAD_H / 2) as i32),
+            text_style(12.0, &RGBColor(110, 110, 110), left),
+        ))
+        .map_err(err)?;
+        for (j, r) in self.remotes.iter().enumerate() {
+            let cx = x0 + (j as u32 * CELL_W + CELL_W / 2) as i32;
+            root.draw(&Text::new(
+                fit(&head, r, CELL_W - 8),
+                (cx, y0 - (HEAD_H / 2) as i32),
+                text_style(13.0, &INK, center),
+            ))
+            .map_err(err)?;
+        }
+        let cell_font = font_of(12.0);
+        let cols = self.remotes.len();
+        for (i, l) in self.locals.iter().enumerate() {
+            let y = y0 + (i as u32 * CELL_H) as i32;
+            root.draw(&Text::new(
+                fit(&head, l, self.row_head_w - 12),
+                (MARGIN as i32, y + (CELL_H / 2) as i32),
+                text_style(13.0, &INK, left),
+            ))
+            .map_err(err)?;
+            for j in 0..cols {
+                let x = x0 + (j as u32 * CELL_W) as i32;
+                let cell = self.cells.get(i * cols + j).copied().flatten();
+                let (fill, ink) = status_colors(cell.map(|c| c.0));
+                root.draw(&Rectangle::new(
+                    [
+                        (x + 1, y + 1),
+                        (x + CELL_W as i32 - 1, y + CELL_H as i32 - 1),
+                    ],
+                    fill.filled(),
+                ))
+                .map_err(err)?;
+                let (line1, line2) = match cell {
+                    Some((s, d)) => (s.marker().to_string(), fmt_duration(d)),
+                    None => ("not run".to_string(), String::new()),
+                };
+                let cx = x + (CELL_W / 2) as i32;
+                root.draw(&Text::new(
+                    line1,
+                    (cx, y + (CELL_H / 2) as i32 - 8),
+                    text_style(12.0, &ink, center),
+                ))
+                .map_err(err)?;
+                if !line2.is_empty() {
+                    root.draw(&Text::new(
+                        fit(&cell_font, &line2, CELL_W - 8),
+                        (cx, y + (CELL_H / 2) as i32 + 9),
+                        text_style(12.0, &ink, center),
+                    ))
+                    .map_err(err)?;
+                }
+            }
+        }
+        // Legend: the colours and the counts.
+        let ly = y0 + (self.locals.len().max(1) as u32 * CELL_H + LEGEND_H / 2) as i32;
+        let mut lx = MARGIN as i32;
+        for (s, name) in LEGEND_ITEMS {
+            let (fill, _) = status_colors(s);
+            root.draw(&Rectangle::new(
+                [(lx, ly - 6), (lx + 12, ly + 6)],
+                fill.filled(),
+            ))
+            .map_err(err)?;
+            root.draw(&Text::new(
+                name,
+                (lx + 16, ly),
+                text_style(12.0, &INK, left),
+            ))
+            .map_err(err)?;
+            lx += 34 + text_width(&cell_font, name) as i32;
+        }
+        root.draw(&Text::new(
+            self.legend.clone(),
+            (lx + 10, ly),
+            text_style(12.0, &INK, left),
+        ))
+        .map_err(err)?;
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// A metric chart: a horizontal bar per pair (and side).
+
+const BAR_H: u32 = 24;
+const CHART_W: u32 = 900;
+
+struct Bar {
+    label: String,
+    value: f64,
+    remote: bool,
+    n: usize,
+}
+
+struct Chart {
+    plot: Plot,
+    title: String,
+    axis: String,
+    unit: String,
+    bars: Vec<Bar>,
+    label_w: u32,
+    both_sides: bool,
+}
+
+impl Chart {
+    /// A chart per (metric name, unit) of the group, sorted by name then unit.
+    fn all(g: &GroupRun) -> Vec<Chart> {
+        // (name, unit) -> (pair, side) -> (sum, n)
+        type Values = BTreeMap<(String, bool), (f64, usize)>;
+        let mut by_metric: BTreeMap<(String, String), Values> = BTreeMap::new();
+        for m in &g.metrics {
+            let e = by_metric
+                .entry((m.name.clone(), m.unit.clone()))
+                .or_default()
+                .entry((m.pair.clone(), m.side == "remote"))
+                .or_insert((0.0, 0));
+            e.0 += m.value;
+            e.1 += 1;
+        }
+        let tick = font_of(12.0);
+        by_metric
+            .into_iter()
+            .map(|((name, unit), values)| {
+                let both_sides = values.keys().any(|(_, r)| *r) && values.keys().any(|(_, r)| !*r);
+                let bars: Vec<Bar> = values
+                    .into_iter()
+                    .map(|((pair, remote), (sum, n))| {
+                        let mut label = printable(&pair);
+                        if both_sides {
+                            label.push_str(if remote { " · remote" } else { " · local" });
+                        }
+                        Bar {
+                            label,
+                            value: sum / n as f64,
+                            remote,
+                            n,
+                        }
+                    })
+                    .collect();
+                let label_w = bars
+                    .iter()
+                    .map(|b| text_width(&tick, &b.label) + 12)
+                    .max()
+                    .unwrap_or(0)
+                    .clamp(60, 360);
+                let axis = if unit.is_empty() {
+                    printable(&name)
+                } else {
+                    format!("{} ({})", printable(&name), printable(&unit))
+                };
+                let title = format!("{}: {}", g.name, axis);
+                let key = format!("{name}\u{0}{unit}");
+                Chart {
+                    plot: Plot {
+                        group: g.name.clone(),
+                        kind: Kind::Metric {
+                            name: name.clone(),
+                            unit: unit.clone(),
+                        },
+                        title: title.clone(),
+                        stem: format!(
+                            "{}.metric.{}",
+                            safe_stem(&g.name),
+                            safe_stem_named(&name, &key)
+                        ),
+                        size: (0, 0),
+                        svg: false,
+                        png: false,
+                        no_png: None,
+                    },
+                    title,
+                    axis,
+                    unit,
+                    bars,
+                    label_w,
+                    both_sides,
+                }
+            })
+            .collect()
+    }
+}
+
+/// A safe stem readable as `name` but unique for `key`.
+fn safe_stem_named(name: &str, key: &str) -> String {
+    let readable = safe_stem(name);
+    let readable = readable
+        .rsplit_once('-')
+        .map_or(readable.as_str(), |(r, _)| r);
+    let unique = safe_stem(key);
+    let hash = unique.rsplit('-').next().unwrap_or(&unique);
+    if readable.is_empty() || readable.chars().all(|c| c.is_ascii_hexdigit()) {
+        hash.to_string()
+    } else {
+        format!("{readable}-{hash}")
+    }
+}
+
+impl Painter for Chart {
+    fn size(&self) -> (u32, u32) {
+        let h = 60 + self.bars.len().max(1) as u32 * BAR_H + 70;
+        (CHART_W + self.label_w.saturating_sub(160), h)
+    }
+
+    fn paint<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
+        root.fill(&WHITE).map_err(err)?;
+        let (w, _) = self.size();
+        let n = self.bars.len().max(1);
+        let (mut lo, mut hi) = self.bars.iter().fold((0.0f64, 0.0f64), |(lo, hi), b| {
+            (lo.min(b.value), hi.max(b.value))
+        });
+        if hi - lo <= f64::EPSILON {
+            hi = lo + 1.0;
+        }
+        let span = hi - lo;
+        hi += span * 0.22;
+        if lo < 0.0 {
+            lo -= span * 0.18;
+        }
+        let tick = font_of(12.0);
+        let labels: Vec<String> = self
+            .bars
+            .iter()
+            .map(|b| fit(&tick, &b.label, self.label_w - 10))
+            .collect();
+        let title = fit(&font_of(16.0), &self.title, w - 24);
+        let mut chart = ChartBuilder::on(root)
+            .caption(title, font_of(16.0))
+            .margin(12)
+            .margin_right(24)
+            .x_label_area_size(44)
+            .y_label_area_size(self.label_w)
+            .build_cartesian_2d(lo..hi, 0f64..n as f64)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .disable_y_mesh()
+            .y_labels(0)
+            .light_line_style(WHITE)
+            .x_label_style(font_of(12.0))
+            .x_label_formatter(&|v| fmt_value(*v))
+            .x_desc(self.axis.clone())
+            .axis_desc_style(font_of(13.0))
+            .draw()
+            .map_err(err)?;
+        // Bar i is at the top for i = 0: row n - 1 - i from the bottom.
+        let row = |i: usize| (n - 1 - i) as f64;
+        let bar = |remote: bool| if remote { REMOTE_BAR } else { LOCAL_BAR };
+        chart
+            .draw_series(self.bars.iter().enumerate().map(|(i, b)| {
+                Rectangle::new(
+                    [(0.0, row(i) + 0.18), (b.value, row(i) + 0.82)],
+                    bar(b.remote).filled(),
+                )
+            }))
+            .map_err(err)?;
+        let value_style = text_style(11.0, &INK, Pos::new(HPos::Left, VPos::Center));
+        let neg_style = text_style(11.0, &INK, Pos::new(HPos::Right, VPos::Center));
+        chart
+            .draw_series(self.bars.iter().enumerate().map(|(i, b)| {
+                let mut s = fmt_value(b.value);
+                if !self.unit.is_empty() {
+                    s.push(' ');
+                    s.push_str(&printable(&self.unit));
+                }
+                if b.n > 1 {
+                    s.push_str(&format!(" (mean of {})", b.n));
+                }
+                let (style, dx) = if b.value < 0.0 {
+                    (&neg_style, -4)
+                } else {
+                    (&value_style, 4)
+                };
+                EmptyElement::at((b.value, row(i) + 0.5)) + Text::new(s, (dx, 0), style.clone())
+            }))
+            .map_err(err)?;
+        // The pairs' names, left of the axis, one per bar.
+        let label_style = text_style(12.0, &INK, Pos::new(HPos::Right, VPos::Center));
+        for (i, label) in labels.iter().enumerate() {
+            let (x, y) = chart.backend_coord(&(lo, row(i) + 0.5));
+            root.draw(&Text::new(label.clone(), (x - 8, y), label_style.clone()))
+                .map_err(err)?;
+            root.draw(&PathElement::new(vec![(x - 5, y), (x, y)], INK))
+                .map_err(err)?;
+        }
+        if self.both_sides {
+            let (_, h) = self.size();
+            let mut x = 16;
+            let y = h as i32 - 14;
+            for (remote, name) in [(false, "local side"), (true, "remote side")] {
+                root.draw(&Rectangle::new(
+                    [(x, y - 6), (x + 12, y + 6)],
+                    bar(remote).filled(),
+                ))
+                .map_err(err)?;
+                root.draw(&Text::new(
+                    name,
+                    (x + 16, y),
+                    text_style(12.0, &INK, Pos::new(HPos::Left, VPos::Center)),
+                ))
+                .map_err(err)?;
+                x += 110;
+            }
+        }
+        Ok(())
+    }
+}
