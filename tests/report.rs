@@ -895,3 +895,67 @@ fn percent_path(p: &Path) -> String {
         .collect::<Vec<_>>()
         .join("/")
 }
+
+// ---------------------------------------------------------------------------------------
+// Names that collide with the report's own files, and a report during a run.
+
+#[test]
+fn a_group_named_plots_keeps_its_results_and_the_report_says_why_there_are_no_plots() {
+    let p = Project::new();
+    p.bash("plots/local/a", "echo a-out");
+    p.bash("plots/remote/b", "exit 0");
+    let r = p.run(&["run", "--progress", "never"]);
+    r.expect_code(0);
+    assert!(r.stderr().contains("draws no plots"), "{}", r.stderr());
+    let pair_dir = p.pair("plots", "a_x_b");
+    assert_eq!(pair_dir.status(), "SUCCESS");
+    assert_eq!(pair_dir.read("local/stdout"), "a-out\n");
+    let r = p.run(&["report"]);
+    r.expect_code(1);
+    assert!(r.stderr().contains("draws no plots"), "{}", r.stderr());
+    assert_eq!(p.pair("plots", "a_x_b").read("local/stdout"), "a-out\n");
+    let html = read(&p.latest().join("index.html"));
+    assert!(html.contains("a_x_b"), "the group is still reported");
+}
+
+#[test]
+fn report_during_a_run_shows_the_finished_pairs_and_leaves_the_tables_to_the_run() {
+    let p = Project::new();
+    let go = p.path().join("go");
+    p.bash("g/local/a_fast", "exit 0");
+    p.bash(
+        "g/local/b_slow",
+        &format!(
+            "for i in $(seq 600); do [ -e '{}' ] && exit 0; sleep 0.1; done; exit 1",
+            go.display()
+        ),
+    );
+    p.bash("g/remote/r", "exit 0");
+    let mut run = p
+        .cmd()
+        .args(["run", "--progress", "never", "--tag", "T", "-j", "1"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let tag_dir = p.path().join("results/T");
+    let first_done = common::eventually(std::time::Duration::from_secs(60), || {
+        tag_dir.join("g/a_fast_x_r/SUCCESS").exists()
+    });
+    let r = p.run(&["report", "T"]);
+    std::fs::write(&go, "").unwrap();
+    let status = run.wait().unwrap();
+    assert!(first_done, "the first pair never finished");
+    r.expect_code(0);
+    assert!(
+        r.stderr().contains("is being run right now"),
+        "{}",
+        r.stderr()
+    );
+    assert_eq!(status.code(), Some(0));
+    // The run's own end redrew everything with both pairs.
+    let rows = read_csv(&tag_dir.join("results.csv"));
+    assert_eq!(rows.len(), 2, "{rows:#?}");
+    let html = read(&tag_dir.join("index.html"));
+    assert!(html.contains("a_fast_x_r") && html.contains("b_slow_x_r"));
+}

@@ -49,7 +49,7 @@ pub fn render(run: &Run, plots: &[Plot]) -> String {
     s.push_str("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n");
     s.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n");
     s.push_str(
-        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'\">\n",
+        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; img-src 'self' file: data:; style-src 'unsafe-inline'\">\n",
     );
     s.push_str("<link rel=\"icon\" href=\"data:,\">\n");
     let _ = writeln!(s, "<title>{}</title>", h(&title));

@@ -287,7 +287,8 @@ fn marker_of(dir: &Path) -> Option<(Status, String)> {
 }
 
 /// Walk the tag folder for pair folders (a folder with `pair.json` or a marker, or a
-/// `*_x_*` folder with a `local/` inside), below group folders of any depth.
+/// `*_x_*` folder with a `local/` inside), below group folders of any depth. Pair folders
+/// are not entered, so the walk costs a few entries per pair.
 fn find_pairs(tag_dir: &Path, csv_rows: &mut CsvRows, out: &mut Vec<PairRecord>, run: &mut Run) {
     let mut walker = walkdir::WalkDir::new(tag_dir)
         .min_depth(1)
@@ -300,7 +301,10 @@ fn find_pairs(tag_dir: &Path, csv_rows: &mut CsvRows, out: &mut Vec<PairRecord>,
             continue;
         }
         let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') || (entry.depth() == 1 && name == "plots") || name == "hooks" {
+        // Hidden folders are unfinished pairs and temporary files. `plots/` and `hooks/`
+        // hold files only (so nothing in them looks like a pair) and are walked through:
+        // a group may be named `plots` or `hooks` too.
+        if name.starts_with('.') {
             walker.skip_current_dir();
             continue;
         }

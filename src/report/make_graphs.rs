@@ -184,6 +184,22 @@ fn environment(
     env
 }
 
+/// Where the groups' scripts are: `given` (from the command line or pairbench.toml), or,
+/// when that folder does not exist, the groups folder the run used (from run.json).
+pub fn groups_dir(run: &Run, given: &Path) -> PathBuf {
+    if given.is_dir() {
+        return absolute(given);
+    }
+    run.manifest
+        .options
+        .get("groups_dir")
+        .and_then(|v| v.as_str())
+        .map(Path::new)
+        .filter(|p| p.is_dir())
+        .map(absolute)
+        .unwrap_or_else(|| absolute(given))
+}
+
 /// The absolute form of `p` (canonical when it exists).
 pub fn absolute(p: &Path) -> PathBuf {
     std::fs::canonicalize(p).unwrap_or_else(|_| {

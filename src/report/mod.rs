@@ -75,6 +75,16 @@ fn draw_plots(run: &Run) -> (Vec<plots::Plot>, Vec<String>) {
             )],
         );
     }
+    if let Some(why) = not_ours(&dest) {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return (
+            Vec::new(),
+            vec![format!(
+                "'{}' {why}, so pairbench leaves it alone and draws no plots (a group named 'plots'? rename it)",
+                dest.display()
+            )],
+        );
+    }
     let (plots, mut problems) = plots::draw_all(run, &tmp);
     let _ = std::fs::remove_dir_all(&old);
     let moved_old = std::fs::symlink_metadata(&dest).is_ok();
@@ -96,6 +106,32 @@ fn draw_plots(run: &Run) -> (Vec<plots::Plot>, Vec<String>) {
     (plots, problems)
 }
 
+/// Why `plots` is not a plots folder pairbench drew (which holds files only), if it is not.
+fn not_ours(plots: &Path) -> Option<&'static str> {
+    let meta = std::fs::symlink_metadata(plots).ok()?;
+    if !meta.is_dir() {
+        return Some("is not a folder");
+    }
+    let Ok(rd) = std::fs::read_dir(plots) else {
+        return Some("cannot be read");
+    };
+    for e in rd.flatten() {
+        if e.file_type().map_or(true, |t| t.is_dir()) {
+            return Some("holds folders (pairbench's plots folder holds files only)");
+        }
+    }
+    None
+}
+
+/// Is a `pairbench run` writing into this tag folder right now (it holds the tag's lock)?
+fn run_in_progress(tag_dir: &Path) -> bool {
+    let Ok(file) = std::fs::File::open(tag_dir.join(".pairbench.lock")) else {
+        return false;
+    };
+    // Probe only: the lock is released at once, so a run can start right after.
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockSharedNonblock).is_err()
+}
+
 /// `pairbench report [TAG]`: redraw every table, plot and page of a stored run, then run
 /// each group's `make_graphs`. 0 when everything was drawn and every make_graphs
 /// succeeded; 1 when part of the tree could not be read or drawn, or a make_graphs
@@ -108,15 +144,23 @@ pub fn command(results_dir: &Path, tag: &str, groups_dir: &Path) -> anyhow::Resu
     for w in &run.warnings {
         eprintln!("pairbench: warning: {w}");
     }
-    let records: Vec<PairRecord> = run.records().cloned().collect();
-    if let Err(e) = results::write_results_csv(&dir.join("results.csv"), &records) {
-        eprintln!("pairbench: warning: cannot write results.csv: {e}");
-        incomplete = true;
-    }
-    let metrics: Vec<results::MetricRow> = run.metrics().cloned().collect();
-    if let Err(e) = results::write_metrics_csv(&dir.join("metrics.csv"), &metrics) {
-        eprintln!("pairbench: warning: cannot write metrics.csv: {e}");
-        incomplete = true;
+    if run_in_progress(&dir) {
+        // The run appends to results.csv and rewrites both tables when it ends.
+        eprintln!(
+            "pairbench: note: '{}' is being run right now: the report shows the pairs finished so far; results.csv and metrics.csv are left to the run",
+            run.tag
+        );
+    } else {
+        let records: Vec<PairRecord> = run.records().cloned().collect();
+        if let Err(e) = results::write_results_csv(&dir.join("results.csv"), &records) {
+            eprintln!("pairbench: warning: cannot write results.csv: {e}");
+            incomplete = true;
+        }
+        let metrics: Vec<results::MetricRow> = run.metrics().cloned().collect();
+        if let Err(e) = results::write_metrics_csv(&dir.join("metrics.csv"), &metrics) {
+            eprintln!("pairbench: warning: cannot write metrics.csv: {e}");
+            incomplete = true;
+        }
     }
     let drawn = draw(&run);
     for w in &drawn.problems {
@@ -134,7 +178,7 @@ pub fn command(results_dir: &Path, tag: &str, groups_dir: &Path) -> anyhow::Resu
         plural(drawn.plots.len()),
         dir.join("index.html").display()
     );
-    let groups_dir = make_graphs::absolute(groups_dir);
+    let groups_dir = make_graphs::groups_dir(&run, groups_dir);
     let mut graphs_failed = false;
     for o in make_graphs::run_all(&run, &groups_dir) {
         if o.ok {
