@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use rayon::prelude::*;
 use serde::Deserialize;
 
 use crate::hostinfo::HostInfo;
@@ -278,18 +279,27 @@ fn split_pair(pair: &str) -> (String, String) {
     }
 }
 
-fn marker_of(dir: &Path) -> Option<(Status, String)> {
-    Status::ALL.into_iter().find_map(|s| {
-        let p = dir.join(s.marker());
-        p.is_file()
-            .then(|| (s, fs::read_to_string(&p).unwrap_or_default()))
-    })
+fn marker_of(dir: &Path) -> Option<Status> {
+    Status::ALL
+        .into_iter()
+        .find(|s| dir.join(s.marker()).is_file())
+}
+
+/// A folder that is, or should be, a pair folder.
+struct Candidate {
+    dir: PathBuf,
+    group: String,
+    name: String,
+    has_json: bool,
+    marker: Option<Status>,
 }
 
 /// Walk the tag folder for pair folders (a folder with `pair.json` or a marker, or a
 /// `*_x_*` folder with a `local/` inside), below group folders of any depth. Pair folders
-/// are not entered, so the walk costs a few entries per pair.
+/// are not entered, so the walk costs a few file checks per pair; their records are then
+/// read in parallel.
 fn find_pairs(tag_dir: &Path, csv_rows: &mut CsvRows, out: &mut Vec<PairRecord>, run: &mut Run) {
+    let mut found = Vec::new();
     let mut walker = walkdir::WalkDir::new(tag_dir)
         .min_depth(1)
         .max_depth(32)
@@ -311,8 +321,9 @@ fn find_pairs(tag_dir: &Path, csv_rows: &mut CsvRows, out: &mut Vec<PairRecord>,
         let dir = entry.path();
         let has_json = dir.join("pair.json").is_file();
         let marker = marker_of(dir);
-        let looks_like_pair = name.contains("_x_") && dir.join("local").is_dir();
-        if !has_json && marker.is_none() && !looks_like_pair {
+        let looks_like_pair =
+            || has_json || marker.is_some() || (name.contains("_x_") && dir.join("local").is_dir());
+        if !looks_like_pair() {
             continue;
         }
         walker.skip_current_dir();
@@ -324,73 +335,100 @@ fn find_pairs(tag_dir: &Path, csv_rows: &mut CsvRows, out: &mut Vec<PairRecord>,
         else {
             continue;
         };
-        let id = format!("{group}/{name}");
-        let from_csv = csv_rows.remove(&(group.clone(), name.clone()));
-        let record = if has_json {
-            results::read_record(dir)
-        } else {
-            None
-        };
-        let Some((status, marker_text)) = marker else {
-            run.warnings.push(format!(
-                "{id}: pair folder has no SUCCESS, FAILED or ERROR marker (damaged); left out"
-            ));
-            run.unreadable += 1;
-            continue;
-        };
-        let mut rec = match (record, from_csv) {
-            (Some(r), _) => r,
-            (None, Some(r)) => {
-                run.warnings.push(format!(
-                    "{id}: pair.json is {}; its row in results.csv is used",
-                    if has_json { "damaged" } else { "missing" }
-                ));
-                r
-            }
-            (None, None) => {
-                run.warnings.push(format!(
-                    "{id}: pair.json is {} and results.csv has no row for it; shown from its marker",
-                    if has_json { "damaged" } else { "missing" }
-                ));
-                let (l, r) = split_pair(&name);
-                PairRecord {
-                    tag: run.tag.clone(),
-                    group: group.clone(),
-                    local_test: l,
-                    remote_test: r,
-                    pair: name.clone(),
-                    status,
-                    reason: marker_text
-                        .trim()
-                        .split_once(' ')
-                        .map(|(_, r)| r.to_string())
-                        .unwrap_or_default(),
-                    local_exit: read_exit(&dir.join("local")),
-                    remote_exit: read_exit(&dir.join("remote")),
-                    remote_ended: None,
-                    started_at: String::new(),
-                    duration_s: 0.0,
-                    remote_host: String::new(),
-                    attempt: 1,
-                    scripts_hash: String::new(),
-                }
-            }
-        };
-        // The folder is the truth: it is where links point and where the marker is.
-        rec.group = group;
-        rec.pair = name;
-        if rec.status != status {
-            run.warnings.push(format!(
-                "{id}: its marker says {status} but pair.json says {}; the marker wins",
-                rec.status
-            ));
-            rec.status = status;
-        }
-        if !rec.duration_s.is_finite() || rec.duration_s < 0.0 {
-            rec.duration_s = 0.0;
-        }
-        out.push(rec);
+        found.push(Candidate {
+            dir: dir.to_path_buf(),
+            group,
+            name,
+            has_json,
+            marker,
+        });
     }
+    let records: Vec<Option<PairRecord>> = found
+        .par_iter()
+        .map(|c| c.has_json.then(|| results::read_record(&c.dir)).flatten())
+        .collect();
+    for (c, record) in found.into_iter().zip(records) {
+        if let Some(rec) = settle(c, record, csv_rows, run) {
+            out.push(rec);
+        }
+    }
+}
+
+/// The record of a candidate pair folder, with a warning for each thing wrong with it.
+fn settle(
+    c: Candidate,
+    record: Option<PairRecord>,
+    csv_rows: &mut CsvRows,
+    run: &mut Run,
+) -> Option<PairRecord> {
+    let Candidate {
+        dir,
+        group,
+        name,
+        has_json,
+        marker,
+    } = c;
+    let id = format!("{group}/{name}");
+    let from_csv = csv_rows.remove(&(group.clone(), name.clone()));
+    let Some(status) = marker else {
+        run.warnings.push(format!(
+            "{id}: pair folder has no SUCCESS, FAILED or ERROR marker (damaged); left out"
+        ));
+        run.unreadable += 1;
+        return None;
+    };
+    let damaged = if has_json { "damaged" } else { "missing" };
+    let mut rec = match (record, from_csv) {
+        (Some(r), _) => r,
+        (None, Some(r)) => {
+            run.warnings.push(format!(
+                "{id}: pair.json is {damaged}; its row in results.csv is used"
+            ));
+            r
+        }
+        (None, None) => {
+            run.warnings.push(format!(
+                "{id}: pair.json is {damaged} and results.csv has no row for it; shown from its marker"
+            ));
+            let marker_text = fs::read_to_string(dir.join(status.marker())).unwrap_or_default();
+            let (l, r) = split_pair(&name);
+            PairRecord {
+                tag: run.tag.clone(),
+                group: group.clone(),
+                local_test: l,
+                remote_test: r,
+                pair: name.clone(),
+                status,
+                reason: marker_text
+                    .trim()
+                    .split_once(' ')
+                    .map(|(_, r)| r.to_string())
+                    .unwrap_or_default(),
+                local_exit: read_exit(&dir.join("local")),
+                remote_exit: read_exit(&dir.join("remote")),
+                remote_ended: None,
+                started_at: String::new(),
+                duration_s: 0.0,
+                remote_host: String::new(),
+                attempt: 1,
+                scripts_hash: String::new(),
+            }
+        }
+    };
+    // The folder is the truth: it is where links point and where the marker is.
+    rec.group = group;
+    rec.pair = name;
+    if rec.status != status {
+        run.warnings.push(format!(
+            "{id}: its marker says {status} but pair.json says {}; the marker wins",
+            rec.status
+        ));
+        rec.status = status;
+    }
+    if !rec.duration_s.is_finite() || rec.duration_s < 0.0 {
+        rec.duration_s = 0.0;
+    }
+    Some(rec)
 }
 
 fn read_exit(side: &Path) -> Option<i32> {
@@ -406,30 +444,40 @@ fn read_metrics(
     pairs: &[PairRecord],
     warnings: &mut Vec<String>,
 ) -> Vec<MetricRow> {
-    let mut out = Vec::new();
-    for r in pairs {
-        let dir = tag_dir.join(&r.group).join(&r.pair);
-        for side in ["local", "remote"] {
-            let (rows, bad) = results::read_side_metrics(&dir.join(side).join("metrics.csv"));
-            if bad > 0 {
-                warnings.push(format!(
-                    "{}/{}: {side}/metrics.csv: {bad} line{} not `name,value[,unit]` with a number; skipped",
-                    r.group,
-                    r.pair,
-                    if bad == 1 { " is" } else { "s are" }
-                ));
+    let per_pair: Vec<(Vec<MetricRow>, Vec<String>)> = pairs
+        .par_iter()
+        .map(|r| {
+            let dir = tag_dir.join(&r.group).join(&r.pair);
+            let mut rows = Vec::new();
+            let mut problems = Vec::new();
+            for side in ["local", "remote"] {
+                let (found, bad) = results::read_side_metrics(&dir.join(side).join("metrics.csv"));
+                if bad > 0 {
+                    problems.push(format!(
+                        "{}/{}: {side}/metrics.csv: {bad} line{} not `name,value[,unit]` with a number; skipped",
+                        r.group,
+                        r.pair,
+                        if bad == 1 { " is" } else { "s are" }
+                    ));
+                }
+                rows.extend(found.into_iter().map(|(name, value, unit)| MetricRow {
+                    tag: r.tag.clone(),
+                    group: r.group.clone(),
+                    pair: r.pair.clone(),
+                    side: side.to_string(),
+                    name,
+                    value,
+                    unit,
+                    attempt: r.attempt,
+                }));
             }
-            out.extend(rows.into_iter().map(|(name, value, unit)| MetricRow {
-                tag: r.tag.clone(),
-                group: r.group.clone(),
-                pair: r.pair.clone(),
-                side: side.to_string(),
-                name,
-                value,
-                unit,
-                attempt: r.attempt,
-            }));
-        }
+            (rows, problems)
+        })
+        .collect();
+    let mut out = Vec::new();
+    for (rows, problems) in per_pair {
+        out.extend(rows);
+        warnings.extend(problems);
     }
     out
 }
