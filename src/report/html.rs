@@ -22,7 +22,7 @@ h3 { font-size: 1.05rem; margin: 1.2rem 0 .4rem; }
 code { background: #f4f4f4; padding: 0 .2em; }
 table { border-collapse: collapse; }
 th, td { border: 1px solid #ccc; padding: .3rem .45rem; vertical-align: top; }
-th { background: #f7f7f7; text-align: left; font-weight: 600; }
+th { background: #f7f7f7; text-align: left; font-weight: 600; white-space: nowrap; }
 .scroll { overflow-x: auto; max-width: 100%; }
 .matrix td { min-width: 7.5rem; font-size: .85rem; }
 .matrix td a.status { font-weight: 700; text-decoration: none; color: inherit; }
@@ -36,11 +36,15 @@ td.none { background: #ddd; color: #555; }
 .counts .SUCCESS { color: #1d7a31; } .counts .FAILED { color: #b8302c; } .counts .ERROR { color: #a86400; }
 figure.plot { margin: 1rem 0; }
 figure.plot img { max-width: 100%; height: auto; border: 1px solid #eee; }
+figure.plot.wide img { max-width: none; }
 figcaption { font-size: .85rem; color: #555; }
 dl.meta { display: grid; grid-template-columns: max-content auto; gap: .1rem 1rem; }
 dl.meta dt { font-weight: 600; } dl.meta dd { margin: 0; }
 footer { margin-top: 2rem; font-size: .85rem; color: #555; }
 "#;
+
+/// Plots wider than this (pixels) are shown at their size in a scrolling box.
+const WIDE: u32 = 2400;
 
 /// The index.html text of a run whose plots are `plots`.
 pub fn render(run: &Run, plots: &[Plot]) -> String {
@@ -200,7 +204,9 @@ fn group(s: &mut String, run: &Run, n: usize, g: &GroupRun, plots: &[Plot]) {
             let svg = href(&["plots", &p.svg_name()]);
             let _ = write!(
                 s,
-                "<figure class=\"plot\"><img src=\"{svg}\" alt=\"{}\" width=\"{}\" height=\"{}\"><figcaption>{} — <a href=\"{svg}\">SVG</a>",
+                "<figure class=\"plot{}\"><div class=\"scroll\"><img src=\"{svg}\" alt=\"{}\" width=\"{}\" height=\"{}\"></div><figcaption>{} — <a href=\"{svg}\">SVG</a>",
+                // Very wide plots scroll at their size instead of shrinking to a sliver.
+                if p.size.0 > WIDE { " wide" } else { "" },
                 h(&p.title),
                 p.size.0,
                 p.size.1,
