@@ -84,8 +84,16 @@ struct Manifest<'a> {
     interrupted: bool,
 }
 
-fn default_tag() -> String {
-    chrono::Local::now().format("%Y-%m-%dT%H-%M-%S").to_string()
+/// The start time; a run in the same second as an earlier one gets `-2`, `-3`, ...
+fn default_tag(results_dir: &Path) -> String {
+    let base = chrono::Local::now().format("%Y-%m-%dT%H-%M-%S").to_string();
+    let mut tag = base.clone();
+    let mut n = 1;
+    while results_dir.join(&tag).exists() {
+        n += 1;
+        tag = format!("{base}-{n}");
+    }
+    tag
 }
 
 fn make_transport(opts: &RunOptions) -> anyhow::Result<Box<dyn Transport>> {
@@ -126,7 +134,9 @@ pub fn run(opts: RunOptions, command_line: Vec<String>) -> anyhow::Result<i32> {
             .context("--resume continues the latest run")?
             .0
     } else {
-        opts.tag.clone().unwrap_or_else(default_tag)
+        opts.tag
+            .clone()
+            .unwrap_or_else(|| default_tag(&results_dir))
     };
     let tree = Tree::new(&results_dir, &tag);
     let policy = Policy {
