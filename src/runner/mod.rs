@@ -19,7 +19,7 @@ use crate::config::RunOptions;
 use crate::control::Control;
 use crate::discover::{self, Group};
 use crate::hostinfo::{self, HostInfo};
-use crate::plan::{self, Decision, Planned, Policy};
+use crate::plan::{self, Planned, Policy};
 use crate::results::{self, CsvAppender, PairRecord, Status, Tree};
 use crate::transport::{GroupPaths, LocalTransport, Transport};
 use live::Live;
@@ -160,10 +160,7 @@ pub fn run(opts: RunOptions, command_line: Vec<String>) -> anyhow::Result<i32> {
 
     let transport = make_transport(&opts)?;
     let control = Control::start().context("cannot start the helpers' control socket")?;
-    let to_run = planned
-        .iter()
-        .filter(|p| matches!(p.decision, Decision::Run(_)))
-        .count();
+    let to_run = planned.iter().filter(|p| p.decision.runs()).count();
     let skipped = planned.len() - to_run;
     let hosts = vec![
         hostinfo::this_machine("local", "local", "127.0.0.1"),
@@ -212,7 +209,7 @@ pub fn run(opts: RunOptions, command_line: Vec<String>) -> anyhow::Result<i32> {
         }
         let mine: Vec<&Planned> = planned
             .iter()
-            .filter(|p| p.pair.group == gi && matches!(p.decision, Decision::Run(_)))
+            .filter(|p| p.pair.group as usize == gi && p.decision.runs())
             .collect();
         if mine.is_empty() {
             continue;
@@ -405,15 +402,13 @@ fn print_dry_run(planned: &[Planned], groups: &[Group]) {
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut n = 0;
     for p in planned {
-        match &p.decision {
-            Decision::Run(why) => {
-                n += 1;
-                let _ = writeln!(out, "run   {}  ({why})", p.pair.id(groups));
-            }
-            Decision::Skip(why) => {
-                let _ = writeln!(out, "skip  {}  ({why})", p.pair.id(groups));
-            }
-        }
+        let verb = if p.decision.runs() {
+            n += 1;
+            "run "
+        } else {
+            "skip"
+        };
+        let _ = writeln!(out, "{verb}  {}  ({})", p.pair.id(groups), p.decision);
     }
     let _ = writeln!(
         out,

@@ -20,15 +20,16 @@ pub fn run_pair(g: &GroupCtx, planned: &Planned, attempt: u32) -> Option<PairRec
     let pair = &planned.pair;
     let (l, r) = (pair.local_test(groups), pair.remote_test(groups));
     let tree = &g.run.tree;
-    let staging = tree.staging(&g.group.name, &pair.name);
-    let dest = tree.pair(&g.group.name, &pair.name);
+    let name = pair.name(groups);
+    let staging = tree.staging(&g.group.name, &name);
+    let dest = tree.pair(&g.group.name, &name);
     let started_at = chrono::Local::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let mut rec = PairRecord {
         tag: tree.tag.clone(),
         group: g.group.name.clone(),
         local_test: l.name.clone(),
         remote_test: r.name.clone(),
-        pair: pair.name.clone(),
+        pair: name.clone(),
         status: crate::results::Status::Error,
         reason: String::new(),
         local_exit: None,
@@ -38,7 +39,7 @@ pub fn run_pair(g: &GroupCtx, planned: &Planned, attempt: u32) -> Option<PairRec
         duration_s: 0.0,
         remote_host: g.transport.name().to_string(),
         attempt,
-        scripts_hash: planned.hash.clone(),
+        scripts_hash: planned.hash.to_string(),
     };
 
     let _ = std::fs::remove_dir_all(&staging);
@@ -56,7 +57,7 @@ pub fn run_pair(g: &GroupCtx, planned: &Planned, attempt: u32) -> Option<PairRec
         return finish(g, &staging, &dest, rec);
     }
 
-    let rel = Path::new(&pair.name).join("remote");
+    let rel = Path::new(&name).join("remote");
     let remote_dir = match g
         .transport
         .side_dir(&g.remote_paths, &rel, &local_remote_dir)
@@ -81,7 +82,7 @@ pub fn run_pair(g: &GroupCtx, planned: &Planned, attempt: u32) -> Option<PairRec
             remote_user: &g.remote_user,
             remote_port: g.remote_port,
             user_env: &g.run.opts.env,
-            pair: Some((&pair.name, &l.name, &r.name, &local_dir, &remote_dir)),
+            pair: Some((&name, &l.name, &r.name, &local_dir, &remote_dir)),
         })
     };
 
