@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 /// Columns of results.csv, in order (never reordered; later columns are appended).
-pub const RESULTS_COLUMNS: [&str; 14] = [
+pub const RESULTS_COLUMNS: [&str; 15] = [
     "tag",
     "group",
     "local_test",
@@ -26,6 +26,7 @@ pub const RESULTS_COLUMNS: [&str; 14] = [
     "duration_s",
     "remote_host",
     "attempt",
+    "flaky",
 ];
 
 /// Columns of the run's metrics.csv.
@@ -105,10 +106,13 @@ pub struct PairRecord {
     /// Content hash of the local and remote scripts when the result was made.
     #[serde(default)]
     pub scripts_hash: String,
+    /// Passed after an earlier attempt failed (`--retries`).
+    #[serde(default)]
+    pub flaky: bool,
 }
 
 impl PairRecord {
-    fn csv_row(&self) -> [String; 14] {
+    fn csv_row(&self) -> [String; 15] {
         let opt = |v: Option<i32>| v.map(|c| c.to_string()).unwrap_or_default();
         [
             self.tag.clone(),
@@ -127,6 +131,7 @@ impl PairRecord {
             format!("{:.3}", self.duration_s),
             self.remote_host.clone(),
             self.attempt.to_string(),
+            self.flaky.to_string(),
         ]
     }
 
@@ -193,9 +198,22 @@ pub fn read_record(pair_dir: &Path) -> Option<PairRecord> {
     serde_json::from_slice(&text).ok()
 }
 
-/// Finish a pair: write its record and marker into `staging`, then move it to `dest`
-/// (replacing an earlier result there).
+/// Finish a pair: write its record and marker into `staging`, then move it to `dest`.
+/// An earlier result there is replaced, or, for a retry (`rec.attempt > 1`), kept as
+/// `attempts/<n>/` inside the new folder.
 pub fn commit_pair(staging: &Path, dest: &Path, rec: &PairRecord) -> std::io::Result<()> {
+    if rec.attempt > 1 && dest.join("pair.json").exists() {
+        let attempts = staging.join("attempts");
+        fs::create_dir_all(&attempts)?;
+        if dest.join("attempts").is_dir() {
+            for e in fs::read_dir(dest.join("attempts"))?.flatten() {
+                fs::rename(e.path(), attempts.join(e.file_name()))?;
+            }
+            fs::remove_dir(dest.join("attempts"))?;
+        }
+        let earlier = read_record(dest).map_or(rec.attempt - 1, |r| r.attempt);
+        fs::rename(dest, attempts.join(earlier.to_string()))?;
+    }
     let json = serde_json::to_vec_pretty(rec).map_err(std::io::Error::other)?;
     fs::write(staging.join("pair.json"), json)?;
     let now = chrono::Local::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
@@ -219,8 +237,16 @@ pub fn commit_pair(staging: &Path, dest: &Path, rec: &PairRecord) -> std::io::Re
     Ok(())
 }
 
-/// Every pair record below a tag folder, sorted by group and pair.
+/// Every pair record below a tag folder, sorted by group, pair and attempt.
 pub fn collect_records(tag_dir: &Path) -> Vec<PairRecord> {
+    collect_records_with_dirs(tag_dir)
+        .into_iter()
+        .map(|(_, r)| r)
+        .collect()
+}
+
+/// Every pair record with the folder it was read from (earlier attempts included).
+pub fn collect_records_with_dirs(tag_dir: &Path) -> Vec<(PathBuf, PairRecord)> {
     let mut out = Vec::new();
     let mut walker = walkdir::WalkDir::new(tag_dir)
         .min_depth(1)
@@ -237,11 +263,20 @@ pub fn collect_records(tag_dir: &Path) -> Vec<PairRecord> {
             continue;
         }
         if let Some(rec) = read_record(entry.path()) {
-            out.push(rec);
+            if let Ok(rd) = fs::read_dir(entry.path().join("attempts")) {
+                for e in rd.flatten() {
+                    if let Some(earlier) = read_record(&e.path()) {
+                        out.push((e.path(), earlier));
+                    }
+                }
+            }
+            out.push((entry.path().to_path_buf(), rec));
             walker.skip_current_dir();
         }
     }
-    out.sort_by(|a, b| (&a.group, &a.pair).cmp(&(&b.group, &b.pair)));
+    out.sort_by(|(_, a), (_, b)| {
+        (&a.group, &a.pair, a.attempt).cmp(&(&b.group, &b.pair, b.attempt))
+    });
     out
 }
 
@@ -341,11 +376,10 @@ pub fn read_side_metrics(path: &Path) -> (Vec<(String, f64, String)>, usize) {
     (rows, bad)
 }
 
-/// All metric rows of the tree's pairs.
-pub fn collect_metrics(tag_dir: &Path, records: &[PairRecord]) -> Vec<MetricRow> {
+/// All metric rows of the tree's pairs (every attempt).
+pub fn collect_metrics(tag_dir: &Path) -> Vec<MetricRow> {
     let mut out = Vec::new();
-    for r in records {
-        let dir = tag_dir.join(&r.group).join(&r.pair);
+    for (dir, r) in collect_records_with_dirs(tag_dir) {
         for side in ["local", "remote"] {
             let (rows, _) = read_side_metrics(&dir.join(side).join("metrics.csv"));
             out.extend(rows.into_iter().map(|(name, value, unit)| MetricRow {

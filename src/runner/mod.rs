@@ -221,13 +221,13 @@ pub fn run(opts: RunOptions, command_line: Vec<String>) -> anyhow::Result<i32> {
     // The run's files, from the tree itself.
     let records = results::collect_records(&tree.root);
     let _ = results::write_results_csv(&tree.root.join("results.csv"), &records);
-    let metrics = results::collect_metrics(&tree.root, &records);
+    let metrics = results::collect_metrics(&tree.root);
     let _ = results::write_metrics_csv(&tree.root.join("metrics.csv"), &metrics);
     let interrupted = crate::interrupt::requested();
     let wanted: std::collections::HashSet<String> =
         planned.iter().map(|p| p.pair.id(&ctx.groups)).collect();
     let mut counts = Counts::default();
-    for r in records.iter().filter(|r| wanted.contains(&r.id())) {
+    for r in latest_attempts(&records, &wanted) {
         counts.add(r.status);
     }
     manifest.counts = counts;
@@ -316,8 +316,21 @@ fn run_group(ctx: &RunCtx, group: &Group, transport: &dyn Transport, mine: &[&Pl
                     }
                     let i = next.fetch_add(1, Ordering::SeqCst);
                     let Some(p) = mine.get(i) else { break };
-                    if pair::run_pair(&g, p, 1).is_none() {
-                        break;
+                    let mut attempt = 1;
+                    let mut failed_before = false;
+                    loop {
+                        let Some(rec) = pair::run_pair(&g, p, attempt, failed_before) else {
+                            return;
+                        };
+                        let done = rec.status == Status::Success
+                            || attempt > ctx.opts.retries
+                            || g.pairs_error.is_some()
+                            || crate::interrupt::requested();
+                        if done {
+                            break;
+                        }
+                        failed_before = true;
+                        attempt += 1;
                     }
                 }
             });
@@ -345,6 +358,21 @@ fn run_group(ctx: &RunCtx, group: &Group, transport: &dyn Transport, mine: &[&Pl
         ctx.progress
             .println(&format!("pairbench: warning: {}: {}", group.name, h.reason));
     }
+}
+
+/// The last attempt of each wanted pair.
+fn latest_attempts<'r>(
+    records: &'r [PairRecord],
+    wanted: &std::collections::HashSet<String>,
+) -> Vec<&'r PairRecord> {
+    let mut last: std::collections::BTreeMap<String, &PairRecord> = Default::default();
+    for r in records.iter().filter(|r| wanted.contains(&r.id())) {
+        let e = last.entry(r.id()).or_insert(r);
+        if r.attempt >= e.attempt {
+            *e = r;
+        }
+    }
+    last.into_values().collect()
 }
 
 fn write_manifest(tree: &Tree, m: &Manifest) {
@@ -426,7 +454,7 @@ fn print_summary(
     tree: &Tree,
     interrupted: bool,
 ) {
-    for r in records.iter().filter(|r| wanted.contains(&r.id())) {
+    for r in latest_attempts(records, wanted) {
         if r.status != Status::Success {
             println!(
                 "{:<7} {}/{}: {}",

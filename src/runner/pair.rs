@@ -15,7 +15,12 @@ use crate::results::{self, PairRecord};
 use crate::transport::{Launch, Running, local::start_here};
 
 /// Run one pair; `None` when the run was interrupted before it finished (nothing kept).
-pub fn run_pair(g: &GroupCtx, planned: &Planned, attempt: u32) -> Option<PairRecord> {
+pub fn run_pair(
+    g: &GroupCtx,
+    planned: &Planned,
+    attempt: u32,
+    failed_before: bool,
+) -> Option<PairRecord> {
     let groups = &g.run.groups;
     let pair = &planned.pair;
     let (l, r) = (pair.local_test(groups), pair.remote_test(groups));
@@ -40,6 +45,7 @@ pub fn run_pair(g: &GroupCtx, planned: &Planned, attempt: u32) -> Option<PairRec
         remote_host: g.transport.name().to_string(),
         attempt,
         scripts_hash: planned.hash.to_string(),
+        flaky: false,
     };
 
     let _ = std::fs::remove_dir_all(&staging);
@@ -205,6 +211,11 @@ pub fn run_pair(g: &GroupCtx, planned: &Planned, attempt: u32) -> Option<PairRec
     if let Some(e) = fetch_error {
         rec.status = crate::results::Status::Error;
         rec.reason = format!("{e}; {}", rec.reason);
+    }
+    if failed_before && rec.status == crate::results::Status::Success {
+        rec.flaky = true;
+        rec.reason
+            .push_str(" (flaky: passed after an earlier attempt failed)");
     }
     finish(g, &staging, &dest, rec)
 }
