@@ -117,6 +117,21 @@ pub struct RunArgs {
     /// Add unknown SSH host keys to ~/.ssh/known_hosts instead of refusing them
     #[arg(long)]
     pub accept_new_host_keys: bool,
+    /// Measured runs of each pair [default: 1]
+    #[arg(long, value_name = "N")]
+    pub repeat: Option<u32>,
+    /// Warm-up runs of each pair before the measured ones [default: 0]
+    #[arg(long, value_name = "N")]
+    pub warmup: Option<u32>,
+    /// Run each pair once per value (repeatable: every combination); scripts see PAIRBENCH_PARAM_NAME
+    #[arg(long = "param", value_name = "NAME=a,b,c")]
+    pub params: Vec<String>,
+    /// Randomise the order of the runs (the seed is kept in run.json)
+    #[arg(long)]
+    pub shuffle: bool,
+    /// Seed for --shuffle [default: random]
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -181,6 +196,19 @@ impl RunArgs {
         if jobs == 0 {
             anyhow::bail!("bad --jobs 0: run at least one pair at a time (-j 1 or more)");
         }
+        let repeat = self.repeat.or(file.repeat).unwrap_or(1);
+        if repeat == 0 {
+            anyhow::bail!("bad --repeat 0: run each pair at least once (--repeat 1 or more)");
+        }
+        let mut params: Vec<(String, Vec<String>)> = file.params.into_iter().collect();
+        for p in &self.params {
+            let (name, values) = config::parse_param(p)?;
+            params.retain(|(n, _)| n != &name);
+            params.push((name, values));
+        }
+        if let Some((name, _)) = params.iter().find(|(_, v)| v.is_empty()) {
+            anyhow::bail!("parameter '{name}' has no values: give it at least one");
+        }
         let remotes = if self.remotes.is_empty() {
             file.remotes
         } else {
@@ -233,6 +261,11 @@ impl RunArgs {
             retries: self.retries.or(file.retries).unwrap_or(0),
             keep_remote: self.keep_remote,
             accept_new_host_keys: self.accept_new_host_keys,
+            repeat,
+            warmup: self.warmup.or(file.warmup).unwrap_or(0),
+            params,
+            shuffle: self.shuffle,
+            seed: self.seed,
         })
     }
 }

@@ -4,6 +4,7 @@
 //! Every pair folder holds a `pair.json` record; the run-level CSV files are rebuilt from
 //! those records, so a tree is always its own source of truth.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -109,10 +110,40 @@ pub struct PairRecord {
     /// Passed after an earlier attempt failed (`--retries`).
     #[serde(default)]
     pub flaky: bool,
+    /// The run's folder below the pair folder (`""`, or e.g. `SIZE=1k/rep-2`).
+    #[serde(default)]
+    pub variant: String,
+    /// Parameter values of this run (`--param`).
+    #[serde(default)]
+    pub params: BTreeMap<String, String>,
+    /// Repetition number (`--repeat`, `--warmup`), when there are several.
+    #[serde(default)]
+    pub repetition: Option<u32>,
+    /// A warm-up run (left out of statistics).
+    #[serde(default)]
+    pub warmup: bool,
+}
+
+/// The header of results.csv: the SPEC §3 columns, `flaky`, `repetition`, `warmup`, then
+/// one `param_<NAME>` column per parameter.
+pub fn results_header(param_names: &[String]) -> Vec<String> {
+    RESULTS_COLUMNS
+        .iter()
+        .map(|c| c.to_string())
+        .chain(["repetition".to_string(), "warmup".to_string()])
+        .chain(param_names.iter().map(|n| format!("param_{n}")))
+        .collect()
+}
+
+/// Parameter names used by any of `records`, sorted.
+pub fn param_names(records: &[PairRecord]) -> Vec<String> {
+    let set: std::collections::BTreeSet<&String> =
+        records.iter().flat_map(|r| r.params.keys()).collect();
+    set.into_iter().cloned().collect()
 }
 
 impl PairRecord {
-    fn csv_row(&self) -> [String; 15] {
+    fn csv_row(&self, param_names: &[String]) -> Vec<String> {
         let opt = |v: Option<i32>| v.map(|c| c.to_string()).unwrap_or_default();
         [
             self.tag.clone(),
@@ -132,12 +163,25 @@ impl PairRecord {
             self.remote_host.clone(),
             self.attempt.to_string(),
             self.flaky.to_string(),
+            self.repetition.map(|r| r.to_string()).unwrap_or_default(),
+            self.warmup.to_string(),
         ]
+        .into_iter()
+        .chain(
+            param_names
+                .iter()
+                .map(|n| self.params.get(n).cloned().unwrap_or_default()),
+        )
+        .collect()
     }
 
-    /// `<group>/<pair>`, the id filters match.
+    /// `<group>/<pair>[/<variant>]`: one run of a pair.
     pub fn id(&self) -> String {
-        format!("{}/{}", self.group, self.pair)
+        if self.variant.is_empty() {
+            format!("{}/{}", self.group, self.pair)
+        } else {
+            format!("{}/{}/{}", self.group, self.pair, self.variant)
+        }
     }
 }
 
@@ -166,9 +210,13 @@ impl Tree {
     pub fn pair(&self, group: &str, pair: &str) -> PathBuf {
         self.group(group).join(pair)
     }
-    /// Where a pair is written before it is complete.
-    pub fn staging(&self, group: &str, pair: &str) -> PathBuf {
-        self.group(group).join(format!(".{pair}.partial"))
+    /// Where the run folder `dest` is written before it is complete.
+    pub fn staging(dest: &Path) -> PathBuf {
+        let name = dest
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        dest.with_file_name(format!(".{name}.partial"))
     }
     pub fn hook(&self, group: &str, hook: &str) -> PathBuf {
         self.group(group).join("hooks").join(hook)
@@ -250,7 +298,7 @@ pub fn collect_records_with_dirs(tag_dir: &Path) -> Vec<(PathBuf, PairRecord)> {
     let mut out = Vec::new();
     let mut walker = walkdir::WalkDir::new(tag_dir)
         .min_depth(1)
-        .max_depth(6)
+        .max_depth(10)
         .sort_by_file_name()
         .into_iter();
     while let Some(Ok(entry)) = walker.next() {
@@ -283,22 +331,24 @@ pub fn collect_records_with_dirs(tag_dir: &Path) -> Vec<(PathBuf, PairRecord)> {
 /// An appender of results.csv rows, so no finished pair is lost if the run dies.
 pub struct CsvAppender {
     file: fs::File,
+    params: Vec<String>,
 }
 
 impl CsvAppender {
-    pub fn open(path: &Path) -> std::io::Result<CsvAppender> {
+    pub fn open(path: &Path, params: Vec<String>) -> std::io::Result<CsvAppender> {
         let exists = path.metadata().is_ok_and(|m| m.len() > 0);
         let mut file = fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(path)?;
         if !exists {
-            file.write_all(csv_line(&RESULTS_COLUMNS.map(String::from))?.as_bytes())?;
+            file.write_all(csv_line(&results_header(&params))?.as_bytes())?;
         }
-        Ok(CsvAppender { file })
+        Ok(CsvAppender { file, params })
     }
     pub fn append(&mut self, rec: &PairRecord) -> std::io::Result<()> {
-        self.file.write_all(csv_line(&rec.csv_row())?.as_bytes())
+        self.file
+            .write_all(csv_line(&rec.csv_row(&self.params))?.as_bytes())
     }
 }
 
@@ -313,11 +363,13 @@ fn csv_line(fields: &[String]) -> std::io::Result<String> {
 
 /// Rewrite results.csv from the records of the tree.
 pub fn write_results_csv(path: &Path, records: &[PairRecord]) -> std::io::Result<()> {
+    let params = param_names(records);
     let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record(RESULTS_COLUMNS)
+    w.write_record(results_header(&params))
         .map_err(std::io::Error::other)?;
     for r in records {
-        w.write_record(r.csv_row()).map_err(std::io::Error::other)?;
+        w.write_record(r.csv_row(&params))
+            .map_err(std::io::Error::other)?;
     }
     let bytes = w
         .into_inner()
@@ -336,6 +388,11 @@ pub struct MetricRow {
     pub value: f64,
     pub unit: String,
     pub attempt: u32,
+    pub repetition: Option<u32>,
+    pub warmup: bool,
+    pub params: BTreeMap<String, String>,
+    /// The run's folder below the pair folder.
+    pub variant: String,
 }
 
 /// The `name,value[,unit]` rows of a side's metrics.csv; rows whose value is not a
@@ -391,19 +448,35 @@ pub fn collect_metrics(tag_dir: &Path) -> Vec<MetricRow> {
                 value,
                 unit,
                 attempt: r.attempt,
+                repetition: r.repetition,
+                warmup: r.warmup,
+                params: r.params.clone(),
+                variant: r.variant.clone(),
             }));
         }
     }
     out
 }
 
-/// Write the run's metrics.csv.
+/// Write the run's metrics.csv: the §5 columns, then `repetition`, `warmup` and one
+/// `param_<NAME>` column per parameter.
 pub fn write_metrics_csv(path: &Path, rows: &[MetricRow]) -> std::io::Result<()> {
+    let params: Vec<String> = rows
+        .iter()
+        .flat_map(|r| r.params.keys())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .cloned()
+        .collect();
     let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record(METRICS_COLUMNS)
-        .map_err(std::io::Error::other)?;
+    let header = METRICS_COLUMNS
+        .iter()
+        .map(|c| c.to_string())
+        .chain(["repetition".to_string(), "warmup".to_string()])
+        .chain(params.iter().map(|n| format!("param_{n}")));
+    w.write_record(header).map_err(std::io::Error::other)?;
     for m in rows {
-        w.write_record([
+        let fixed = [
             m.tag.clone(),
             m.group.clone(),
             m.pair.clone(),
@@ -412,8 +485,15 @@ pub fn write_metrics_csv(path: &Path, rows: &[MetricRow]) -> std::io::Result<()>
             m.value.to_string(),
             m.unit.clone(),
             m.attempt.to_string(),
-        ])
-        .map_err(std::io::Error::other)?;
+            m.repetition.map(|r| r.to_string()).unwrap_or_default(),
+            m.warmup.to_string(),
+        ];
+        let row = fixed.into_iter().chain(
+            params
+                .iter()
+                .map(|n| m.params.get(n).cloned().unwrap_or_default()),
+        );
+        w.write_record(row).map_err(std::io::Error::other)?;
     }
     let bytes = w
         .into_inner()

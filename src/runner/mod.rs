@@ -34,6 +34,8 @@ pub struct RunCtx {
     live: Option<Live>,
     pub progress: Progress,
     pub run_id: String,
+    /// The runs of each pair (parameters, repetitions).
+    pub variants: Vec<plan::Variant>,
     seq: AtomicU64,
     csv: Mutex<Option<CsvAppender>>,
 }
@@ -82,6 +84,25 @@ struct Manifest<'a> {
     pairs_run: usize,
     pairs_skipped: usize,
     interrupted: bool,
+    /// The seed of --shuffle.
+    shuffle_seed: Option<u64>,
+}
+
+/// `<group>/<pair>` plus the run's folder, as [`PairRecord::id`] writes it.
+fn join_id(id: String, rel: &str) -> String {
+    if rel.is_empty() { id } else { format!("{id}/{rel}") }
+}
+
+trait SortedNames {
+    fn sorted_names(self) -> Vec<String>;
+}
+
+impl<I: Iterator<Item = String>> SortedNames for I {
+    fn sorted_names(self) -> Vec<String> {
+        let mut v: Vec<String> = self.collect();
+        v.sort();
+        v
+    }
 }
 
 /// The start time; a run in the same second as an earlier one gets `-2`, `-3`, ...
@@ -143,10 +164,20 @@ pub fn run(opts: RunOptions, command_line: Vec<String>) -> anyhow::Result<i32> {
         recheck: opts.recheck,
         always: opts.always_run,
     };
-    let planned = plan::decide(pairs, &groups, &tree, policy);
+    let variants = plan::variants(&opts.params, opts.repeat, opts.warmup);
+    let mut planned = plan::decide(pairs, &variants, &groups, &tree, policy);
+    let seed = opts.seed.unwrap_or_else(rand::random);
+    if opts.shuffle {
+        use rand::SeedableRng;
+        use rand::seq::SliceRandom;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        // Groups keep their order (their hooks wrap their pairs); runs within a group mix.
+        planned.shuffle(&mut rng);
+        planned.sort_by_key(|p| p.pair.group);
+    }
 
     if opts.dry_run {
-        print_dry_run(&planned, &groups);
+        print_dry_run(&planned, &groups, &variants);
         return Ok(0);
     }
 
@@ -157,6 +188,7 @@ pub fn run(opts: RunOptions, command_line: Vec<String>) -> anyhow::Result<i32> {
     let tree = Tree::new(&results_dir, &tag);
     let _lock = lock_tag(&tree)?;
     remove_partials(&tree, &groups);
+    clear_plain_results(&tree, &groups, &planned, &variants);
 
     let transport = make_transport(&opts)?;
     let control = Control::start().context("cannot start the helpers' control socket")?;
@@ -177,8 +209,15 @@ pub fn run(opts: RunOptions, command_line: Vec<String>) -> anyhow::Result<i32> {
             std::process::id(),
             started_at.replace([':', '.'], "")
         ),
+        variants,
         seq: AtomicU64::new(0),
-        csv: Mutex::new(CsvAppender::open(&tree.root.join("results.csv")).ok()),
+        csv: Mutex::new(
+            CsvAppender::open(
+                &tree.root.join("results.csv"),
+                opts.params.iter().map(|(n, _)| n.clone()).sorted_names(),
+            )
+            .ok(),
+        ),
         opts,
     };
     let mut manifest = Manifest {
@@ -194,6 +233,7 @@ pub fn run(opts: RunOptions, command_line: Vec<String>) -> anyhow::Result<i32> {
         pairs_run: to_run,
         pairs_skipped: skipped,
         interrupted: false,
+        shuffle_seed: ctx.opts.shuffle.then_some(seed),
     };
     write_manifest(&tree, &manifest);
     if skipped > 0 {
@@ -224,8 +264,10 @@ pub fn run(opts: RunOptions, command_line: Vec<String>) -> anyhow::Result<i32> {
     let metrics = results::collect_metrics(&tree.root);
     let _ = results::write_metrics_csv(&tree.root.join("metrics.csv"), &metrics);
     let interrupted = crate::interrupt::requested();
-    let wanted: std::collections::HashSet<String> =
-        planned.iter().map(|p| p.pair.id(&ctx.groups)).collect();
+    let wanted: std::collections::HashSet<String> = planned
+        .iter()
+        .map(|p| join_id(p.pair.id(&ctx.groups), &ctx.variants[p.variant as usize].rel()))
+        .collect();
     let mut counts = Counts::default();
     for r in latest_attempts(&records, &wanted) {
         counts.add(r.status);
@@ -410,22 +452,43 @@ fn lock_tag(tree: &Tree) -> anyhow::Result<nix::fcntl::Flock<std::fs::File>> {
     }
 }
 
-/// Leftovers of an earlier run that died mid-pair.
+/// Leftovers of an earlier run that died mid-pair (at any level of a pair folder).
 fn remove_partials(tree: &Tree, groups: &[Group]) {
     for g in groups {
-        let Ok(rd) = std::fs::read_dir(tree.group(&g.name)) else {
-            continue;
-        };
-        for e in rd.flatten() {
+        let mut walker = walkdir::WalkDir::new(tree.group(&g.name))
+            .min_depth(1)
+            .max_depth(4)
+            .into_iter();
+        while let Some(Ok(e)) = walker.next() {
             let n = e.file_name().to_string_lossy().into_owned();
+            if !e.file_type().is_dir() {
+                continue;
+            }
             if n.starts_with('.') && (n.ends_with(".partial") || n.ends_with(".old")) {
                 let _ = std::fs::remove_dir_all(e.path());
+                walker.skip_current_dir();
+            } else if n == "hooks" || n == "local" || n == "remote" {
+                walker.skip_current_dir();
             }
         }
     }
 }
 
-fn print_dry_run(planned: &[Planned], groups: &[Group]) {
+/// A pair that now runs in several folders (parameters, repetitions) replaces an earlier
+/// plain result of the same pair, so the two never mix.
+fn clear_plain_results(tree: &Tree, groups: &[Group], planned: &[Planned], variants: &[plan::Variant]) {
+    if variants.iter().all(|v| v.rel().is_empty()) {
+        return;
+    }
+    for p in planned.iter().filter(|p| p.decision.runs()) {
+        let dir = tree.pair(&groups[p.pair.group as usize].name, &p.pair.name(groups));
+        if dir.join("pair.json").exists() {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+}
+
+fn print_dry_run(planned: &[Planned], groups: &[Group], variants: &[plan::Variant]) {
     use std::io::Write;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut n = 0;
@@ -436,7 +499,8 @@ fn print_dry_run(planned: &[Planned], groups: &[Group]) {
         } else {
             "skip"
         };
-        let _ = writeln!(out, "{verb}  {}  ({})", p.pair.id(groups), p.decision);
+        let id = join_id(p.pair.id(groups), &variants[p.variant as usize].rel());
+        let _ = writeln!(out, "{verb}  {id}  ({})", p.decision);
     }
     let _ = writeln!(
         out,

@@ -26,8 +26,10 @@ pub fn run_pair(
     let (l, r) = (pair.local_test(groups), pair.remote_test(groups));
     let tree = &g.run.tree;
     let name = pair.name(groups);
-    let staging = tree.staging(&g.group.name, &name);
-    let dest = tree.pair(&g.group.name, &name);
+    let variant = &g.run.variants[planned.variant as usize];
+    let rel_dir = variant.rel();
+    let dest = tree.pair(&g.group.name, &name).join(&rel_dir);
+    let staging = crate::results::Tree::staging(&dest);
     let started_at = chrono::Local::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let mut rec = PairRecord {
         tag: tree.tag.clone(),
@@ -46,6 +48,10 @@ pub fn run_pair(
         attempt,
         scripts_hash: planned.hash.to_string(),
         flaky: false,
+        variant: rel_dir.clone(),
+        params: variant.params.iter().cloned().collect(),
+        repetition: variant.repetition,
+        warmup: variant.warmup,
     };
 
     let _ = std::fs::remove_dir_all(&staging);
@@ -63,7 +69,7 @@ pub fn run_pair(
         return finish(g, &staging, &dest, rec);
     }
 
-    let rel = Path::new(&name).join("remote");
+    let rel = Path::new(&name).join(&rel_dir).join("remote");
     let remote_dir = match g
         .transport
         .side_dir(&g.remote_paths, &rel, &local_remote_dir)
@@ -76,7 +82,7 @@ pub fn run_pair(
     };
     let marker_base = format!("{}-{}", g.run.run_id, g.run.next_seq());
     let env_for = |side: &str, dir: &Path| {
-        env::build(&EnvInput {
+        let mut e = env::build(&EnvInput {
             tag: &tree.tag,
             group: &g.group.name,
             side,
@@ -89,7 +95,18 @@ pub fn run_pair(
             remote_port: g.remote_port,
             user_env: &g.run.opts.env,
             pair: Some((&name, &l.name, &r.name, &local_dir, &remote_dir)),
-        })
+        });
+        for (k, v) in &variant.params {
+            e.push((format!("PAIRBENCH_PARAM_{k}"), v.clone()));
+        }
+        if let Some(n) = variant.repetition {
+            e.push(("PAIRBENCH_REPETITION".into(), n.to_string()));
+        }
+        e.push((
+            "PAIRBENCH_WARMUP".into(),
+            if variant.warmup { "1" } else { "0" }.into(),
+        ));
+        e
     };
 
     // The remote test first.
