@@ -29,6 +29,8 @@ pub enum Command {
     New(NewArgs),
     /// Redraw tables, plots and pages of a stored run (default: latest)
     Report(ReportArgs),
+    /// Show each pair's change between two runs; exit 1 where something got worse
+    Compare(CompareArgs),
     /// Run a helper (wait_for_remote, kill_remote, ...) by name
     #[command(hide = true)]
     Helper {
@@ -160,6 +162,23 @@ pub struct ReportArgs {
     pub results_dir: Option<PathBuf>,
     #[command(flatten)]
     pub common: Common,
+}
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// The earlier run (a tag, or `latest`)
+    pub a: String,
+    /// The later run (a tag, or `latest`)
+    pub b: String,
+    /// How much worse counts as a regression
+    #[arg(long, default_value = "5%")]
+    pub threshold: String,
+    /// Where results are [default: results]
+    #[arg(short = 'o', long, value_name = "DIR")]
+    pub results_dir: Option<PathBuf>,
+    /// Configuration file (for `[metrics]` directions) [default: pairbench.toml when present]
+    #[arg(short = 'c', long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 fn dur(
@@ -345,6 +364,14 @@ fn dispatch(cli: Cli, args: &[String]) -> anyhow::Result<i32> {
                 .or(file.groups_dir)
                 .unwrap_or_else(|| "groups".into());
             crate::report::command(&results, &rep.tag, &groups)
+        }
+        Command::Compare(c) => {
+            let file = FileConfig::load(c.config.as_deref())?;
+            let results = c
+                .results_dir
+                .or(file.results_dir)
+                .unwrap_or_else(|| "results".into());
+            crate::compare::command(&results, &c.a, &c.b, &c.threshold, &file.metrics)
         }
         Command::Helper { name, args } => Ok(crate::helpers::main(&name, &args)),
     }

@@ -90,7 +90,11 @@ struct Manifest<'a> {
 
 /// `<group>/<pair>` plus the run's folder, as [`PairRecord::id`] writes it.
 fn join_id(id: String, rel: &str) -> String {
-    if rel.is_empty() { id } else { format!("{id}/{rel}") }
+    if rel.is_empty() {
+        id
+    } else {
+        format!("{id}/{rel}")
+    }
 }
 
 trait SortedNames {
@@ -262,11 +266,20 @@ pub fn run(opts: RunOptions, command_line: Vec<String>) -> anyhow::Result<i32> {
     let records = results::collect_records(&tree.root);
     let _ = results::write_results_csv(&tree.root.join("results.csv"), &records);
     let metrics = results::collect_metrics(&tree.root);
+    let stats = crate::stats::compute(&tree.root);
+    if let Err(e) = crate::stats::write_csv(&tree.root.join("stats.csv"), &stats) {
+        eprintln!("pairbench: warning: cannot write stats.csv: {e}");
+    }
     let _ = results::write_metrics_csv(&tree.root.join("metrics.csv"), &metrics);
     let interrupted = crate::interrupt::requested();
     let wanted: std::collections::HashSet<String> = planned
         .iter()
-        .map(|p| join_id(p.pair.id(&ctx.groups), &ctx.variants[p.variant as usize].rel()))
+        .map(|p| {
+            join_id(
+                p.pair.id(&ctx.groups),
+                &ctx.variants[p.variant as usize].rel(),
+            )
+        })
         .collect();
     let mut counts = Counts::default();
     for r in latest_attempts(&records, &wanted) {
@@ -476,7 +489,12 @@ fn remove_partials(tree: &Tree, groups: &[Group]) {
 
 /// A pair that now runs in several folders (parameters, repetitions) replaces an earlier
 /// plain result of the same pair, so the two never mix.
-fn clear_plain_results(tree: &Tree, groups: &[Group], planned: &[Planned], variants: &[plan::Variant]) {
+fn clear_plain_results(
+    tree: &Tree,
+    groups: &[Group],
+    planned: &[Planned],
+    variants: &[plan::Variant],
+) {
     if variants.iter().all(|v| v.rel().is_empty()) {
         return;
     }
