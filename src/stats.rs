@@ -87,6 +87,9 @@ pub struct Key {
     pub side: String,
 }
 
+/// Values with the repetition each came from.
+type Samples = Vec<(Option<u32>, f64)>;
+
 /// One row of stats.csv.
 #[derive(Debug, Clone)]
 pub struct Stat {
@@ -94,7 +97,7 @@ pub struct Stat {
     pub unit: String,
     pub summary: Summary,
     /// The values, and the repetition each came from.
-    pub values: Vec<(Option<u32>, f64)>,
+    pub values: Samples,
 }
 
 fn params_key(p: &BTreeMap<String, String>) -> String {
@@ -115,7 +118,7 @@ pub fn compute(tag_dir: &Path) -> Vec<Stat> {
             *e = r;
         }
     }
-    let mut groups: BTreeMap<Key, (String, Vec<(Option<u32>, f64)>)> = BTreeMap::new();
+    let mut groups: BTreeMap<Key, (String, Samples)> = BTreeMap::new();
     for r in last
         .values()
         .filter(|r| !r.warmup && r.status == Status::Success)
