@@ -299,3 +299,47 @@ fn a_terminal_gets_a_progress_bar() {
     assert!(screen.contains("ETA"), "{screen}");
     assert!(p.path().join("results/pb/g/b_x_r/SUCCESS").exists());
 }
+
+#[test]
+fn a_second_ctrl_c_ends_everything_at_once() {
+    let p = Project::new();
+    p.bash(
+        "g/local/l",
+        "touch \"$LOCAL_RESULTS_ROOT_PATH/started\"; sleep 300",
+    );
+    p.bash("g/remote/r", "sleep 300");
+    p.bash(
+        "g/after_last_test_local",
+        "touch after_started; trap '' HUP TERM INT; sleep 300",
+    );
+    let token = format!("INT2_TOKEN=x{}", std::process::id());
+    let mut child = p
+        .cmd()
+        .args(["run", "--tag", "I2", "--kill-grace", "5s", "--env", &token])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let group = p.path().join("results/I2/g");
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    assert!(common::eventually(Duration::from_secs(60), || group
+        .join("started")
+        .exists()));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    assert!(common::eventually(Duration::from_secs(60), || group
+        .join("after_started")
+        .exists()));
+    let start = std::time::Instant::now();
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert!(
+        start.elapsed() < Duration::from_secs(30),
+        "the second Ctrl-C did not wait"
+    );
+    assert!(
+        common::eventually(Duration::from_secs(10), || processes_with_env(&token)
+            .is_empty()),
+        "left running: {:?}",
+        processes_with_env(&token)
+    );
+}
