@@ -2,14 +2,16 @@
 //! pairs; the run's files at the end; the exit status (SPEC §2, §3, §7).
 
 mod env;
+mod group;
 mod hooks;
 mod live;
 mod pair;
+mod pool;
 pub mod progress;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use anyhow::{Context, bail};
@@ -21,7 +23,7 @@ use crate::discover::{self, Group};
 use crate::hostinfo::{self, HostInfo};
 use crate::plan::{self, Planned, Policy};
 use crate::results::{self, CsvAppender, PairRecord, Status, Tree};
-use crate::transport::{GroupPaths, LocalTransport, Transport};
+use crate::transport::{LocalTransport, Transport};
 use live::Live;
 use progress::{Counts, Progress};
 
@@ -52,21 +54,6 @@ impl RunCtx {
         }
         self.progress.pair_done(rec);
     }
-}
-
-/// What the pairs of one group share.
-pub struct GroupCtx<'a> {
-    pub run: &'a RunCtx,
-    pub group: &'a Group,
-    pub transport: &'a dyn Transport,
-    pub local_paths: GroupPaths,
-    pub remote_paths: GroupPaths,
-    pub remote_host: String,
-    pub local_host: String,
-    pub remote_user: String,
-    pub remote_port: u16,
-    /// Set when the group's pairs cannot run (a before-hook failed, the host is down).
-    pub pairs_error: Option<String>,
 }
 
 /// run.json.
@@ -121,15 +108,32 @@ fn default_tag(results_dir: &Path) -> String {
     tag
 }
 
-fn make_transport(opts: &RunOptions) -> anyhow::Result<Box<dyn Transport>> {
-    match opts.remotes.as_slice() {
-        [] => Ok(Box::new(LocalTransport)),
-        [one] if one == "local" => Ok(Box::new(LocalTransport)),
-        [one] => bail!(
-            "remote '{one}': SSH remotes are not available in this build yet; use --remote local"
+/// One remote host, as the user named it.
+fn make_transport(opts: &RunOptions, remote: &str) -> anyhow::Result<Box<dyn Transport>> {
+    let _ = opts;
+    match remote {
+        "local" => Ok(Box::new(LocalTransport)),
+        other => bail!(
+            "remote '{other}': SSH remotes are not available in this build yet; use --remote local"
         ),
-        _ => bail!("several --remote hosts (a pool) are not available in this build yet"),
     }
+}
+
+/// The run's remote hosts with their slots (`local` has as many as `--jobs`).
+fn make_pool(opts: &RunOptions) -> anyhow::Result<pool::Pool> {
+    let names: Vec<String> = if opts.remotes.is_empty() {
+        vec!["local".to_string()]
+    } else {
+        opts.remotes.clone()
+    };
+    let mut hosts = Vec::new();
+    let mut slots = Vec::new();
+    for n in &names {
+        let t = make_transport(opts, n)?;
+        slots.push(t.slots().unwrap_or(opts.jobs).max(1));
+        hosts.push(t);
+    }
+    Ok(pool::Pool::new(hosts, slots))
 }
 
 /// `pairbench run`: returns the exit status (0, 1, 2 or 130).
@@ -194,14 +198,12 @@ pub fn run(opts: RunOptions, command_line: Vec<String>) -> anyhow::Result<i32> {
     remove_partials(&tree, &groups);
     clear_plain_results(&tree, &groups, &planned, &variants);
 
-    let transport = make_transport(&opts)?;
+    let pool = make_pool(&opts)?;
     let control = Control::start().context("cannot start the helpers' control socket")?;
     let to_run = planned.iter().filter(|p| p.decision.runs()).count();
     let skipped = planned.len() - to_run;
-    let hosts = vec![
-        hostinfo::this_machine("local", "local", "127.0.0.1"),
-        hostinfo::this_machine(transport.name(), "remote", &transport.address()),
-    ];
+    let mut hosts = vec![hostinfo::this_machine("local", "local", "127.0.0.1")];
+    hosts.extend(pool.hosts.iter().map(|t| t.host_info()));
     let ctx = RunCtx {
         live: opts.verbose.then(Live::start),
         progress: Progress::new(to_run, opts.progress, opts.verbose),
@@ -258,7 +260,7 @@ pub fn run(opts: RunOptions, command_line: Vec<String>) -> anyhow::Result<i32> {
         if mine.is_empty() {
             continue;
         }
-        run_group(&ctx, group, transport.as_ref(), &mine);
+        group::run_group(&ctx, group, &pool, &mine);
     }
     ctx.progress.finish();
 
@@ -315,104 +317,6 @@ pub fn run(opts: RunOptions, command_line: Vec<String>) -> anyhow::Result<i32> {
     } else {
         0
     })
-}
-
-fn run_group(ctx: &RunCtx, group: &Group, transport: &dyn Transport, mine: &[&Planned]) {
-    let local_results = ctx.tree.group(&group.name);
-    let _ = std::fs::create_dir_all(&local_results);
-    let local_paths = GroupPaths {
-        scripts: group.dir.clone(),
-        root: group.root.clone(),
-        results: local_results.clone(),
-    };
-    let (remote_paths, mut pairs_error) =
-        match transport.prepare_group(group, &ctx.tree.tag, &local_results) {
-            Ok(p) => (p, None),
-            Err(e) => (
-                local_paths.clone(),
-                Some(format!("remote host {}: {e}", transport.name())),
-            ),
-        };
-    let prepared = pairs_error.is_none();
-    let mut g = GroupCtx {
-        run: ctx,
-        group,
-        transport,
-        local_paths,
-        remote_paths,
-        remote_host: transport.address(),
-        local_host: transport.local_address(),
-        remote_user: transport.user(),
-        remote_port: transport.port(),
-        pairs_error: None,
-    };
-    if prepared {
-        for name in ["before_first_test_local", "before_first_test_remote"] {
-            if let Some(h) = hooks::run(&g, name)
-                && !h.ok
-            {
-                ctx.progress
-                    .println(&format!("pairbench: {}: {}", group.name, h.reason));
-                pairs_error = Some(h.reason);
-                break;
-            }
-        }
-    }
-    g.pairs_error = pairs_error;
-
-    let next = AtomicUsize::new(0);
-    let workers = ctx.opts.jobs.min(mine.len()).max(1);
-    std::thread::scope(|s| {
-        for _ in 0..workers {
-            s.spawn(|| {
-                loop {
-                    if crate::interrupt::requested() {
-                        break;
-                    }
-                    let i = next.fetch_add(1, Ordering::SeqCst);
-                    let Some(p) = mine.get(i) else { break };
-                    let mut attempt = 1;
-                    let mut failed_before = false;
-                    loop {
-                        let Some(rec) = pair::run_pair(&g, p, attempt, failed_before) else {
-                            return;
-                        };
-                        let done = rec.status == Status::Success
-                            || attempt > ctx.opts.retries
-                            || g.pairs_error.is_some()
-                            || crate::interrupt::requested();
-                        if done {
-                            break;
-                        }
-                        failed_before = true;
-                        attempt += 1;
-                    }
-                }
-            });
-        }
-    });
-
-    if prepared {
-        if let Some(h) = hooks::run(&g, "after_last_test_remote")
-            && !h.ok
-        {
-            ctx.progress
-                .println(&format!("pairbench: warning: {}: {}", group.name, h.reason));
-        }
-        if let Err(e) = transport.finish_group(&g.remote_paths, &local_results) {
-            ctx.progress.println(&format!(
-                "pairbench: warning: {}: copying results back from {} failed: {e}",
-                group.name,
-                transport.name()
-            ));
-        }
-    }
-    if let Some(h) = hooks::run(&g, "after_last_test_local")
-        && !h.ok
-    {
-        ctx.progress
-            .println(&format!("pairbench: warning: {}: {}", group.name, h.reason));
-    }
 }
 
 /// The last attempt of each wanted pair.
