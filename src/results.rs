@@ -185,9 +185,18 @@ impl PairRecord {
     }
 }
 
-/// The folder name of a pair.
+/// The folder name of a pair: `<L>_x_<R>`, or, when that is too long for a file name,
+/// its first 180 bytes and a hash of the whole.
 pub fn pair_name(local: &str, remote: &str) -> String {
-    format!("{local}_x_{remote}")
+    let name = format!("{local}_x_{remote}");
+    if name.len() <= 200 {
+        return name;
+    }
+    let mut cut = 180;
+    while !name.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}~{:016x}", &name[..cut], crate::plan::stable_hash(&name))
 }
 
 /// Paths of one run's tree.
@@ -546,6 +555,16 @@ mod tests {
             assert_eq!(Status::from_marker(s.marker()), Some(s));
         }
         assert_eq!(Status::from_marker("DONE"), None);
+    }
+
+    #[test]
+    fn long_pair_names_fit_in_a_file_name() {
+        let l = "é".repeat(100);
+        let r = "x".repeat(200);
+        let n = pair_name(&l, &r);
+        assert!(n.len() <= 200, "{}", n.len());
+        assert_ne!(n, pair_name(&l, &"y".repeat(200)));
+        assert_eq!(pair_name("a", "b"), "a_x_b");
     }
 
     #[test]
