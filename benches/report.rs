@@ -58,6 +58,11 @@ fn make_tree(root: &Path, group: &str, locals: usize, remotes: usize) -> usize {
                 remote_host: "local".into(),
                 attempt: 1,
                 scripts_hash: String::new(),
+                flaky: false,
+                variant: String::new(),
+                params: Default::default(),
+                repetition: None,
+                warmup: false,
             };
             std::fs::write(
                 dir.join("pair.json"),

@@ -9,46 +9,160 @@ use sha2::{Digest, Sha256};
 use crate::discover::{Group, Test};
 use crate::results::{self, PairRecord, Status, Tree};
 
-/// One local × remote pair of a group (indices, so a million pairs stay small).
-#[derive(Debug, Clone)]
+/// One local × remote pair of a group: indices only, so a million pairs stay small.
+#[derive(Debug, Clone, Copy)]
 pub struct Pair {
     /// Index into the run's groups.
-    pub group: usize,
+    pub group: u32,
     /// Index into the group's `local` tests.
-    pub local: usize,
+    pub local: u32,
     /// Index into the group's `remote` tests.
-    pub remote: usize,
-    /// `<L>_x_<R>`
-    pub name: String,
+    pub remote: u32,
 }
 
 impl Pair {
+    /// `<L>_x_<R>`, the pair's folder name.
+    pub fn name(&self, groups: &[Group]) -> String {
+        results::pair_name(
+            &self.local_test(groups).name,
+            &self.remote_test(groups).name,
+        )
+    }
     pub fn local_test<'g>(&self, groups: &'g [Group]) -> &'g Test {
-        &groups[self.group].local[self.local]
+        &groups[self.group as usize].local[self.local as usize]
     }
     pub fn remote_test<'g>(&self, groups: &'g [Group]) -> &'g Test {
-        &groups[self.group].remote[self.remote]
+        &groups[self.group as usize].remote[self.remote as usize]
     }
     /// `<group>/<L>_x_<R>`
     pub fn id(&self, groups: &[Group]) -> String {
-        format!("{}/{}", groups[self.group].name, self.name)
+        format!("{}/{}", groups[self.group as usize].name, self.name(groups))
     }
 }
 
 /// Why a pair runs, or why it does not.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
-    Run(String),
-    Skip(String),
+    /// No result in the tag yet.
+    New,
+    /// Its scripts changed since its result was made.
+    Changed,
+    /// `--recheck` and it was FAILED or ERROR.
+    Recheck(Status),
+    /// `-B`.
+    Always,
+    /// It has an up-to-date result with this status.
+    UpToDate(Status),
 }
 
-/// A pair with its decision.
+impl Decision {
+    pub fn runs(self) -> bool {
+        !matches!(self, Decision::UpToDate(_))
+    }
+}
+
+impl std::fmt::Display for Decision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Decision::New => write!(f, "no result yet"),
+            Decision::Changed => write!(f, "scripts changed since the result was made"),
+            Decision::Recheck(s) => write!(f, "--recheck: it was {s}"),
+            Decision::Always => write!(f, "-B: always run"),
+            Decision::UpToDate(s) => write!(f, "up to date ({s})"),
+        }
+    }
+}
+
+/// One run of a pair: its parameter values and repetition (SPEC §8).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Variant {
+    /// Parameter values, in the order the parameters were given.
+    pub params: Vec<(String, String)>,
+    /// 1-based number among the warm-up or the measured runs; `None` for a lone run.
+    pub repetition: Option<u32>,
+    pub warmup: bool,
+}
+
+impl Variant {
+    /// The folder below the pair's folder (`""` for a plain run), e.g.
+    /// `SIZE=1k,CONNS=4/rep-2`. Values are percent-encoded where they hold `/` or `%`.
+    pub fn rel(&self) -> String {
+        let mut parts = Vec::new();
+        if !self.params.is_empty() {
+            let p: Vec<String> = self
+                .params
+                .iter()
+                .map(|(k, v)| format!("{k}={}", v.replace('%', "%25").replace('/', "%2F")))
+                .collect();
+            parts.push(p.join(","));
+        }
+        if let Some(n) = self.repetition {
+            parts.push(if self.warmup {
+                format!("warmup-{n}")
+            } else {
+                format!("rep-{n}")
+            });
+        }
+        parts.join("/")
+    }
+}
+
+/// Every run of a pair, in order: for each combination of parameter values (the first
+/// parameter varies slowest), the warm-up runs, then the measured ones.
+pub fn variants(params: &[(String, Vec<String>)], repeat: u32, warmup: u32) -> Vec<Variant> {
+    let mut combos: Vec<Vec<(String, String)>> = vec![Vec::new()];
+    for (name, values) in params {
+        combos = combos
+            .into_iter()
+            .flat_map(|c| {
+                values.iter().map(move |v| {
+                    let mut c = c.clone();
+                    c.push((name.clone(), v.clone()));
+                    c
+                })
+            })
+            .collect();
+    }
+    let numbered = repeat > 1 || warmup > 0;
+    let mut out = Vec::new();
+    for c in combos {
+        for w in 1..=warmup {
+            out.push(Variant {
+                params: c.clone(),
+                repetition: Some(w),
+                warmup: true,
+            });
+        }
+        for r in 1..=repeat {
+            out.push(Variant {
+                params: c.clone(),
+                repetition: numbered.then_some(r),
+                warmup: false,
+            });
+        }
+    }
+    out
+}
+
+/// A run of a pair with its decision.
 #[derive(Debug, Clone)]
 pub struct Planned {
     pub pair: Pair,
+    /// Index into the run's variants.
+    pub variant: u32,
     pub decision: Decision,
     /// Hash of the scripts now (kept in the pair's record).
-    pub hash: String,
+    pub hash: Hash,
+}
+
+/// A 128-bit content hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hash(pub [u8; 16]);
+
+impl std::fmt::Display for Hash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+    }
 }
 
 /// Errors in what the user asked for.
@@ -83,10 +197,9 @@ pub fn pairs(groups: &[Group], filters: &[String]) -> Result<Vec<Pair>, PlanErro
                     }
                 }
                 out.push(Pair {
-                    group: gi,
-                    local: li,
-                    remote: ri,
-                    name,
+                    group: gi as u32,
+                    local: li as u32,
+                    remote: ri as u32,
                 });
             }
         }
@@ -124,27 +237,28 @@ pub fn in_shard(id: &str, (k, n): (u64, u64)) -> bool {
     stable_hash(id) % n == k - 1
 }
 
-/// Content hash of one script (hex, 128 bits).
-pub fn file_hash(path: &Path) -> String {
+fn truncate(digest: &[u8]) -> Hash {
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&digest[..16]);
+    Hash(out)
+}
+
+/// Content hash of one script.
+pub fn file_hash(path: &Path) -> Hash {
     let mut h = Sha256::new();
     match std::fs::read(path) {
         Ok(bytes) => h.update(&bytes),
         Err(_) => h.update(b"\xffunreadable"),
     }
-    hex(&h.finalize()[..16])
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    truncate(&h.finalize())
 }
 
 /// Content hash of a pair from its two scripts' hashes.
-pub fn pair_hash(local: &str, remote: &str) -> String {
+pub fn pair_hash(local: Hash, remote: Hash) -> Hash {
     let mut h = Sha256::new();
-    h.update(local.as_bytes());
-    h.update(b"\0");
-    h.update(remote.as_bytes());
-    hex(&h.finalize()[..16])
+    h.update(local.0);
+    h.update(remote.0);
+    truncate(&h.finalize())
 }
 
 /// What to do with each pair on a tag that may already hold results.
@@ -154,11 +268,17 @@ pub struct Policy {
     pub always: bool,
 }
 
-/// Decide each pair: run it (and why) or skip it (and why). Each script is hashed once,
-/// and each group's result folder is listed once, so huge groups plan quickly.
-pub fn decide(pairs: Vec<Pair>, groups: &[Group], tree: &Tree, policy: Policy) -> Vec<Planned> {
+/// Decide each run of each pair: run it (and why) or skip it (and why). Each script is
+/// hashed once, and each group's result folder is listed once, so huge groups plan quickly.
+pub fn decide(
+    pairs: Vec<Pair>,
+    variants: &[Variant],
+    groups: &[Group],
+    tree: &Tree,
+    policy: Policy,
+) -> Vec<Planned> {
     use rayon::prelude::*;
-    let hashes: Vec<(Vec<String>, Vec<String>)> = groups
+    let hashes: Vec<(Vec<Hash>, Vec<Hash>)> = groups
         .par_iter()
         .map(|g| {
             let h = |ts: &Vec<Test>| ts.par_iter().map(|t| file_hash(&t.path)).collect();
@@ -177,45 +297,73 @@ pub fn decide(pairs: Vec<Pair>, groups: &[Group], tree: &Tree, policy: Policy) -
                 .unwrap_or_default()
         })
         .collect();
+    let rels: Vec<String> = variants.iter().map(Variant::rel).collect();
     pairs
         .into_par_iter()
-        .map(|pair| {
-            let (lh, rh) = &hashes[pair.group];
-            let hash = pair_hash(&lh[pair.local], &rh[pair.remote]);
-            let decision = if existing[pair.group].contains(&pair.name) {
-                let dir = tree.pair(&groups[pair.group].name, &pair.name);
-                decide_one(Some(&dir), &hash, policy)
-            } else {
-                decide_one(None, &hash, policy)
+        .flat_map_iter(|pair| {
+            let gi = pair.group as usize;
+            let (lh, rh) = &hashes[gi];
+            let hash = pair_hash(lh[pair.local as usize], rh[pair.remote as usize]);
+            let name = (!existing[gi].is_empty()).then(|| pair.name(groups));
+            let dir = match name {
+                Some(n) if existing[gi].contains(&n) => Some(tree.pair(&groups[gi].name, &n)),
+                _ => None,
             };
-            Planned {
-                pair,
-                decision,
-                hash,
-            }
+            rels.iter().enumerate().map(move |(vi, rel)| {
+                let leaf = dir.as_ref().map(|d| d.join(rel));
+                Planned {
+                    pair,
+                    variant: vi as u32,
+                    decision: decide_one(leaf.as_deref(), hash, policy),
+                    hash,
+                }
+            })
         })
         .collect()
 }
 
-fn decide_one(dir: Option<&Path>, hash: &str, policy: Policy) -> Decision {
+fn decide_one(dir: Option<&Path>, hash: Hash, policy: Policy) -> Decision {
     if policy.always {
-        return Decision::Run("-B: always run".into());
+        return Decision::Always;
     }
     let Some(prev): Option<PairRecord> = dir.and_then(results::read_record) else {
-        return Decision::Run("no result yet".into());
+        return Decision::New;
     };
-    if prev.scripts_hash != hash {
-        return Decision::Run("scripts changed since the result was made".into());
+    if prev.scripts_hash != hash.to_string() {
+        return Decision::Changed;
     }
     if policy.recheck && prev.status != Status::Success {
-        return Decision::Run(format!("--recheck: it was {}", prev.status));
+        return Decision::Recheck(prev.status);
     }
-    Decision::Skip(format!("up to date ({})", prev.status))
+    Decision::UpToDate(prev.status)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn variants_cover_every_combination_with_warmups_first() {
+        let params = vec![
+            ("A".to_string(), vec!["1".to_string(), "2".to_string()]),
+            ("B".to_string(), vec!["x/y".to_string()]),
+        ];
+        let v = variants(&params, 2, 1);
+        let rels: Vec<String> = v.iter().map(Variant::rel).collect();
+        assert_eq!(
+            rels,
+            [
+                "A=1,B=x%2Fy/warmup-1",
+                "A=1,B=x%2Fy/rep-1",
+                "A=1,B=x%2Fy/rep-2",
+                "A=2,B=x%2Fy/warmup-1",
+                "A=2,B=x%2Fy/rep-1",
+                "A=2,B=x%2Fy/rep-2",
+            ]
+        );
+        assert_eq!(variants(&[], 1, 0), vec![Variant::default()]);
+        assert_eq!(variants(&[], 3, 0)[2].rel(), "rep-3");
+    }
 
     #[test]
     fn shards_are_disjoint_and_complete() {

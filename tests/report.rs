@@ -119,7 +119,10 @@ fn metrics_csv_gathers_both_sides_of_every_pair() {
     let p = run_odd();
     let path = p.latest().join("metrics.csv");
     let header = read(&path).lines().next().unwrap_or_default().to_string();
-    assert_eq!(header, "tag,group,pair,side,name,value,unit,attempt");
+    assert!(
+        header.starts_with("tag,group,pair,side,name,value,unit,attempt"),
+        "the SPEC §5 columns first: {header}"
+    );
     let tag = p
         .latest()
         .file_name()
@@ -173,6 +176,7 @@ struct Case {
     attrs: BTreeMap<String, String>,
     /// ("failure" | "error", message, type, text)
     problem: Option<(String, String, String, String)>,
+    system_out: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -222,6 +226,7 @@ fn parse_junit(xml: &str) -> (BTreeMap<String, String>, Vec<Suite>) {
                         suites.last_mut().expect("suite").cases.push(Case {
                             attrs: a,
                             problem: None,
+                            system_out: None,
                         })
                     }
                     (Some("testcase"), kind @ ("failure" | "error")) => {
@@ -243,6 +248,16 @@ fn parse_junit(xml: &str) -> (BTreeMap<String, String>, Vec<Suite>) {
                             a.get("type").cloned().unwrap_or_default(),
                             text,
                         ));
+                        continue;
+                    }
+                    (Some("testcase"), "system-out") => {
+                        let end = e.name().as_ref().to_string();
+                        let t = r.read_text(quick_xml::name::QName(&end)).expect("text");
+                        let text = quick_xml::escape::unescape(&t)
+                            .expect("entities")
+                            .into_owned();
+                        let case = suites.last_mut().unwrap().cases.last_mut().unwrap();
+                        case.system_out = Some(text);
                         continue;
                     }
                     (p, n) => panic!("unexpected <{n}> inside {p:?}"),
@@ -330,14 +345,18 @@ fn junit_xml_has_a_suite_per_group_and_a_case_per_pair_with_reasons_and_log_tail
     assert!(text.contains("<tag> & done"), "{text}");
     assert!(!text.contains('\u{1b}') && !text.contains('\0'), "{text:?}");
 
-    // Valid against a JUnit schema, as a CI system would check it.
+    validate_junit(&path);
+}
+
+/// Valid against a JUnit schema, as a CI system would check it.
+fn validate_junit(path: &Path) {
     if let Some(xmllint) = tool("xmllint", "libxml2-utils") {
         let schema = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/junit.xsd");
         let out = std::process::Command::new(xmllint)
             .arg("--noout")
             .arg("--schema")
             .arg(&schema)
-            .arg(&path)
+            .arg(path)
             .output()
             .expect("run xmllint");
         assert!(
@@ -369,7 +388,7 @@ fn summary_md_shows_each_groups_matrix_with_status_duration_and_counts() {
     assert_eq!(lines[header + 1], "| --- | --- | --- |");
     let client = lines[header + 2];
     let failer = lines[header + 3];
-    assert!(client.starts_with("| c%l\\#ient | ERROR "), "{client}");
+    assert!(client.starts_with("| c%l#ient | ERROR "), "{client}");
     assert!(client.contains("| SUCCESS "), "{client}");
     assert!(failer.starts_with("| fäil | ERROR "), "{failer}");
     assert!(failer.contains("| FAILED "), "{failer}");
@@ -743,20 +762,18 @@ fn warned_in(err: &str, what: &[&str]) -> bool {
 // ---------------------------------------------------------------------------------------
 // index.html
 
-#[test]
-fn index_html_links_are_relative_encoded_and_lead_to_the_pair_folders_and_logs() {
-    let p = run_odd();
-    let tag_dir = std::fs::canonicalize(p.latest()).unwrap();
+/// Every link and image of index.html: relative, percent-encoded, and leading to a file
+/// or folder inside the tag folder. Returns the decoded targets.
+fn checked_links(tag_dir: &Path) -> Vec<String> {
+    let tag_dir = std::fs::canonicalize(tag_dir).unwrap();
     let html = read(&tag_dir.join("index.html"));
     assert!(
         html.contains("Content-Security-Policy"),
         "the page forbids outside requests"
     );
     assert!(!html.contains("<script"), "no script");
-    let all = links(&html);
-    assert!(all.len() > 20, "{all:#?}");
     let mut targets = Vec::new();
-    for l in &all {
+    for l in links(&html) {
         if l == "data:," || l.starts_with('#') {
             continue;
         }
@@ -769,13 +786,21 @@ fn index_html_links_are_relative_encoded_and_lead_to_the_pair_folders_and_logs()
                 .all(|b| b.is_ascii_alphanumeric() || b"-._~%/".contains(&b)),
             "not percent-encoded: {l}"
         );
-        let rel = percent_decode(l);
+        let rel = percent_decode(&l);
         let target = tag_dir.join(&rel);
         let real = std::fs::canonicalize(&target)
             .unwrap_or_else(|e| panic!("link {l} -> {}: {e}", target.display()));
         assert!(real.starts_with(&tag_dir), "link {l} leaves the tag folder");
         targets.push(rel);
     }
+    targets
+}
+
+#[test]
+fn index_html_links_are_relative_encoded_and_lead_to_the_pair_folders_and_logs() {
+    let p = run_odd();
+    let targets = checked_links(&p.latest());
+    assert!(targets.len() > 20, "{targets:#?}");
     for side in ["local", "remote"] {
         for stream in ["stdout", "stderr"] {
             for (l, r) in [
@@ -958,4 +983,99 @@ fn report_during_a_run_shows_the_finished_pairs_and_leaves_the_tables_to_the_run
     assert_eq!(rows.len(), 2, "{rows:#?}");
     let html = read(&tag_dir.join("index.html"));
     assert!(html.contains("a_fast_x_r") && html.contains("b_slow_x_r"));
+}
+
+// ---------------------------------------------------------------------------------------
+// Benchmark mode and retries: several runs per pair.
+
+#[test]
+fn repeats_parameters_and_retries_show_every_run_and_the_latest_attempt_only() {
+    let p = Project::new();
+    let counter = p.path().join("count");
+    p.bash(
+        "b m/local/cl ient",
+        "report_metric latency $((PAIRBENCH_PARAM_N * 10)) ms",
+    );
+    p.bash(
+        "b m/local/flaky",
+        &format!(
+            "n=$(cat '{c}' 2>/dev/null || echo 0); n=$((n+1)); echo $n > '{c}'; [ $n -ge 2 ]",
+            c = counter.display()
+        ),
+    );
+    p.bash("b m/remote/srv", "exit 0");
+    p.run(&[
+        "run",
+        "--progress",
+        "never",
+        "--repeat",
+        "2",
+        "--warmup",
+        "1",
+        "--param",
+        "N=1,5",
+        "--retries",
+        "1",
+    ])
+    .expect_code(0);
+    let tag_dir = p.latest();
+
+    // junit.xml: a testcase per run (2 params × 3 runs × 2 pairs), latest attempts only.
+    let (root, suites) = parse_junit(&read(&tag_dir.join("junit.xml")));
+    assert_eq!(root["tests"], "12", "{suites:#?}");
+    assert_eq!(root["failures"], "0");
+    let names: Vec<&str> = suites[0]
+        .cases
+        .iter()
+        .map(|c| c.attrs["name"].as_str())
+        .collect();
+    assert!(names.contains(&"cl ient_x_srv [N=5/rep-2]"), "{names:#?}");
+    assert!(names.contains(&"flaky_x_srv [N=1/warmup-1]"), "{names:#?}");
+    let flaky_out: Vec<&String> = suites[0]
+        .cases
+        .iter()
+        .filter_map(|c| c.system_out.as_ref())
+        .collect();
+    assert_eq!(flaky_out.len(), 1, "{suites:#?}");
+    assert!(
+        flaky_out[0].contains("flaky: passed on attempt 2"),
+        "{flaky_out:?}"
+    );
+    validate_junit(&tag_dir.join("junit.xml"));
+
+    // summary.md: a cell per pair with its runs counted.
+    let md = read(&tag_dir.join("summary.md"));
+    assert!(md.contains("| cl ient | SUCCESS "), "{md}");
+    assert!(md.contains("(6/6 SUCCESS, mean)"), "{md}");
+    assert!(md.contains("flaky"), "{md}");
+
+    // The metric chart: a bar per pair and parameter set, the mean of the measured runs.
+    let plots = tag_dir.join("plots");
+    let chart = files_in(&plots)
+        .into_iter()
+        .find(|f| f.contains("metric.latency") && f.ends_with(".svg"))
+        .expect("latency chart");
+    let svg = read(&plots.join(chart));
+    assert!(svg.contains("cl ient_x_srv · N=1"), "{svg}");
+    assert!(
+        svg.contains("50 ms (mean of 2)"),
+        "warm-ups left out: {svg}"
+    );
+    assert!(svg.contains("10 ms (mean of 2)"));
+
+    // index.html: every run linked, and every link leads somewhere.
+    let targets = checked_links(&tag_dir);
+    for v in ["N=1/warmup-1", "N=1/rep-1", "N=5/rep-2"] {
+        let want = format!("b m/cl ient_x_srv/{v}/");
+        assert!(targets.contains(&want), "no link to {want}: {targets:#?}");
+    }
+    // The redraw gives the same tables as the run (earlier attempts included).
+    let before = read(&tag_dir.join("results.csv"));
+    p.run(&["report"]).expect_code(0);
+    assert_eq!(read(&tag_dir.join("results.csv")), before);
+    assert_eq!(
+        read_csv(&tag_dir.join("results.csv")).len(),
+        13,
+        "12 runs + 1 earlier attempt"
+    );
 }

@@ -7,7 +7,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use super::load::{GroupRun, Run};
+use super::load::{Cell, GroupRun, Run, run_dir, run_label, run_parts};
 use super::names::{href, html as h};
 use super::plots::Plot;
 use super::{counts_line, fmt_duration};
@@ -166,7 +166,7 @@ fn group(s: &mut String, run: &Run, n: usize, g: &GroupRun, plots: &[Plot]) {
         let _ = write!(s, "<tr><th scope=\"row\">{}</th>", h(l));
         for r in &g.remotes {
             match g.cell(l, r) {
-                Some(p) => cell(s, &run.dir, p),
+                Some(c) => cell(s, &run.dir, &c),
                 None => s.push_str("<td class=\"none\">not run</td>"),
             }
         }
@@ -175,7 +175,7 @@ fn group(s: &mut String, run: &Run, n: usize, g: &GroupRun, plots: &[Plot]) {
     s.push_str("</tbody></table></div>\n");
 
     let bad: Vec<&PairRecord> = g
-        .pairs
+        .runs
         .iter()
         .filter(|p| p.status != Status::Success)
         .collect();
@@ -185,8 +185,8 @@ fn group(s: &mut String, run: &Run, n: usize, g: &GroupRun, plots: &[Plot]) {
             let _ = writeln!(
                 s,
                 "<li><a href=\"{}/\">{}</a>: {}: {}</li>",
-                href(&[&p.group, &p.pair]),
-                h(&p.pair),
+                href(&run_parts(p)),
+                h(&run_label(p)),
                 p.status,
                 h(&p.reason)
             );
@@ -227,26 +227,76 @@ fn group(s: &mut String, run: &Run, n: usize, g: &GroupRun, plots: &[Plot]) {
     s.push_str("</section>\n");
 }
 
-fn cell(s: &mut String, tag_dir: &Path, p: &PairRecord) {
-    let dir = tag_dir.join(&p.group).join(&p.pair);
+/// Runs of a pair linked one by one in its cell, at most (the pair folder has them all).
+const MAX_RUN_LINKS: usize = 60;
+
+fn cell(s: &mut String, tag_dir: &Path, c: &Cell) {
+    let Some(first) = c.runs.first() else {
+        return;
+    };
+    let worst = c
+        .runs
+        .iter()
+        .find(|r| r.status == c.status)
+        .unwrap_or(first);
+    let pair_href = href(&[&first.group, &first.pair]);
     let _ = write!(
         s,
-        "<td class=\"{}\" title=\"{}\"><a class=\"status\" href=\"{}/\">{}</a><span class=\"dur\">{}</span><span class=\"logs\">",
-        p.status,
-        h(&p.reason),
-        href(&[&p.group, &p.pair]),
-        p.status,
-        h(&fmt_duration(p.duration_s))
+        "<td class=\"{}\" title=\"{}\"><a class=\"status\" href=\"{pair_href}/\">{}</a>",
+        c.status,
+        h(&worst.reason),
+        c.status,
     );
+    if c.runs.len() == 1 {
+        let _ = write!(
+            s,
+            "<span class=\"dur\">{}</span>",
+            h(&fmt_duration(c.mean_s))
+        );
+        if c.flaky {
+            s.push_str("<span class=\"dur\">flaky</span>");
+        }
+        logs(s, tag_dir, first);
+    } else {
+        let _ = write!(
+            s,
+            "<span class=\"dur\">mean {}</span><span class=\"dur\">{}/{} SUCCESS{}</span><span class=\"logs\">runs:",
+            h(&fmt_duration(c.mean_s)),
+            c.successes,
+            c.runs.len(),
+            if c.flaky { ", flaky" } else { "" }
+        );
+        for (i, r) in c.runs.iter().enumerate().take(MAX_RUN_LINKS) {
+            let _ = write!(
+                s,
+                " <a href=\"{}/\" title=\"{}: {}\">{}</a>",
+                href(&run_parts(r)),
+                h(&r.variant),
+                r.status,
+                i + 1
+            );
+        }
+        if c.runs.len() > MAX_RUN_LINKS {
+            s.push_str(" …");
+        }
+        s.push_str("</span>");
+    }
+    s.push_str("</td>");
+}
+
+/// Links to one run's logs.
+fn logs(s: &mut String, tag_dir: &Path, r: &PairRecord) {
+    let dir = run_dir(tag_dir, r);
+    let parts = run_parts(r);
+    s.push_str("<span class=\"logs\">");
     let mut first = true;
     for side in ["local", "remote"] {
         let mut links = Vec::new();
         for (stream, short) in [("stdout", "out"), ("stderr", "err")] {
             if dir.join(side).join(stream).is_file() {
-                links.push(format!(
-                    "<a href=\"{}\">{short}</a>",
-                    href(&[&p.group, &p.pair, side, stream])
-                ));
+                let mut target = parts.clone();
+                target.extend([side, stream]);
+                links.push(format!("<a href=\"{}\">{short}</a>", href(&target)));
             }
         }
         if links.is_empty() {
@@ -258,7 +308,7 @@ fn cell(s: &mut String, tag_dir: &Path, p: &PairRecord) {
         first = false;
         let _ = write!(s, "{side}: {}", links.join(" "));
     }
-    s.push_str("</span></td>");
+    s.push_str("</span>");
 }
 
 fn hooks(s: &mut String, tag_dir: &Path, g: &GroupRun) {

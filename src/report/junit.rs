@@ -1,7 +1,9 @@
 //! `junit.xml` (SPEC §5): a `testsuite` per group, a `testcase` per pair (`classname` the
-//! group, `name` the pair, `time` its duration); FAILED pairs carry a `failure`, ERROR
-//! pairs an `error`, each with the reason and the tail of both sides' stdout and stderr.
-//! Written with quick-xml; text is made XML-safe (control characters from logs replaced).
+//! group, `name` the pair, `time` its duration; with `--param`/`--repeat`, one per run of
+//! a pair, named `pair [variant]`); FAILED runs carry a `failure`, ERROR runs an `error`,
+//! each with the reason and the tail of both sides' stdout and stderr; a flaky pass says
+//! so in `system-out`. Written with quick-xml; text is made XML-safe (control characters
+//! from logs replaced).
 
 use std::fs;
 use std::io::{Read, Seek, SeekFrom};
@@ -10,7 +12,7 @@ use std::path::Path;
 use quick_xml::Writer;
 use quick_xml::events::{BytesDecl, BytesText, Event};
 
-use super::load::Run;
+use super::load::{Run, run_dir, run_label, run_parts};
 use super::names::xml_text;
 use crate::results::{PairRecord, Status};
 
@@ -48,7 +50,7 @@ pub fn render(run: &Run) -> std::io::Result<Vec<u8>> {
                         ("time", &secs(g.time())),
                     ])
                     .write_inner_content(|w| {
-                        for p in &g.pairs {
+                        for p in &g.runs {
                             testcase(w, &run.dir, p)?;
                         }
                         Ok(())
@@ -63,15 +65,29 @@ pub fn render(run: &Run) -> std::io::Result<Vec<u8>> {
 
 fn testcase(w: &mut Writer<Vec<u8>>, tag_dir: &Path, p: &PairRecord) -> std::io::Result<()> {
     let classname = xml_text(&p.group);
-    let name = xml_text(&p.pair);
+    let name = xml_text(&run_label(p));
     let el = w.create_element("testcase").with_attributes([
         ("classname", classname.as_str()),
         ("name", name.as_str()),
         ("time", &secs(p.duration_s)),
     ]);
+    let flaky = p.flaky.then(|| {
+        format!(
+            "flaky: passed on attempt {} after an earlier attempt failed (earlier attempts are in {}/attempts/)",
+            p.attempt,
+            run_parts(p).join("/")
+        )
+    });
     let kind = match p.status {
         Status::Success => {
-            el.write_empty()?;
+            match flaky {
+                None => el.write_empty()?,
+                Some(text) => el.write_inner_content(|w| {
+                    w.create_element("system-out")
+                        .write_text_content(BytesText::new(&xml_text(&text)))?;
+                    Ok(())
+                })?,
+            };
             return Ok(());
         }
         Status::Failed => "failure",
@@ -90,9 +106,9 @@ fn testcase(w: &mut Writer<Vec<u8>>, tag_dir: &Path, p: &PairRecord) -> std::io:
 
 /// The reason, then the tail of each side's logs.
 fn details(tag_dir: &Path, p: &PairRecord) -> String {
-    let dir = tag_dir.join(&p.group).join(&p.pair);
+    let dir = run_dir(tag_dir, p);
     let mut s = format!("{}: {}\n", p.status, p.reason);
-    s.push_str(&format!("pair folder: {}/{}\n", p.group, p.pair));
+    s.push_str(&format!("folder: {}\n", run_parts(p).join("/")));
     for side in ["local", "remote"] {
         for stream in ["stdout", "stderr"] {
             let (text, cut) = tail(&dir.join(side).join(stream), TAIL_LINES, TAIL_BYTES);

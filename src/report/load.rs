@@ -1,7 +1,10 @@
-//! A stored run read back from its tree alone: `run.json`, each pair folder's `pair.json`
+//! A stored run read back from its tree alone: `run.json`, each run folder's `pair.json`
 //! and marker (falling back on `results.csv` where a record is missing or damaged), and
-//! every side's `metrics.csv`. Damage is reported as one warning per problem, never a
-//! panic; whatever can be read is kept.
+//! every side's `metrics.csv`. A run folder is a pair folder, or, with `--param` and
+//! `--repeat`, a variant folder below it (`<pair>/SIZE=1k/rep-2`); earlier attempts
+//! (`attempts/<n>/`) are left out: a report shows the latest attempt of each run.
+//! Damage is reported as one warning per problem, never a panic; whatever can be read
+//! is kept.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
@@ -34,31 +37,89 @@ pub struct GroupRun {
     /// Local and remote test names, sorted.
     pub locals: Vec<String>,
     pub remotes: Vec<String>,
-    /// Its pairs, sorted by pair name.
-    pub pairs: Vec<PairRecord>,
+    /// Its runs (the latest attempt of each pair and variant), sorted by pair, variant.
+    pub runs: Vec<PairRecord>,
+    /// The metric values of those runs.
     pub metrics: Vec<MetricRow>,
-    cells: HashMap<(String, String), usize>,
+    cells: HashMap<(String, String), Vec<usize>>,
+}
+
+/// What a matrix cell shows: the runs of one pair, summed up.
+pub struct Cell<'a> {
+    pub pair: &'a str,
+    pub runs: Vec<&'a PairRecord>,
+    /// The worst status of its runs (ERROR over FAILED over SUCCESS).
+    pub status: Status,
+    /// Mean duration of its measured runs (warm-ups only when there is nothing else).
+    pub mean_s: f64,
+    pub successes: usize,
+    pub flaky: bool,
 }
 
 impl GroupRun {
-    /// The pair of local test `l` and remote test `r`, if it has a result.
-    pub fn cell(&self, l: &str, r: &str) -> Option<&PairRecord> {
-        self.cells
-            .get(&(l.to_string(), r.to_string()))
-            .map(|&i| &self.pairs[i])
+    /// The runs of local test `l` with remote test `r`, if the pair has any.
+    pub fn cell(&self, l: &str, r: &str) -> Option<Cell<'_>> {
+        let idx = self.cells.get(&(l.to_string(), r.to_string()))?;
+        let runs: Vec<&PairRecord> = idx.iter().map(|&i| &self.runs[i]).collect();
+        let first = runs.first()?;
+        let measured: Vec<f64> = runs
+            .iter()
+            .filter(|r| !r.warmup)
+            .map(|r| r.duration_s)
+            .collect();
+        let durations = if measured.is_empty() {
+            runs.iter().map(|r| r.duration_s).collect()
+        } else {
+            measured
+        };
+        Some(Cell {
+            pair: &first.pair,
+            status: runs.iter().map(|r| r.status).max().unwrap_or(Status::Error),
+            mean_s: durations.iter().sum::<f64>() / durations.len().max(1) as f64,
+            successes: runs.iter().filter(|r| r.status == Status::Success).count(),
+            flaky: runs.iter().any(|r| r.flaky),
+            runs,
+        })
     }
 
     pub fn counts(&self) -> Counts {
         let mut c = Counts::default();
-        for p in &self.pairs {
+        for p in &self.runs {
             c.add(p.status);
         }
         c
     }
 
-    /// Sum of the pairs' durations.
+    /// Sum of the runs' durations.
     pub fn time(&self) -> f64 {
-        self.pairs.iter().map(|p| p.duration_s).sum()
+        self.runs.iter().map(|p| p.duration_s).sum()
+    }
+}
+
+/// The folder of a run, below the tag folder.
+pub fn run_dir(tag_dir: &Path, r: &PairRecord) -> PathBuf {
+    let d = tag_dir.join(&r.group).join(&r.pair);
+    if r.variant.is_empty() {
+        d
+    } else {
+        d.join(&r.variant)
+    }
+}
+
+/// The parts of a run's path below the tag folder (for links).
+pub fn run_parts(r: &PairRecord) -> Vec<&str> {
+    [r.group.as_str(), r.pair.as_str(), r.variant.as_str()]
+        .into_iter()
+        .filter(|p| !p.is_empty())
+        .collect()
+}
+
+/// `pair`, or `pair [variant]` for one of several runs of a pair.
+pub fn run_label(r: &PairRecord) -> String {
+    if r.variant.is_empty() {
+        r.pair.clone()
+    } else {
+        format!("{} [{}]", r.pair, r.variant)
     }
 }
 
@@ -71,15 +132,19 @@ pub struct Run {
     pub groups: Vec<GroupRun>,
     /// One line per problem found in the tree.
     pub warnings: Vec<String>,
-    /// Pair folders that could not be read at all (so are not drawn).
+    /// Run folders that could not be read at all (so are not drawn).
     pub unreadable: usize,
+    /// Those of them that exist (a folder without a marker), to leave out of the tables.
+    pub left_out: Vec<PathBuf>,
+    /// Runs whose `pair.json` is missing or damaged, rebuilt from results.csv or the marker.
+    pub recovered: Vec<PairRecord>,
 }
 
 impl Run {
     pub fn counts(&self) -> Counts {
         let mut c = Counts::default();
         for g in &self.groups {
-            for p in &g.pairs {
+            for p in &g.runs {
                 c.add(p.status);
             }
         }
@@ -87,7 +152,7 @@ impl Run {
     }
 
     pub fn records(&self) -> impl Iterator<Item = &PairRecord> {
-        self.groups.iter().flat_map(|g| g.pairs.iter())
+        self.groups.iter().flat_map(|g| g.runs.iter())
     }
 
     pub fn metrics(&self) -> impl Iterator<Item = &MetricRow> {
@@ -110,12 +175,13 @@ pub fn load(tag_dir: &Path) -> Run {
     let mut csv_rows = read_results_csv(tag_dir, &run.tag, &mut run.warnings);
 
     let mut records = Vec::new();
-    find_pairs(tag_dir, &mut csv_rows, &mut records, &mut run);
-    let mut leftover: Vec<_> = csv_rows.into_keys().collect();
-    leftover.sort();
-    for (group, pair) in leftover {
+    find_runs(tag_dir, &mut csv_rows, &mut records, &mut run);
+    let mut leftover: Vec<_> = csv_rows.into_iter().collect();
+    leftover.sort_by(|a, b| a.0.cmp(&b.0));
+    for (_, rec) in leftover {
         run.warnings.push(format!(
-            "results.csv lists {group}/{pair} but its pair folder is missing; left out"
+            "results.csv lists {} but its folder is missing; left out",
+            rec.id()
         ));
         run.unreadable += 1;
     }
@@ -123,25 +189,29 @@ pub fn load(tag_dir: &Path) -> Run {
     let mut by_group: BTreeMap<String, GroupRun> = BTreeMap::new();
     for rec in records {
         let g = by_group.entry(rec.group.clone()).or_default();
-        g.pairs.push(rec);
+        g.runs.push(rec);
     }
     for (name, mut g) in by_group {
         g.name = name;
-        g.pairs.sort_by(|a, b| a.pair.cmp(&b.pair));
-        g.pairs.dedup_by(|a, b| a.pair == b.pair);
-        let mut locals: Vec<String> = g.pairs.iter().map(|p| p.local_test.clone()).collect();
-        let mut remotes: Vec<String> = g.pairs.iter().map(|p| p.remote_test.clone()).collect();
+        g.runs
+            .sort_by(|a, b| (&a.pair, &a.variant).cmp(&(&b.pair, &b.variant)));
+        g.runs
+            .dedup_by(|a, b| a.pair == b.pair && a.variant == b.variant);
+        let mut locals: Vec<String> = g.runs.iter().map(|p| p.local_test.clone()).collect();
+        let mut remotes: Vec<String> = g.runs.iter().map(|p| p.remote_test.clone()).collect();
         locals.sort();
         locals.dedup();
         remotes.sort();
         remotes.dedup();
         g.locals = locals;
         g.remotes = remotes;
-        for (i, p) in g.pairs.iter().enumerate() {
+        for (i, p) in g.runs.iter().enumerate() {
             g.cells
-                .insert((p.local_test.clone(), p.remote_test.clone()), i);
+                .entry((p.local_test.clone(), p.remote_test.clone()))
+                .or_default()
+                .push(i);
         }
-        g.metrics = read_metrics(tag_dir, &g.pairs, &mut run.warnings);
+        g.metrics = read_metrics(tag_dir, &g.runs, &mut run.warnings);
         run.groups.push(g);
     }
     if run.groups.is_empty() && run.unreadable == 0 {
@@ -175,12 +245,32 @@ fn read_manifest(tag_dir: &Path, warnings: &mut Vec<String>) -> Manifest {
     }
 }
 
-type CsvRows = HashMap<(String, String), PairRecord>;
+/// Which run a row or folder is: group, pair and the variant with its parameters sorted
+/// (results.csv lists parameters by name, folders in the order they were given).
+type RunKey = (String, String, String);
 
-/// The rows of results.csv by (group, pair); used only where a pair's own record is
+fn run_key(group: &str, pair: &str, variant: &str) -> RunKey {
+    let norm: Vec<String> = variant
+        .split('/')
+        .map(|part| {
+            if part.contains('=') {
+                let mut kv: Vec<&str> = part.split(',').collect();
+                kv.sort_unstable();
+                kv.join(",")
+            } else {
+                part.to_string()
+            }
+        })
+        .collect();
+    (group.to_string(), pair.to_string(), norm.join("/"))
+}
+
+type CsvRows = HashMap<RunKey, PairRecord>;
+
+/// The latest attempt of each run in results.csv; used only where a run's own record is
 /// missing or damaged.
 fn read_results_csv(tag_dir: &Path, tag: &str, warnings: &mut Vec<String>) -> CsvRows {
-    let mut rows = HashMap::new();
+    let mut rows: CsvRows = HashMap::new();
     let path = tag_dir.join("results.csv");
     let mut rdr = match csv::ReaderBuilder::new().flexible(true).from_path(&path) {
         Ok(r) => r,
@@ -207,6 +297,11 @@ fn read_results_csv(tag_dir: &Path, tag: &str, warnings: &mut Vec<String>) -> Cs
         );
         return rows;
     };
+    let param_cols: Vec<(usize, String)> = headers
+        .iter()
+        .enumerate()
+        .filter_map(|(i, h)| h.strip_prefix("param_").map(|n| (i, n.to_string())))
+        .collect();
     let mut damaged_lines = Vec::new();
     for (n, rec) in rdr.records().enumerate() {
         let line = n + 2;
@@ -224,19 +319,28 @@ fn read_results_csv(tag_dir: &Path, tag: &str, warnings: &mut Vec<String>) -> Cs
             continue;
         };
         let (l, r) = split_pair(pair);
-        let local_test = Some(get("local_test"))
-            .filter(|s| !s.is_empty())
-            .unwrap_or(l);
-        let remote_test = Some(get("remote_test"))
-            .filter(|s| !s.is_empty())
-            .unwrap_or(r);
+        let params: BTreeMap<String, String> = param_cols
+            .iter()
+            .filter_map(|(i, name)| {
+                rec.get(*i)
+                    .filter(|v| !v.is_empty())
+                    .map(|v| (name.clone(), v.to_string()))
+            })
+            .collect();
+        let repetition = get("repetition").parse().ok();
+        let warmup = get("warmup") == "true";
+        let variant = crate::plan::Variant {
+            params: params.clone().into_iter().collect(),
+            repetition,
+            warmup,
+        }
+        .rel();
+        let non_empty = |v: String, or: String| if v.is_empty() { or } else { v };
         let record = PairRecord {
-            tag: Some(get("tag"))
-                .filter(|s| !s.is_empty())
-                .unwrap_or_else(|| tag.to_string()),
+            tag: non_empty(get("tag"), tag.to_string()),
             group: group.to_string(),
-            local_test,
-            remote_test,
+            local_test: non_empty(get("local_test"), l),
+            remote_test: non_empty(get("remote_test"), r),
             pair: pair.to_string(),
             status,
             reason: get("reason"),
@@ -252,8 +356,20 @@ fn read_results_csv(tag_dir: &Path, tag: &str, warnings: &mut Vec<String>) -> Cs
             remote_host: get("remote_host"),
             attempt: get("attempt").parse().unwrap_or(1),
             scripts_hash: String::new(),
+            flaky: get("flaky") == "true",
+            variant: variant.clone(),
+            params,
+            repetition,
+            warmup,
         };
-        rows.insert((group.to_string(), pair.to_string()), record);
+        let key = run_key(group, pair, &variant);
+        // Earlier attempts are rows too: keep the latest.
+        if rows
+            .get(&key)
+            .is_none_or(|old| old.attempt <= record.attempt)
+        {
+            rows.insert(key, record);
+        }
     }
     if !damaged_lines.is_empty() {
         let shown: Vec<String> = damaged_lines
@@ -279,26 +395,52 @@ fn split_pair(pair: &str) -> (String, String) {
     }
 }
 
+/// A folder name that is a level of a variant: `rep-2`, `warmup-1`, `SIZE=1k,CONNS=4`.
+fn is_variant_part(name: &str) -> bool {
+    let numbered = |p: &str| {
+        name.strip_prefix(p)
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    };
+    numbered("rep-") || numbered("warmup-") || name.contains('=')
+}
+
+/// Group, pair and variant of a run folder from where it is (`rel` below the tag folder).
+fn split_location(rel: &Path) -> Option<(String, String, String)> {
+    let mut parts: Vec<String> = rel
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    let mut variant = Vec::new();
+    while variant.len() < 2 && parts.len() > 2 && parts.last().is_some_and(|p| is_variant_part(p)) {
+        variant.insert(0, parts.pop()?);
+    }
+    let pair = parts.pop()?;
+    if parts.is_empty() {
+        return None;
+    }
+    Some((parts.join("/"), pair, variant.join("/")))
+}
+
 fn marker_of(dir: &Path) -> Option<Status> {
     Status::ALL
         .into_iter()
         .find(|s| dir.join(s.marker()).is_file())
 }
 
-/// A folder that is, or should be, a pair folder.
+/// A folder that is, or should be, a run folder.
 struct Candidate {
     dir: PathBuf,
-    group: String,
-    name: String,
+    /// Below the tag folder.
+    rel: PathBuf,
     has_json: bool,
     marker: Option<Status>,
 }
 
-/// Walk the tag folder for pair folders (a folder with `pair.json` or a marker, or a
-/// `*_x_*` folder with a `local/` inside), below group folders of any depth. Pair folders
-/// are not entered, so the walk costs a few file checks per pair; their records are then
-/// read in parallel.
-fn find_pairs(tag_dir: &Path, csv_rows: &mut CsvRows, out: &mut Vec<PairRecord>, run: &mut Run) {
+/// Walk the tag folder for run folders (a folder with `pair.json` or a marker, or a
+/// `*_x_*` or variant folder with a `local/` inside), below group folders of any depth.
+/// Run folders are not entered (so neither are their earlier attempts), so the walk
+/// costs a few file checks per run; the records are then read in parallel.
+fn find_runs(tag_dir: &Path, csv_rows: &mut CsvRows, out: &mut Vec<PairRecord>, run: &mut Run) {
     let mut found = Vec::new();
     let mut walker = walkdir::WalkDir::new(tag_dir)
         .min_depth(1)
@@ -311,9 +453,9 @@ fn find_pairs(tag_dir: &Path, csv_rows: &mut CsvRows, out: &mut Vec<PairRecord>,
             continue;
         }
         let name = entry.file_name().to_string_lossy().into_owned();
-        // Hidden folders are unfinished pairs and temporary files. `plots/` and `hooks/`
-        // hold files only (so nothing in them looks like a pair) and are walked through:
-        // a group may be named `plots` or `hooks` too.
+        // Hidden folders are unfinished runs and temporary files. `plots/` and `hooks/`
+        // hold nothing that looks like a run and are walked through: a group may be
+        // named `plots` or `hooks` too.
         if name.starts_with('.') {
             walker.skip_current_dir();
             continue;
@@ -321,24 +463,21 @@ fn find_pairs(tag_dir: &Path, csv_rows: &mut CsvRows, out: &mut Vec<PairRecord>,
         let dir = entry.path();
         let has_json = dir.join("pair.json").is_file();
         let marker = marker_of(dir);
-        let looks_like_pair =
-            || has_json || marker.is_some() || (name.contains("_x_") && dir.join("local").is_dir());
-        if !looks_like_pair() {
+        let looks_like_run = || {
+            has_json
+                || marker.is_some()
+                || ((name.contains("_x_") || is_variant_part(&name)) && dir.join("local").is_dir())
+        };
+        if !looks_like_run() {
             continue;
         }
         walker.skip_current_dir();
-        let Some(group) = dir
-            .parent()
-            .and_then(|p| p.strip_prefix(tag_dir).ok())
-            .map(|p| p.to_string_lossy().into_owned())
-            .filter(|g| !g.is_empty())
-        else {
+        let Ok(rel) = dir.strip_prefix(tag_dir) else {
             continue;
         };
         found.push(Candidate {
             dir: dir.to_path_buf(),
-            group,
-            name,
+            rel: rel.to_path_buf(),
             has_json,
             marker,
         });
@@ -354,30 +493,40 @@ fn find_pairs(tag_dir: &Path, csv_rows: &mut CsvRows, out: &mut Vec<PairRecord>,
     }
 }
 
-/// The record of a candidate pair folder, with a warning for each thing wrong with it.
+/// The record of a candidate run folder, with a warning for each thing wrong with it.
 fn settle(
     c: Candidate,
     record: Option<PairRecord>,
     csv_rows: &mut CsvRows,
     run: &mut Run,
 ) -> Option<PairRecord> {
-    let Candidate {
-        dir,
-        group,
-        name,
-        has_json,
-        marker,
-    } = c;
-    let id = format!("{group}/{name}");
-    let from_csv = csv_rows.remove(&(group.clone(), name.clone()));
-    let Some(status) = marker else {
+    let id = c.rel.to_string_lossy().into_owned();
+    // Where the folder is, unless its record says the same with certainty.
+    let at = |r: &PairRecord| c.rel == Path::new(&r.group).join(&r.pair).join(&r.variant);
+    let (group, pair, variant) = match &record {
+        Some(r) if at(r) => (r.group.clone(), r.pair.clone(), r.variant.clone()),
+        _ => match split_location(&c.rel) {
+            Some(loc) => loc,
+            None => {
+                run.warnings.push(format!(
+                    "{id}: a pair folder directly in the tag folder, outside any group; left out"
+                ));
+                run.unreadable += 1;
+                return None;
+            }
+        },
+    };
+    let from_csv = csv_rows.remove(&run_key(&group, &pair, &variant));
+    let Some(status) = c.marker else {
         run.warnings.push(format!(
             "{id}: pair folder has no SUCCESS, FAILED or ERROR marker (damaged); left out"
         ));
         run.unreadable += 1;
+        run.left_out.push(c.dir);
         return None;
     };
-    let damaged = if has_json { "damaged" } else { "missing" };
+    let damaged = if c.has_json { "damaged" } else { "missing" };
+    let recovered = record.is_none();
     let mut rec = match (record, from_csv) {
         (Some(r), _) => r,
         (None, Some(r)) => {
@@ -390,34 +539,41 @@ fn settle(
             run.warnings.push(format!(
                 "{id}: pair.json is {damaged} and results.csv has no row for it; shown from its marker"
             ));
-            let marker_text = fs::read_to_string(dir.join(status.marker())).unwrap_or_default();
-            let (l, r) = split_pair(&name);
+            let marker_text = fs::read_to_string(c.dir.join(status.marker())).unwrap_or_default();
+            let (l, r) = split_pair(&pair);
+            let (params, repetition, warmup) = parse_variant(&variant);
             PairRecord {
                 tag: run.tag.clone(),
                 group: group.clone(),
                 local_test: l,
                 remote_test: r,
-                pair: name.clone(),
+                pair: pair.clone(),
                 status,
                 reason: marker_text
                     .trim()
                     .split_once(' ')
                     .map(|(_, r)| r.to_string())
                     .unwrap_or_default(),
-                local_exit: read_exit(&dir.join("local")),
-                remote_exit: read_exit(&dir.join("remote")),
+                local_exit: read_exit(&c.dir.join("local")),
+                remote_exit: read_exit(&c.dir.join("remote")),
                 remote_ended: None,
                 started_at: String::new(),
                 duration_s: 0.0,
                 remote_host: String::new(),
                 attempt: 1,
                 scripts_hash: String::new(),
+                flaky: false,
+                variant: variant.clone(),
+                params,
+                repetition,
+                warmup,
             }
         }
     };
     // The folder is the truth: it is where links point and where the marker is.
     rec.group = group;
-    rec.pair = name;
+    rec.pair = pair;
+    rec.variant = variant;
     if rec.status != status {
         run.warnings.push(format!(
             "{id}: its marker says {status} but pair.json says {}; the marker wins",
@@ -428,7 +584,31 @@ fn settle(
     if !rec.duration_s.is_finite() || rec.duration_s < 0.0 {
         rec.duration_s = 0.0;
     }
+    if recovered {
+        run.recovered.push(rec.clone());
+    }
     Some(rec)
+}
+
+/// Parameters, repetition and warm-up flag of a variant folder path (`A=1,B=x%2Fy/rep-2`).
+fn parse_variant(variant: &str) -> (BTreeMap<String, String>, Option<u32>, bool) {
+    let mut params = BTreeMap::new();
+    let (mut repetition, mut warmup) = (None, false);
+    for part in variant.split('/').filter(|p| !p.is_empty()) {
+        if let Some(n) = part.strip_prefix("rep-").and_then(|n| n.parse().ok()) {
+            repetition = Some(n);
+        } else if let Some(n) = part.strip_prefix("warmup-").and_then(|n| n.parse().ok()) {
+            repetition = Some(n);
+            warmup = true;
+        } else {
+            for kv in part.split(',') {
+                if let Some((k, v)) = kv.split_once('=') {
+                    params.insert(k.to_string(), v.replace("%2F", "/").replace("%25", "%"));
+                }
+            }
+        }
+    }
+    (params, repetition, warmup)
 }
 
 fn read_exit(side: &Path) -> Option<i32> {
@@ -439,24 +619,19 @@ fn read_exit(side: &Path) -> Option<i32> {
         .ok()
 }
 
-fn read_metrics(
-    tag_dir: &Path,
-    pairs: &[PairRecord],
-    warnings: &mut Vec<String>,
-) -> Vec<MetricRow> {
-    let per_pair: Vec<(Vec<MetricRow>, Vec<String>)> = pairs
+fn read_metrics(tag_dir: &Path, runs: &[PairRecord], warnings: &mut Vec<String>) -> Vec<MetricRow> {
+    let per_run: Vec<(Vec<MetricRow>, Vec<String>)> = runs
         .par_iter()
         .map(|r| {
-            let dir = tag_dir.join(&r.group).join(&r.pair);
+            let dir = run_dir(tag_dir, r);
             let mut rows = Vec::new();
             let mut problems = Vec::new();
             for side in ["local", "remote"] {
                 let (found, bad) = results::read_side_metrics(&dir.join(side).join("metrics.csv"));
                 if bad > 0 {
                     problems.push(format!(
-                        "{}/{}: {side}/metrics.csv: {bad} line{} not `name,value[,unit]` with a number; skipped",
-                        r.group,
-                        r.pair,
+                        "{}: {side}/metrics.csv: {bad} line{} not `name,value[,unit]` with a number; skipped",
+                        r.id(),
                         if bad == 1 { " is" } else { "s are" }
                     ));
                 }
@@ -469,15 +644,45 @@ fn read_metrics(
                     value,
                     unit,
                     attempt: r.attempt,
+                    repetition: r.repetition,
+                    warmup: r.warmup,
+                    params: r.params.clone(),
+                    variant: r.variant.clone(),
                 }));
             }
             (rows, problems)
         })
         .collect();
     let mut out = Vec::new();
-    for (rows, problems) in per_pair {
+    for (rows, problems) in per_run {
         out.extend(rows);
         warnings.extend(problems);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_split_into_group_pair_and_variant() {
+        let s = |p: &str| split_location(Path::new(p));
+        let t = |g: &str, p: &str, v: &str| Some((g.to_string(), p.to_string(), v.to_string()));
+        assert_eq!(s("g/a_x_b"), t("g", "a_x_b", ""));
+        assert_eq!(s("g/sub/a_x_b"), t("g/sub", "a_x_b", ""));
+        assert_eq!(s("g/a_x_b/rep-2"), t("g", "a_x_b", "rep-2"));
+        assert_eq!(
+            s("g/a_x_b/N=1,M=x%2Fy/warmup-1"),
+            t("g", "a_x_b", "N=1,M=x%2Fy/warmup-1")
+        );
+        assert_eq!(s("a_x_b"), None);
+        assert_eq!(
+            run_key("g", "p", "B=2,A=1/rep-1"),
+            run_key("g", "p", "A=1,B=2/rep-1")
+        );
+        let (params, rep, warm) = parse_variant("N=1,M=x%2Fy/warmup-3");
+        assert_eq!(params["M"], "x/y");
+        assert_eq!((rep, warm), (Some(3), true));
+    }
 }

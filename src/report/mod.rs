@@ -15,7 +15,7 @@ mod summary;
 
 use std::path::Path;
 
-use crate::results::{self, PairRecord};
+use crate::results;
 use crate::runner::progress::Counts;
 use load::Run;
 
@@ -106,6 +106,50 @@ fn draw_plots(run: &Run) -> (Vec<plots::Plot>, Vec<String>) {
     (plots, problems)
 }
 
+/// Rebuild results.csv, metrics.csv and stats.csv from the run folders, as a run does
+/// (every attempt of every run), plus the runs rebuilt from results.csv or their marker
+/// where their record was damaged. False when a table could not be written.
+fn rebuild_tables(run: &Run) -> bool {
+    let dir = &run.dir;
+    let mut ok = true;
+    let mut records: Vec<_> = results::collect_records_with_dirs(dir)
+        .into_iter()
+        .filter(|(d, _)| !run.left_out.contains(d))
+        .map(|(_, r)| r)
+        .collect();
+    records.extend(run.recovered.iter().cloned());
+    records.sort_by(|a, b| (&a.group, &a.pair, a.attempt).cmp(&(&b.group, &b.pair, b.attempt)));
+    if let Err(e) = results::write_results_csv(&dir.join("results.csv"), &records) {
+        eprintln!("pairbench: warning: cannot write results.csv: {e}");
+        ok = false;
+    }
+    let mut metrics = results::collect_metrics(dir);
+    let recovered: std::collections::HashSet<String> =
+        run.recovered.iter().map(|r| r.id()).collect();
+    metrics.extend(
+        run.metrics()
+            .filter(|m| {
+                let id = if m.variant.is_empty() {
+                    format!("{}/{}", m.group, m.pair)
+                } else {
+                    format!("{}/{}/{}", m.group, m.pair, m.variant)
+                };
+                recovered.contains(&id)
+            })
+            .cloned(),
+    );
+    if let Err(e) = results::write_metrics_csv(&dir.join("metrics.csv"), &metrics) {
+        eprintln!("pairbench: warning: cannot write metrics.csv: {e}");
+        ok = false;
+    }
+    let stats = crate::stats::compute(dir);
+    if let Err(e) = crate::stats::write_csv(&dir.join("stats.csv"), &stats) {
+        eprintln!("pairbench: warning: cannot write stats.csv: {e}");
+        ok = false;
+    }
+    ok
+}
+
 /// Why `plots` is not a plots folder pairbench drew (which holds files only), if it is not.
 fn not_ours(plots: &Path) -> Option<&'static str> {
     let meta = std::fs::symlink_metadata(plots).ok()?;
@@ -147,20 +191,11 @@ pub fn command(results_dir: &Path, tag: &str, groups_dir: &Path) -> anyhow::Resu
     if run_in_progress(&dir) {
         // The run appends to results.csv and rewrites both tables when it ends.
         eprintln!(
-            "pairbench: note: '{}' is being run right now: the report shows the pairs finished so far; results.csv and metrics.csv are left to the run",
+            "pairbench: note: '{}' is being run right now: the report shows the pairs finished so far; its tables (results.csv, metrics.csv, stats.csv) are left to the run",
             run.tag
         );
     } else {
-        let records: Vec<PairRecord> = run.records().cloned().collect();
-        if let Err(e) = results::write_results_csv(&dir.join("results.csv"), &records) {
-            eprintln!("pairbench: warning: cannot write results.csv: {e}");
-            incomplete = true;
-        }
-        let metrics: Vec<results::MetricRow> = run.metrics().cloned().collect();
-        if let Err(e) = results::write_metrics_csv(&dir.join("metrics.csv"), &metrics) {
-            eprintln!("pairbench: warning: cannot write metrics.csv: {e}");
-            incomplete = true;
-        }
+        incomplete |= !rebuild_tables(&run);
     }
     let drawn = draw(&run);
     for w in &drawn.problems {

@@ -72,13 +72,14 @@ pub fn html(s: &str) -> String {
     out
 }
 
-/// Text for a Markdown table cell or heading: one line, special characters escaped.
+/// Text for a Markdown table cell, heading or list item (always after a `| `, `## ` or
+/// `- ` prefix, so line-start syntax cannot trigger): one line, and the characters that
+/// mean something mid-line escaped.
 pub fn markdown(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in printable(s).chars() {
         match c {
-            '\\' | '`' | '*' | '_' | '{' | '}' | '[' | ']' | '(' | ')' | '#' | '+' | '-' | '.'
-            | '!' | '|' | '<' | '>' | '~' => {
+            '\\' | '`' | '*' | '_' | '[' | ']' | '|' | '<' | '>' | '~' | '&' => {
                 out.push('\\');
                 out.push(c);
             }
@@ -88,8 +89,8 @@ pub fn markdown(s: &str) -> String {
     out
 }
 
-/// One line of text: control characters (newlines, escapes, NUL) shown as `?`-free
-/// visible replacements so labels and table cells cannot break their layout.
+/// One line of text: control characters (newlines, escapes, NUL) become U+FFFD, so
+/// labels and table cells cannot break their layout.
 pub fn printable(s: &str) -> String {
     s.chars()
         .map(|c| if c.is_control() { '\u{FFFD}' } else { c })

@@ -214,13 +214,22 @@ const LEGEND_ITEMS: [(Option<Status>, &str); 4] = [
     (None, "not run"),
 ];
 
+/// What a matrix cell shows.
+#[derive(Clone, Copy)]
+struct CellView {
+    status: Status,
+    mean_s: f64,
+    runs: usize,
+    successes: usize,
+}
+
 struct Matrix {
     plot: Plot,
     title: String,
     locals: Vec<String>,
     remotes: Vec<String>,
-    /// Row-major cells: status and duration.
-    cells: Vec<Option<(Status, f64)>>,
+    /// Row-major cells.
+    cells: Vec<Option<CellView>>,
     legend: String,
     row_head_w: u32,
     legend_w: u32,
@@ -239,7 +248,12 @@ impl Matrix {
         let mut cells = Vec::with_capacity(g.locals.len() * g.remotes.len());
         for l in &g.locals {
             for r in &g.remotes {
-                cells.push(g.cell(l, r).map(|p| (p.status, p.duration_s)));
+                cells.push(g.cell(l, r).map(|c| CellView {
+                    status: c.status,
+                    mean_s: c.mean_s,
+                    runs: c.runs.len(),
+                    successes: c.successes,
+                }));
             }
         }
         let title = format!("{}: local × remote", g.name);
@@ -327,7 +341,7 @@ impl Painter for Matrix {
             for j in 0..cols {
                 let x = x0 + (j as u32 * CELL_W) as i32;
                 let cell = self.cells.get(i * cols + j).copied().flatten();
-                let (fill, ink) = status_colors(cell.map(|c| c.0));
+                let (fill, ink) = status_colors(cell.map(|c| c.status));
                 root.draw(&Rectangle::new(
                     [
                         (x + 1, y + 1),
@@ -337,12 +351,16 @@ impl Painter for Matrix {
                 ))
                 .map_err(err)?;
                 let (line1, line2) = match cell {
-                    Some((s, d)) => (s.marker().to_string(), fmt_duration(d)),
+                    Some(c) if c.runs > 1 => (
+                        format!("{} {}/{}", c.status, c.successes, c.runs),
+                        format!("mean {}", fmt_duration(c.mean_s)),
+                    ),
+                    Some(c) => (c.status.marker().to_string(), fmt_duration(c.mean_s)),
                     None => ("not run".to_string(), String::new()),
                 };
                 let cx = x + (CELL_W / 2) as i32;
                 root.draw(&Text::new(
-                    line1,
+                    fit(&cell_font, &line1, CELL_W - 8),
                     (cx, y + (CELL_H / 2) as i32 - 8),
                     text_style(12.0, &ink, center),
                 ))
@@ -411,14 +429,15 @@ struct Chart {
 impl Chart {
     /// A chart per (metric name, unit) of the group, sorted by name then unit.
     fn all(g: &GroupRun) -> Vec<Chart> {
-        // (name, unit) -> (pair, side) -> (sum, n)
-        type Values = BTreeMap<(String, bool), (f64, usize)>;
+        // (name, unit) -> (pair, parameters, side) -> (sum, n); warm-ups left out.
+        type Values = BTreeMap<(String, String, bool), (f64, usize)>;
         let mut by_metric: BTreeMap<(String, String), Values> = BTreeMap::new();
-        for m in &g.metrics {
+        for m in g.metrics.iter().filter(|m| !m.warmup) {
+            let params: Vec<String> = m.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
             let e = by_metric
                 .entry((m.name.clone(), m.unit.clone()))
                 .or_default()
-                .entry((m.pair.clone(), m.side == "remote"))
+                .entry((m.pair.clone(), params.join(","), m.side == "remote"))
                 .or_insert((0.0, 0));
             e.0 += m.value;
             e.1 += 1;
@@ -427,11 +446,16 @@ impl Chart {
         by_metric
             .into_iter()
             .map(|((name, unit), values)| {
-                let both_sides = values.keys().any(|(_, r)| *r) && values.keys().any(|(_, r)| !*r);
+                let both_sides =
+                    values.keys().any(|(_, _, r)| *r) && values.keys().any(|(_, _, r)| !*r);
                 let bars: Vec<Bar> = values
                     .into_iter()
-                    .map(|((pair, remote), (sum, n))| {
+                    .map(|((pair, params, remote), (sum, n))| {
                         let mut label = printable(&pair);
+                        if !params.is_empty() {
+                            label.push_str(" · ");
+                            label.push_str(&printable(&params));
+                        }
                         if both_sides {
                             label.push_str(if remote { " · remote" } else { " · local" });
                         }

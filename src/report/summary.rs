@@ -48,26 +48,40 @@ fn group(s: &mut String, g: &GroupRun) {
         s.push_str(&format!("| {} |", md(l)));
         for r in &g.remotes {
             match g.cell(l, r) {
-                Some(p) => s.push_str(&format!(
-                    " {} {} |",
-                    p.status,
-                    md(&fmt_duration(p.duration_s))
-                )),
+                Some(c) => {
+                    s.push_str(&format!(" {} {}", c.status, md(&fmt_duration(c.mean_s))));
+                    if c.runs.len() > 1 {
+                        s.push_str(&format!(
+                            " ({}/{} SUCCESS, mean)",
+                            c.successes,
+                            c.runs.len()
+                        ));
+                    }
+                    if c.flaky {
+                        s.push_str(" flaky");
+                    }
+                    s.push_str(" |");
+                }
                 None => s.push_str(" not run |"),
             }
         }
         s.push('\n');
     }
     let bad: Vec<_> = g
-        .pairs
+        .runs
         .iter()
         .filter(|p| p.status != Status::Success)
         .collect();
     if !bad.is_empty() {
         s.push_str("\nNot successful:\n\n");
         for p in bad {
+            let variant = if p.variant.is_empty() {
+                String::new()
+            } else {
+                format!(" \\[{}\\]", md(&p.variant))
+            };
             s.push_str(&format!(
-                "- {} × {}: {}: {}\n",
+                "- {} × {}{variant}: {}: {}\n",
                 md(&p.local_test),
                 md(&p.remote_test),
                 p.status,
