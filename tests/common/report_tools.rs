@@ -24,7 +24,10 @@ pub fn tool(name: &str, apt_package: &str) -> Option<PathBuf> {
             "`{name}` is required when PAIRBENCH_REQUIRE_SSHD=1 (CI) but is not on PATH: apt-get install -y {apt_package}"
         );
     }
-    eprintln!(
+    // Straight to the terminal (not captured by the test harness), so the skip is seen.
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
         "\n*** SKIPPED: `{name}` is not installed, so this test checks less than it should. Install it: apt-get install -y {apt_package} ***\n"
     );
     None
