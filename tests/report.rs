@@ -1079,3 +1079,43 @@ fn repeats_parameters_and_retries_show_every_run_and_the_latest_attempt_only() {
         "12 runs + 1 earlier attempt"
     );
 }
+
+#[test]
+fn a_make_graphs_that_hangs_is_stopped_after_the_runs_hook_timeout() {
+    let p = Project::new();
+    let marker = format!("PAIRBENCH_TEST_HANG={}", std::process::id());
+    p.bash("slow/local/a", "exit 0");
+    p.bash("slow/remote/b", "exit 0");
+    p.bash(
+        "slow/make_graphs",
+        &format!("echo started\n{marker} sleep 300"),
+    );
+    p.bash("inert/local/a", "exit 0");
+    p.bash("inert/remote/b", "exit 0");
+    p.file("inert/make_graphs", "#!/bin/sh\necho never\n");
+    p.run(&["run", "--progress", "never", "--hook-timeout", "1s"])
+        .expect_code(0);
+    let r = p.run(&["report"]);
+    r.expect_code(1);
+    assert!(
+        r.stderr().contains("slow/make_graphs timed out after 1s"),
+        "{}",
+        r.stderr()
+    );
+    assert!(
+        r.stderr().contains("inert/make_graphs is not executable"),
+        "{}",
+        r.stderr()
+    );
+    let out = p.latest().join("slow/hooks/make_graphs");
+    assert_eq!(read(&out.join("stdout")), "started\n");
+    assert!(
+        read(&out.join("exit_code")).starts_with("signal"),
+        "killed by a signal"
+    );
+    assert!(!p.latest().join("inert/hooks/make_graphs").exists());
+    assert!(
+        processes_with_env(&marker).is_empty(),
+        "the hung make_graphs is gone"
+    );
+}
