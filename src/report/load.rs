@@ -193,8 +193,7 @@ pub fn load(tag_dir: &Path) -> Run {
     }
     for (name, mut g) in by_group {
         g.name = name;
-        g.runs
-            .sort_by(|a, b| (&a.pair, &a.variant).cmp(&(&b.pair, &b.variant)));
+        g.runs.sort_by(run_order);
         g.runs
             .dedup_by(|a, b| a.pair == b.pair && a.variant == b.variant);
         let mut locals: Vec<String> = g.runs.iter().map(|p| p.local_test.clone()).collect();
@@ -221,6 +220,41 @@ pub fn load(tag_dir: &Path) -> Run {
         ));
     }
     run
+}
+
+/// The order runs are shown in: by pair, then parameter values (numbers by value), the
+/// warm-ups before the measured runs, then by repetition number.
+fn run_order(a: &PairRecord, b: &PairRecord) -> std::cmp::Ordering {
+    a.pair
+        .cmp(&b.pair)
+        .then_with(|| {
+            let mut pa = a.params.iter();
+            let mut pb = b.params.iter();
+            loop {
+                match (pa.next(), pb.next()) {
+                    (None, None) => return std::cmp::Ordering::Equal,
+                    (None, Some(_)) => return std::cmp::Ordering::Less,
+                    (Some(_), None) => return std::cmp::Ordering::Greater,
+                    (Some((ka, va)), Some((kb, vb))) => {
+                        let o = ka.cmp(kb).then_with(|| natural(va, vb));
+                        if o.is_ne() {
+                            return o;
+                        }
+                    }
+                }
+            }
+        })
+        .then_with(|| b.warmup.cmp(&a.warmup))
+        .then_with(|| a.repetition.cmp(&b.repetition))
+        .then_with(|| a.variant.cmp(&b.variant))
+}
+
+/// Numbers by value, anything else as text.
+fn natural(a: &str, b: &str) -> std::cmp::Ordering {
+    match (a.parse::<f64>(), b.parse::<f64>()) {
+        (Ok(x), Ok(y)) => x.total_cmp(&y).then_with(|| a.cmp(b)),
+        _ => a.cmp(b),
+    }
 }
 
 fn read_manifest(tag_dir: &Path, warnings: &mut Vec<String>) -> Manifest {
@@ -680,6 +714,41 @@ mod tests {
         assert_eq!(
             run_key("g", "p", "B=2,A=1/rep-1"),
             run_key("g", "p", "A=1,B=2/rep-1")
+        );
+        let rec = |variant: &str| {
+            let (params, repetition, warmup) = parse_variant(variant);
+            PairRecord {
+                tag: String::new(),
+                group: "g".into(),
+                local_test: "a".into(),
+                remote_test: "b".into(),
+                pair: "a_x_b".into(),
+                status: Status::Success,
+                reason: String::new(),
+                local_exit: None,
+                remote_exit: None,
+                remote_ended: None,
+                started_at: String::new(),
+                duration_s: 0.0,
+                remote_host: String::new(),
+                attempt: 1,
+                scripts_hash: String::new(),
+                flaky: false,
+                variant: variant.into(),
+                params,
+                repetition,
+                warmup,
+            }
+        };
+        let mut runs: Vec<PairRecord> = ["N=10/rep-1", "N=5/rep-10", "N=5/rep-2", "N=5/warmup-1"]
+            .into_iter()
+            .map(rec)
+            .collect();
+        runs.sort_by(run_order);
+        let order: Vec<&str> = runs.iter().map(|r| r.variant.as_str()).collect();
+        assert_eq!(
+            order,
+            ["N=5/warmup-1", "N=5/rep-2", "N=5/rep-10", "N=10/rep-1"]
         );
         let (params, rep, warm) = parse_variant("N=1,M=x%2Fy/warmup-3");
         assert_eq!(params["M"], "x/y");

@@ -6,7 +6,7 @@
 //! Drawing is deterministic (same tree, same SVG bytes). PNG text needs the embedded font
 //! ([`font`]); very large plots get an SVG only (see [`MAX_PNG_PIXELS`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use plotters::coord::Shift;
@@ -429,16 +429,30 @@ struct Chart {
 impl Chart {
     /// A chart per (metric name, unit) of the group, sorted by name then unit.
     fn all(g: &GroupRun) -> Vec<Chart> {
-        // (name, unit) -> (pair, parameters, side) -> (sum, n); warm-ups left out.
-        type Values = BTreeMap<(String, String, bool), (f64, usize)>;
+        // (name, unit) -> bars (pair, parameters, side) in the order of the group's runs,
+        // each the sum and count of its values; warm-ups left out.
+        type Values = Vec<((String, String, bool), (f64, usize))>;
         let mut by_metric: BTreeMap<(String, String), Values> = BTreeMap::new();
+        let mut index: HashMap<(String, String, String, String, bool), usize> = HashMap::new();
         for m in g.metrics.iter().filter(|m| !m.warmup) {
             let params: Vec<String> = m.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            let e = by_metric
+            let params = params.join(",");
+            let remote = m.side == "remote";
+            let bars = by_metric
                 .entry((m.name.clone(), m.unit.clone()))
-                .or_default()
-                .entry((m.pair.clone(), params.join(","), m.side == "remote"))
-                .or_insert((0.0, 0));
+                .or_default();
+            let key = (
+                m.name.clone(),
+                m.unit.clone(),
+                m.pair.clone(),
+                params.clone(),
+                remote,
+            );
+            let i = *index.entry(key).or_insert_with(|| {
+                bars.push(((m.pair.clone(), params, remote), (0.0, 0)));
+                bars.len() - 1
+            });
+            let e = &mut bars[i].1;
             e.0 += m.value;
             e.1 += 1;
         }
@@ -446,8 +460,8 @@ impl Chart {
         by_metric
             .into_iter()
             .map(|((name, unit), values)| {
-                let both_sides =
-                    values.keys().any(|(_, _, r)| *r) && values.keys().any(|(_, _, r)| !*r);
+                let both_sides = values.iter().any(|((_, _, r), _)| *r)
+                    && values.iter().any(|((_, _, r), _)| !*r);
                 let bars: Vec<Bar> = values
                     .into_iter()
                     .map(|((pair, params, remote), (sum, n))| {
