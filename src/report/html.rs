@@ -93,6 +93,7 @@ pub fn render(run: &Run, plots: &[Plot]) -> String {
     let files = [
         "results.csv",
         "metrics.csv",
+        "stats.csv",
         "junit.xml",
         "summary.md",
         "run.json",
