@@ -29,6 +29,9 @@ pub enum Command {
     New(NewArgs),
     /// Redraw tables, plots and pages of a stored run (default: latest)
     Report(ReportArgs),
+    /// The remote end of an SSH transport (started by pairbench over SSH)
+    #[command(hide = true)]
+    Agent(crate::transport::ssh::agent::AgentArgs),
     /// Run a helper (wait_for_remote, kill_remote, ...) by name
     #[command(hide = true)]
     Helper {
@@ -314,5 +317,6 @@ fn dispatch(cli: Cli, args: &[String]) -> anyhow::Result<i32> {
             crate::report::command(&results, &rep.tag, &groups)
         }
         Command::Helper { name, args } => Ok(crate::helpers::main(&name, &args)),
+        Command::Agent(a) => Ok(crate::transport::ssh::agent::main(&a)),
     }
 }

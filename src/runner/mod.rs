@@ -100,9 +100,7 @@ fn make_transport(opts: &RunOptions) -> anyhow::Result<Box<dyn Transport>> {
     match opts.remotes.as_slice() {
         [] => Ok(Box::new(LocalTransport)),
         [one] if one == "local" => Ok(Box::new(LocalTransport)),
-        [one] => bail!(
-            "remote '{one}': SSH remotes are not available in this build yet; use --remote local"
-        ),
+        [one] => Ok(Box::new(crate::transport::SshTransport::new(one, opts)?)),
         _ => bail!("several --remote hosts (a pool) are not available in this build yet"),
     }
 }
@@ -164,7 +162,7 @@ pub fn run(opts: RunOptions, command_line: Vec<String>) -> anyhow::Result<i32> {
     let skipped = planned.len() - to_run;
     let hosts = vec![
         hostinfo::this_machine("local", "local", "127.0.0.1"),
-        hostinfo::this_machine(transport.name(), "remote", &transport.address()),
+        transport.host_info(),
     ];
     let ctx = RunCtx {
         live: opts.verbose.then(Live::start),

@@ -147,7 +147,7 @@ pub fn run_pair(g: &GroupCtx, planned: &Planned, attempt: u32) -> Option<PairRec
             None,
         ),
         Ok(local) => {
-            let end = wait_local(&local, g.run.opts.timeout, start);
+            let end = wait_local(&local, &*remote, g.run.opts.timeout, start);
             (end, Some(local))
         }
     };
@@ -211,12 +211,21 @@ pub fn run_pair(g: &GroupCtx, planned: &Planned, attempt: u32) -> Option<PairRec
 
 const INTERRUPTED: &str = "interrupted";
 
-fn wait_local(local: &crate::process::Child, timeout: Duration, start: Instant) -> LocalEnd {
+fn wait_local(
+    local: &crate::process::Child,
+    remote: &dyn Running,
+    timeout: Duration,
+    start: Instant,
+) -> LocalEnd {
     let deadline = start + timeout;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if let Some(e) = local.wait_timeout(left.min(Duration::from_millis(100))) {
             return LocalEnd::Exited(e);
+        }
+        // The remote side is lost (dead SSH connection): the pair cannot end well.
+        if let Some(why) = remote.failure() {
+            return LocalEnd::NotRun(why);
         }
         if crate::interrupt::requested() {
             return LocalEnd::NotRun(INTERRUPTED.into());

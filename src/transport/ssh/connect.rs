@@ -1,0 +1,445 @@
+//! Opening an SSH connection the way OpenSSH does, in bounded time: TCP connect and
+//! handshake with `--connect-timeout`, the host key checked against
+//! `~/.ssh/known_hosts` (plain, hashed and `[host]:port` entries), login with ssh-agent
+//! then identity files (never a password prompt), then the pairbench agent: uploaded
+//! over SFTP once per build (cached by content hash) and started on one exec channel.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use ssh2::{
+    Channel, CheckResult, HostKeyType, KnownHostFileKind, MethodType, OpenFlags, OpenType,
+    RenameFlags, Session,
+};
+
+use super::proto::{self, Event};
+use super::target::Target;
+use crate::outcome::human;
+
+/// How to connect.
+#[derive(Debug, Clone)]
+pub struct Opts {
+    pub connect_timeout: Duration,
+    pub accept_new_host_keys: bool,
+    pub kill_grace: Duration,
+}
+
+/// A logged-in session with the agent running on its channel.
+pub struct Established {
+    pub sess: Session,
+    /// The socket under the session (a clone), for polling.
+    pub sock: TcpStream,
+    pub addr: SocketAddr,
+    pub channel: Channel,
+    /// Bytes the agent sent after its hello line.
+    pub leftover: Vec<u8>,
+    pub hello: Event,
+    /// The remote work folder (absolute).
+    pub workdir: PathBuf,
+}
+
+/// Connect, check, log in, start the agent.
+pub fn establish(t: &Target, o: &Opts, home: &Path) -> Result<Established, String> {
+    let (stream, addr) = tcp(t, o.connect_timeout)?;
+    let sock = stream
+        .try_clone()
+        .map_err(|e| format!("ssh: {addr}: {e}"))?;
+    let _ = stream.set_nodelay(true);
+    let mut sess = Session::new().map_err(|e| format!("ssh: cannot start a session: {e}"))?;
+    sess.set_timeout(ms(o.connect_timeout));
+    sess.set_tcp_stream(stream);
+    let _ = sess.method_pref(
+        MethodType::HostKey,
+        "ssh-ed25519,ecdsa-sha2-nistp256,ecdsa-sha2-nistp384,ecdsa-sha2-nistp521,rsa-sha2-512,rsa-sha2-256,ssh-rsa",
+    );
+    sess.handshake().map_err(|e| {
+        format!(
+            "ssh: no SSH handshake with {addr} within {}: {}",
+            human(o.connect_timeout),
+            e.message()
+        )
+    })?;
+    check_host_key(&sess, t, o.accept_new_host_keys, home)?;
+    login(&sess, t)?;
+    let exe = agent_binary(&sess, t)?;
+    let (workdir, remote_exe) = upload_agent(&sess, t, &exe)?;
+    let grace = ms(o.kill_grace);
+    let timeout = ms(o.connect_timeout);
+    let cmd = format!(
+        "exec {} agent --idle-timeout-ms {timeout} --ping-ms {} --grace-ms {grace}",
+        quote(&remote_exe.to_string_lossy())?,
+        ping_every(o.connect_timeout).as_millis()
+    );
+    let mut channel = sess
+        .channel_session()
+        .map_err(|e| format!("ssh: cannot open a channel to {}: {e}", t.name))?;
+    channel
+        .exec(&cmd)
+        .map_err(|e| format!("ssh: cannot start the pairbench agent on {}: {e}", t.name))?;
+    let (line, leftover) = read_line(&mut channel).map_err(|e| {
+        let mut err = String::new();
+        let _ = channel.stderr().read_to_string(&mut err);
+        format!(
+            "ssh: the pairbench agent did not start on {} ({e}){}",
+            t.name,
+            if err.trim().is_empty() {
+                String::new()
+            } else {
+                format!(": {}", err.trim().replace('\n', " "))
+            }
+        )
+    })?;
+    let hello: Event = serde_json::from_slice(&line).map_err(|e| {
+        format!(
+            "ssh: the pairbench agent on {} said something else ({e})",
+            t.name
+        )
+    })?;
+    Ok(Established {
+        sess,
+        sock,
+        addr,
+        channel,
+        leftover,
+        hello,
+        workdir,
+    })
+}
+
+/// How often each side says it is alive.
+pub fn ping_every(timeout: Duration) -> Duration {
+    (timeout / 4).clamp(Duration::from_millis(200), Duration::from_secs(5))
+}
+
+fn ms(d: Duration) -> u32 {
+    d.as_millis().clamp(1, u128::from(u32::MAX)) as u32
+}
+
+/// Quote one word for the remote shell.
+pub fn quote(word: &str) -> Result<String, String> {
+    shlex::try_quote(word)
+        .map(|q| q.into_owned())
+        .map_err(|_| format!("ssh: cannot quote '{word}' for the remote shell (NUL byte)"))
+}
+
+fn tcp(t: &Target, timeout: Duration) -> Result<(TcpStream, SocketAddr), String> {
+    let addrs: Vec<SocketAddr> = (t.host.as_str(), t.port)
+        .to_socket_addrs()
+        .map_err(|e| format!("ssh: cannot resolve host name '{}': {e}", t.host))?
+        .collect();
+    let mut last = format!("ssh: '{}' has no address", t.host);
+    for a in addrs {
+        match TcpStream::connect_timeout(&a, timeout) {
+            Ok(s) => return Ok((s, a)),
+            Err(e) => last = connect_error(a, &e, timeout),
+        }
+    }
+    Err(last)
+}
+
+fn connect_error(a: SocketAddr, e: &std::io::Error, timeout: Duration) -> String {
+    use std::io::ErrorKind as K;
+    let code = e.raw_os_error();
+    let is = |n: nix::errno::Errno| code == Some(n as i32);
+    if e.kind() == K::ConnectionRefused {
+        format!("ssh: connection refused ({a}): is sshd running and listening on that port?")
+    } else if e.kind() == K::TimedOut || e.kind() == K::WouldBlock {
+        format!(
+            "ssh: host unreachable ({a}): no answer within {} (host down, or a firewall drops the packets)",
+            human(timeout)
+        )
+    } else if is(nix::errno::Errno::EHOSTUNREACH) || is(nix::errno::Errno::ENETUNREACH) {
+        format!("ssh: host unreachable ({a}): {e}")
+    } else {
+        format!("ssh: cannot connect to {a}: {e}")
+    }
+}
+
+fn key_type_name(t: HostKeyType) -> &'static str {
+    match t {
+        HostKeyType::Rsa => "ssh-rsa",
+        HostKeyType::Dss => "ssh-dss",
+        HostKeyType::Ecdsa256 => "ecdsa-sha2-nistp256",
+        HostKeyType::Ecdsa384 => "ecdsa-sha2-nistp384",
+        HostKeyType::Ecdsa521 => "ecdsa-sha2-nistp521",
+        HostKeyType::Ed25519 => "ssh-ed25519",
+        HostKeyType::Unknown => "unknown",
+    }
+}
+
+/// `SHA256:...` as `ssh-keygen -l` prints it.
+pub fn fingerprint(key: &[u8]) -> String {
+    let digest = Sha256::digest(key);
+    format!(
+        "SHA256:{}",
+        proto::b64_encode(&digest).trim_end_matches('=')
+    )
+}
+
+fn check_host_key(sess: &Session, t: &Target, accept_new: bool, home: &Path) -> Result<(), String> {
+    let (key, ktype) = sess
+        .host_key()
+        .ok_or_else(|| format!("ssh: {} sent no host key", t.name))?;
+    let kind = key_type_name(ktype);
+    let fp = fingerprint(key);
+    // OpenSSH's name for the host in known_hosts.
+    let name = if t.port == 22 {
+        t.host.clone()
+    } else {
+        format!("[{}]:{}", t.host, t.port)
+    };
+    let path = home.join(".ssh/known_hosts");
+    let mut kh = sess
+        .known_hosts()
+        .map_err(|e| format!("ssh: cannot check host keys: {e}"))?;
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        // Line by line, so one line libssh2 does not understand (a @cert-authority, a
+        // key type it lacks) does not hide the others.
+        for line in text.lines() {
+            let l = line.trim();
+            if l.is_empty() || l.starts_with('#') {
+                continue;
+            }
+            let _ = kh.read_str(l, KnownHostFileKind::OpenSSH);
+        }
+    }
+    match kh.check(&name, key) {
+        CheckResult::Match => Ok(()),
+        CheckResult::Mismatch => Err(format!(
+            "ssh: the host key of {name} has CHANGED ({kind} {fp}) and does not match {}: refusing to connect. Someone may be intercepting the connection, or the host was reinstalled; if you know it was, remove the old key with `ssh-keygen -R '{name}'` and run again",
+            path.display()
+        )),
+        CheckResult::NotFound if accept_new => {
+            let line = format!("{name} {kind} {}\n", proto::b64_encode(key));
+            append_known_host(&path, &line).map_err(|e| {
+                format!(
+                    "ssh: cannot add the host key of {name} to {}: {e}",
+                    path.display()
+                )
+            })
+        }
+        CheckResult::NotFound => Err(format!(
+            "ssh: the host key of {name} is not known ({kind} {fp}) and was refused: check it is the right host, then run again with --accept-new-host-keys to add it to {}, or add it yourself (`ssh-keyscan -p {} {} >> ~/.ssh/known_hosts`)",
+            path.display(),
+            t.port,
+            t.host
+        )),
+        CheckResult::Failure => Err(format!("ssh: cannot check the host key of {name}")),
+    }
+}
+
+fn append_known_host(path: &Path, line: &str) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    if let Some(dir) = path.parent()
+        && !dir.exists()
+    {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(line.as_bytes())
+}
+
+fn login(sess: &Session, t: &Target) -> Result<(), String> {
+    let user = &t.user;
+    let mut tried: Vec<String> = Vec::new();
+    if std::env::var_os("SSH_AUTH_SOCK").is_some()
+        && let Ok(mut agent) = sess.agent()
+        && agent.connect().is_ok()
+    {
+        let ids = agent
+            .list_identities()
+            .and_then(|_| agent.identities())
+            .unwrap_or_default();
+        for id in &ids {
+            if agent.userauth(user, id).is_ok() && sess.authenticated() {
+                return Ok(());
+            }
+        }
+        tried.push(format!("ssh-agent ({} keys)", ids.len()));
+        let _ = agent.disconnect();
+    }
+    for f in &t.identity_files {
+        if !f.is_file() {
+            continue;
+        }
+        match sess.userauth_pubkey_file(user, None, f, None) {
+            Ok(()) if sess.authenticated() => return Ok(()),
+            Ok(()) => tried.push(f.display().to_string()),
+            Err(e) => {
+                let why = e.message().to_lowercase();
+                if why.contains("passphrase") || why.contains("unable to extract") {
+                    tried.push(format!(
+                        "{} (cannot be read without a passphrase: add it to ssh-agent with ssh-add)",
+                        f.display()
+                    ));
+                } else {
+                    tried.push(f.display().to_string());
+                }
+            }
+        }
+    }
+    let tried = if tried.is_empty() {
+        format!(
+            "no ssh-agent and none of these key files exist: {}",
+            t.identity_files
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    } else {
+        format!("tried {}", tried.join(", "))
+    };
+    Err(format!(
+        "ssh: login refused for {user}@{}:{}: no key was accepted ({tried}); add your public key to ~/.ssh/authorized_keys of {user} on the remote, or name the right key with IdentityFile in ~/.ssh/config or identity_file in [[remote]]",
+        t.host, t.port
+    ))
+}
+
+/// Run one command on the remote (only at connect time); its stdout.
+fn exec_output(sess: &Session, cmd: &str) -> Result<String, String> {
+    let mut ch = sess
+        .channel_session()
+        .map_err(|e| format!("ssh: cannot open a channel: {e}"))?;
+    ch.exec(cmd)
+        .map_err(|e| format!("ssh: cannot run `{cmd}`: {e}"))?;
+    let mut out = String::new();
+    ch.read_to_string(&mut out)
+        .map_err(|e| format!("ssh: reading the output of `{cmd}`: {e}"))?;
+    let _ = ch.wait_close();
+    Ok(out)
+}
+
+/// This machine's `uname -sm`.
+fn local_system() -> String {
+    nix::sys::utsname::uname()
+        .map(|u| {
+            format!(
+                "{} {}",
+                u.sysname().to_string_lossy(),
+                u.machine().to_string_lossy()
+            )
+        })
+        .unwrap_or_default()
+}
+
+/// The pairbench executable to run on the remote host.
+fn agent_binary(sess: &Session, t: &Target) -> Result<PathBuf, String> {
+    if let Some(a) = &t.agent {
+        return Ok(a.clone());
+    }
+    let remote = exec_output(sess, "uname -sm")?.trim().to_string();
+    let local = local_system();
+    if remote != local {
+        return Err(format!(
+            "ssh: {} runs {remote}, but this pairbench is built for {local}: build pairbench for that system and name it with agent = \"/path/to/pairbench\" in a [[remote]] of pairbench.toml",
+            t.name
+        ));
+    }
+    std::env::current_exe().map_err(|e| format!("cannot find the pairbench executable: {e}"))
+}
+
+/// Upload `exe` to `<workdir>/bin/pairbench-<hash>` unless it is there already.
+fn upload_agent(sess: &Session, t: &Target, exe: &Path) -> Result<(PathBuf, PathBuf), String> {
+    let sftp = sess
+        .sftp()
+        .map_err(|e| format!("ssh: cannot start SFTP on {}: {e}", t.name))?;
+    let home = sftp
+        .realpath(Path::new("."))
+        .map_err(|e| format!("ssh: cannot find the home folder on {}: {e}", t.name))?;
+    let workdir = if t.workdir.starts_with('/') {
+        PathBuf::from(&t.workdir)
+    } else if let Some(rest) = t.workdir.strip_prefix("~/") {
+        home.join(rest)
+    } else {
+        home.join(&t.workdir)
+    };
+    let bin = workdir.join("bin");
+    let mut made = PathBuf::new();
+    for c in bin.components() {
+        made.push(c);
+        if sftp.stat(&made).is_err() {
+            let _ = sftp.mkdir(&made, 0o700);
+        }
+    }
+    let bytes = std::fs::read(exe)
+        .map_err(|e| format!("cannot read the agent executable {}: {e}", exe.display()))?;
+    let hash = Sha256::digest(&bytes);
+    let hex: String = hash[..8].iter().map(|b| format!("{b:02x}")).collect();
+    let dest = bin.join(format!("pairbench-{hex}"));
+    let have = sftp
+        .stat(&dest)
+        .is_ok_and(|s| s.size == Some(bytes.len() as u64));
+    if !have {
+        let tmp = bin.join(format!(".pairbench-{hex}.{}.tmp", std::process::id()));
+        let fail = |e: ssh2::Error| {
+            format!(
+                "ssh: cannot upload pairbench to {}:{}: {e}",
+                t.name,
+                bin.display()
+            )
+        };
+        let mut f = sftp
+            .open_mode(
+                &tmp,
+                OpenFlags::WRITE | OpenFlags::CREATE | OpenFlags::TRUNCATE,
+                0o755,
+                OpenType::File,
+            )
+            .map_err(fail)?;
+        f.write_all(&bytes).map_err(|e| {
+            format!(
+                "ssh: cannot upload pairbench to {}:{}: {e}",
+                t.name,
+                bin.display()
+            )
+        })?;
+        drop(f);
+        if sftp
+            .rename(&tmp, &dest, Some(RenameFlags::ATOMIC | RenameFlags::NATIVE))
+            .is_err()
+        {
+            // Another run uploaded the same file meanwhile.
+            let _ = sftp.unlink(&tmp);
+            if sftp.stat(&dest).is_err() {
+                return Err(format!(
+                    "ssh: cannot put pairbench in place on {}: {}",
+                    t.name,
+                    dest.display()
+                ));
+            }
+        }
+    }
+    Ok((workdir, dest))
+}
+
+/// Read up to the first newline (blocking, bounded by the session timeout).
+fn read_line(ch: &mut Channel) -> std::io::Result<(Vec<u8>, Vec<u8>)> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        if let Some(i) = got.iter().position(|&b| b == b'\n') {
+            let rest = got.split_off(i + 1);
+            got.pop();
+            return Ok((got, rest));
+        }
+        let n = ch.read(&mut buf)?;
+        if n == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "it exited",
+            ));
+        }
+        got.extend_from_slice(&buf[..n]);
+    }
+}
