@@ -1,13 +1,19 @@
-//! Remote tests over SSH, against a real OpenSSH sshd started by each test.
+//! Remote tests over SSH, against a real OpenSSH sshd started by each test (see
+//! common/sshd.rs): the pair's remote side runs on the remote host, comes back into the
+//! local tree, and nothing is left running; host keys, logins and dead links behave
+//! like OpenSSH and end as ERROR pairs with their reason, in bounded time.
 
 mod common;
 #[path = "common/sshd.rs"]
 mod sshd;
 
-use common::Project;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::{Project, eventually, processes_with_env};
 use sshd::Sshd;
 
-/// pairbench run with the test's HOME, and its output.
+/// `pairbench ARGS` with the test's HOME (its ~/.ssh) and no ssh-agent.
 fn run(p: &Project, s: &Sshd, args: &[&str]) -> common::Run {
     let mut cmd = p.cmd();
     s.client(&mut cmd);
@@ -18,15 +24,504 @@ fn run(p: &Project, s: &Sshd, args: &[&str]) -> common::Run {
     }
 }
 
+/// A `[[remote]]` called `box` with its own work folder.
+fn remote_def(p: &Project, s: &Sshd, workdir: &Path) {
+    std::fs::write(
+        p.path().join("pairbench.toml"),
+        format!(
+            "[[remote]]\nname = \"box\"\nhost = \"{}\"\nuser = \"{}\"\nport = {}\nidentity_file = \"~/.ssh/id_ed25519\"\nworkdir = \"{}\"\n",
+            s.host,
+            s.user,
+            s.port,
+            workdir.display()
+        ),
+    )
+    .unwrap();
+}
+
+fn unique(tag: &str) -> String {
+    format!(
+        "{tag}_{}_{}",
+        std::process::id(),
+        Instant::now().elapsed().as_nanos()
+            ^ std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+    )
+}
+
 #[test]
-fn a_pair_runs_on_the_remote_and_comes_back() {
+fn pairs_and_hooks_run_on_the_remote_and_come_back_and_the_workdir_is_cleaned() {
     let Some(s) = Sshd::start() else { return };
     s.trust();
     let p = Project::new();
-    p.bash("g/local/client", "echo client; cat /dev/null");
+    let work = tempfile::tempdir().unwrap();
+    remote_def(&p, &s, work.path());
+    p.bash(
+        "g/before_first_test_remote",
+        "echo \"hook in $PWD\"; echo made > hook_file; env | sort > hook_env",
+    );
+    p.bash("g/after_last_test_remote", "echo after > after_file");
+    p.file("g/remote/helper.txt", "helper data\n");
+    p.bash(
+        "g/local/client",
+        "echo client; wait_for_remote --timeout 60s",
+    );
     p.bash(
         "g/remote/server",
-        "echo \"server in $PWD\"; echo \"rps,100\" > metrics.csv; echo side=$PAIRBENCH_SIDE",
+        "echo \"cwd=$PWD\"; echo \"dir=$PAIRBENCH_RESULT_DIR\"; cat \"$PAIRBENCH_GROUP_DIR/remote/helper.txt\"\n\
+         echo \"rps,100,req/s\" > metrics.csv; echo \"side=$PAIRBENCH_SIDE rh=$PAIRBENCH_REMOTE_HOST mrh=$REMOTE_HOST lh=$PAIRBENCH_LOCAL_HOST\"\n\
+         echo \"pair=$PAIRBENCH_PAIR marker=${PAIRBENCH_MARKER:+set}\"; echo oops >&2; exit 0",
+    );
+    p.bash("g/remote/failing", "exit 3");
+    let r = run(&p, &s, &["run", "--progress", "never", "--remote", "box"]);
+    r.expect_code(1);
+    let pair = p.pair("g", "client_x_server");
+    assert_eq!(pair.status(), "SUCCESS", "{}", pair.reason());
+    let out = pair.read("remote/stdout");
+    let cwd = out
+        .lines()
+        .find_map(|l| l.strip_prefix("cwd="))
+        .expect("cwd line")
+        .to_string();
+    assert!(
+        cwd.starts_with(&work.path().display().to_string()),
+        "remote cwd {cwd} is in the remote workdir"
+    );
+    assert!(out.contains(&format!("dir={cwd}")), "{out}");
+    assert!(out.contains("helper data"), "{out}");
+    assert!(
+        out.contains("side=remote rh=127.0.0.1 mrh=127.0.0.1 lh=127.0.0.1"),
+        "{out}"
+    );
+    assert!(out.contains("pair=client_x_server marker=set"), "{out}");
+    assert_eq!(pair.read("remote/stderr"), "oops\n");
+    assert_eq!(pair.read("remote/exit_code").trim(), "0");
+    assert!(pair.read("remote/metrics.csv").contains("rps,100"));
+    let failing = p.pair("g", "client_x_failing");
+    assert_eq!(failing.status(), "FAILED");
+    assert!(
+        failing.reason().contains("remote exited 3"),
+        "{}",
+        failing.reason()
+    );
+    assert_eq!(failing.read("remote/exit_code").trim(), "3");
+
+    // Remote hooks: logs and the files they wrote in the group's folder come back.
+    let g = p.latest().join("g");
+    let hook_out =
+        std::fs::read_to_string(g.join("hooks/before_first_test_remote/stdout")).unwrap();
+    assert!(
+        hook_out.contains(&format!("hook in {}", work.path().display())),
+        "{hook_out}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(g.join("hooks/before_first_test_remote/exit_code"))
+            .unwrap()
+            .trim(),
+        "0"
+    );
+    assert_eq!(
+        std::fs::read_to_string(g.join("hook_file")).unwrap(),
+        "made\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(g.join("after_file")).unwrap(),
+        "after\n"
+    );
+    let env = std::fs::read_to_string(g.join("hook_env")).unwrap();
+    assert!(env.contains("PAIRBENCH_SIDE=remote"), "{env}");
+    assert!(env.contains("TEST=g"), "{env}");
+    // No half pair folders from the group copy.
+    let csv = p.results_csv();
+    assert_eq!(csv.len(), 2);
+    assert!(csv.iter().all(|r| r["remote_host"] == "box"));
+    let metrics = std::fs::read_to_string(p.latest().join("metrics.csv")).unwrap();
+    assert!(metrics.contains("rps"), "{metrics}");
+    // run.json knows the remote host.
+    let manifest = std::fs::read_to_string(p.latest().join("run.json")).unwrap();
+    assert!(manifest.contains("\"box\""), "{manifest}");
+
+    // The run's remote folder is gone; the cached agent stays.
+    let runs = work.path().join("runs");
+    let left: Vec<_> = std::fs::read_dir(&runs).unwrap().flatten().collect();
+    assert!(left.is_empty(), "left in {}: {left:?}", runs.display());
+    assert!(work.path().join("bin").read_dir().unwrap().count() >= 1);
+
+    // --keep-remote keeps it.
+    let r = run(
+        &p,
+        &s,
+        &[
+            "run",
+            "--progress",
+            "never",
+            "--remote",
+            "box",
+            "--keep-remote",
+            "-f",
+            "g/*_x_server",
+        ],
+    );
+    r.expect_code(0);
+    assert!(
+        r.stderr().contains("kept the remote work folder"),
+        "{}",
+        r.stderr()
+    );
+    let kept: Vec<_> = std::fs::read_dir(&runs).unwrap().flatten().collect();
+    assert_eq!(kept.len(), 1);
+    let found = walkdir::WalkDir::new(kept[0].path())
+        .into_iter()
+        .flatten()
+        .any(|e| e.file_name() == "metrics.csv");
+    assert!(found, "the kept remote folder still has the pair's files");
+}
+
+#[test]
+fn processes_the_remote_test_started_are_gone_after_the_pair() {
+    let Some(s) = Sshd::start() else { return };
+    s.trust();
+    let p = Project::new();
+    let tag = unique("PB_SSH_DAEMON");
+    // A daemon that escapes the group (setsid + double fork), and a main process that
+    // ignores SIGHUP and SIGTERM: only SIGKILL ends it.
+    p.bash(
+        "g/remote/server",
+        &format!(
+            "export {tag}=1\n( setsid bash -c 'sleep 300 & sleep 300' & ) \n\
+             trap '' HUP TERM\necho started\nwhile true; do sleep 0.05; done"
+        ),
+    );
+    p.bash("g/local/client", "sleep 0.5");
+    let start = Instant::now();
+    let r = run(
+        &p,
+        &s,
+        &[
+            "run",
+            "--progress",
+            "never",
+            "--remote",
+            &s.spec(),
+            "--kill-grace",
+            "200ms",
+        ],
+    );
+    r.expect_code(0);
+    let pair = p.pair("g", "client_x_server");
+    assert_eq!(pair.status(), "SUCCESS", "{}", pair.reason());
+    assert!(
+        pair.reason().contains("remote terminated"),
+        "{}",
+        pair.reason()
+    );
+    assert_eq!(pair.read("remote/exit_code").trim(), "signal SIGKILL");
+    assert!(pair.read("remote/stdout").contains("started"));
+    let left = processes_with_env(&format!("{tag}=1"));
+    assert!(left.is_empty(), "left running on the remote: {left:?}");
+    assert!(start.elapsed() < Duration::from_secs(60));
+}
+
+#[test]
+fn names_with_spaces_quotes_and_dollars_run_unharmed() {
+    let Some(s) = Sshd::start() else { return };
+    s.trust();
+    let p = Project::new();
+    let evil = "srv 'q' \"d\" $(touch PWNED) ; `touch PWNED` ü".to_string();
+    let group = "grp $(id) 'x' é";
+    p.bash(&format!("{group}/local/cli `x` ñ"), "echo local");
+    p.bash(
+        &format!("{group}/remote/{evil}"),
+        "echo \"I am $PAIRBENCH_REMOTE_TEST in $PWD\"; echo value,1 > metrics.csv",
+    );
+    p.bash(&format!("{group}/before_first_test_remote"), "echo hook");
+    let tag = "tag with space ü";
+    let r = run(
+        &p,
+        &s,
+        &[
+            "run",
+            "--progress",
+            "never",
+            "--remote",
+            &s.spec(),
+            "--tag",
+            tag,
+        ],
+    );
+    r.expect_code(0);
+    let pair_name = format!("cli `x` ñ_x_{evil}");
+    let pair = p.pair(group, &pair_name);
+    assert_eq!(pair.status(), "SUCCESS", "{}", pair.reason());
+    let out = pair.read("remote/stdout");
+    assert!(out.contains(&format!("I am {evil} in ")), "{out}");
+    assert!(out.contains(tag), "{out}");
+    assert!(pair.read("remote/metrics.csv").contains("value,1"));
+    let pwned = walkdir::WalkDir::new(p.path())
+        .into_iter()
+        .flatten()
+        .any(|e| e.file_name() == "PWNED");
+    assert!(!pwned, "a name reached a shell");
+    assert!(
+        p.latest()
+            .join(group)
+            .join("hooks/before_first_test_remote/stdout")
+            .exists()
+    );
+}
+
+#[test]
+fn an_ssh_config_alias_gives_host_user_port_and_identity_file() {
+    let Some(s) = Sshd::start() else { return };
+    s.trust();
+    let ssh = s.home.join(".ssh");
+    // Only the named key can log in; the default names do not exist.
+    std::fs::rename(ssh.join("id_ed25519"), ssh.join("lab key")).unwrap();
+    std::fs::rename(ssh.join("id_ed25519.pub"), ssh.join("lab key.pub")).unwrap();
+    std::fs::write(
+        ssh.join("config"),
+        format!(
+            "Host other\n  User nobody\nHost lab-box\n  HostName {}\n  User {}\n  Port {}\n  IdentityFile \"~/.ssh/lab key\"\n",
+            s.host, s.user, s.port
+        ),
+    )
+    .unwrap();
+    let p = Project::new();
+    p.bash("g/local/c", "true");
+    p.bash(
+        "g/remote/r",
+        "echo user=$(id -un) port=$REMOTE_PORT user_var=$REMOTE_USER",
+    );
+    let r = run(
+        &p,
+        &s,
+        &["run", "--progress", "never", "--remote", "lab-box"],
+    );
+    r.expect_code(0);
+    let pair = p.pair("g", "c_x_r");
+    let out = pair.read("remote/stdout");
+    assert!(
+        out.contains(&format!(
+            "user={} port={} user_var={}",
+            s.user, s.port, s.user
+        )),
+        "{out}"
+    );
+    assert_eq!(p.results_csv()[0]["remote_host"], "lab-box");
+}
+
+#[test]
+fn unknown_host_keys_are_refused_unless_accepted_and_changed_ones_always() {
+    let Some(s) = Sshd::start() else { return };
+    let p = Project::new();
+    p.bash("g/local/c", "true");
+    p.bash("g/remote/r", "true");
+    // Unknown: refused, with what to do.
+    let r = run(
+        &p,
+        &s,
+        &["run", "--progress", "never", "--remote", &s.spec()],
+    );
+    r.expect_code(2);
+    let reason = p.pair("g", "c_x_r").reason();
+    assert_eq!(p.pair("g", "c_x_r").status(), "ERROR");
+    assert!(reason.contains("is not known"), "{reason}");
+    assert!(reason.contains("--accept-new-host-keys"), "{reason}");
+    assert!(
+        !s.known_hosts().exists() || std::fs::read_to_string(s.known_hosts()).unwrap().is_empty()
+    );
+
+    // Accepted: added in the [host]:port form, then known.
+    let r = run(
+        &p,
+        &s,
+        &[
+            "run",
+            "--progress",
+            "never",
+            "--remote",
+            &s.spec(),
+            "--accept-new-host-keys",
+        ],
+    );
+    r.expect_code(0);
+    let kh = std::fs::read_to_string(s.known_hosts()).unwrap();
+    assert!(
+        kh.contains(&format!("{} {}", s.known_name(), s.host_key())),
+        "{kh}"
+    );
+    run(
+        &p,
+        &s,
+        &["run", "--progress", "never", "--remote", &s.spec()],
+    )
+    .expect_code(0);
+
+    // Hashed entries work too.
+    let out = std::process::Command::new("ssh-keygen")
+        .arg("-H")
+        .arg("-f")
+        .arg(s.known_hosts())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let kh = std::fs::read_to_string(s.known_hosts()).unwrap();
+    assert!(kh.starts_with("|1|"), "{kh}");
+    run(
+        &p,
+        &s,
+        &["run", "--progress", "never", "--remote", &s.spec()],
+    )
+    .expect_code(0);
+
+    // Changed: refused, even with --accept-new-host-keys.
+    let other = tempfile::tempdir().unwrap();
+    let key = other.path().join("k");
+    assert!(
+        std::process::Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(&key)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let pubkey = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    let mut f = pubkey.split_whitespace();
+    std::fs::write(
+        s.known_hosts(),
+        format!(
+            "{} {} {}\n",
+            s.known_name(),
+            f.next().unwrap(),
+            f.next().unwrap()
+        ),
+    )
+    .unwrap();
+    let r = run(
+        &p,
+        &s,
+        &[
+            "run",
+            "--progress",
+            "never",
+            "--remote",
+            &s.spec(),
+            "--accept-new-host-keys",
+        ],
+    );
+    r.expect_code(2);
+    let reason = p.pair("g", "c_x_r").reason();
+    assert!(reason.contains("CHANGED"), "{reason}");
+    assert!(reason.contains("ssh-keygen -R"), "{reason}");
+}
+
+#[test]
+fn refused_connections_and_logins_are_errors_with_their_reason() {
+    let Some(s) = Sshd::start() else { return };
+    s.trust();
+    let p = Project::new();
+    p.bash("g/local/c", "true");
+    p.bash("g/remote/r", "true");
+    p.bash("h/local/c", "true");
+    p.bash("h/remote/r", "true");
+
+    // Nothing listens on that port.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let r = run(
+        &p,
+        &s,
+        &[
+            "run",
+            "--progress",
+            "never",
+            "--remote",
+            &format!("{}@127.0.0.1:{port}", s.user),
+        ],
+    );
+    r.expect_code(2);
+    for g in ["g", "h"] {
+        let pair = p.pair(g, "c_x_r");
+        assert_eq!(pair.status(), "ERROR");
+        assert!(
+            pair.reason()
+                .contains(&format!("ssh: connection refused (127.0.0.1:{port})")),
+            "{}",
+            pair.reason()
+        );
+    }
+
+    // A key the host does not accept: login refused, no prompt.
+    let ssh = s.home.join(".ssh");
+    std::fs::remove_file(ssh.join("id_ed25519")).unwrap();
+    std::fs::remove_file(ssh.join("id_ed25519.pub")).unwrap();
+    assert!(
+        std::process::Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(ssh.join("id_ed25519"))
+            .status()
+            .unwrap()
+            .success()
+    );
+    let r = run(
+        &p,
+        &s,
+        &["run", "--progress", "never", "--remote", &s.spec()],
+    );
+    r.expect_code(2);
+    let reason = p.pair("g", "c_x_r").reason();
+    assert!(reason.contains("login refused"), "{reason}");
+    assert!(reason.contains("id_ed25519"), "{reason}");
+    assert!(reason.contains("authorized_keys"), "{reason}");
+}
+
+#[test]
+fn a_remote_test_that_cannot_start_is_an_error_with_its_reason() {
+    let Some(s) = Sshd::start() else { return };
+    s.trust();
+    let p = Project::new();
+    p.bash("g/local/c", "true");
+    p.script("g/remote/r", "#!/nonexistent/interpreter\n");
+    let r = run(
+        &p,
+        &s,
+        &["run", "--progress", "never", "--remote", &s.spec()],
+    );
+    r.expect_code(2);
+    let pair = p.pair("g", "c_x_r");
+    assert_eq!(pair.status(), "ERROR");
+    assert!(
+        pair.reason().contains("remote test could not start"),
+        "{}",
+        pair.reason()
+    );
+    assert!(
+        pair.reason().contains("/nonexistent/interpreter"),
+        "{}",
+        pair.reason()
+    );
+}
+
+#[test]
+fn in_its_own_network_namespace_the_remote_is_reached_at_its_address() {
+    let Some(s) = Sshd::start_in_netns() else {
+        return;
+    };
+    s.trust();
+    let ns = s.netns.as_ref().unwrap();
+    let p = Project::new();
+    p.bash(
+        "g/remote/server",
+        "echo \"lh=$PAIRBENCH_LOCAL_HOST rh=$PAIRBENCH_REMOTE_HOST\"\n\
+         exec python3 -c 'import socket\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\ns.bind((\"0.0.0.0\", 7777))\ns.listen()\nwhile True:\n  c,a=s.accept()\n  c.sendall(b\"hello from the namespace\\n\")\n  c.close()'",
+    );
+    p.bash(
+        "g/local/client",
+        "wait_for_remote_port_open 7777 --timeout 30s || exit 1\n\
+         exec 3<>/dev/tcp/$PAIRBENCH_REMOTE_HOST/7777; cat <&3; echo \"rh=$REMOTE_HOST\"",
     );
     let r = run(
         &p,
@@ -36,7 +531,112 @@ fn a_pair_runs_on_the_remote_and_comes_back() {
     r.expect_code(0);
     let pair = p.pair("g", "client_x_server");
     assert_eq!(pair.status(), "SUCCESS", "{}", pair.reason());
-    assert!(pair.read("remote/stdout").contains("side=remote"));
-    assert_eq!(pair.read("remote/exit_code").trim(), "0");
-    assert!(pair.read("remote/metrics.csv").contains("rps,100"));
+    let local = pair.read("local/stdout");
+    assert!(local.contains("hello from the namespace"), "{local}");
+    assert!(local.contains(&format!("rh={}", ns.ns_addr)), "{local}");
+    let remote = pair.read("remote/stdout");
+    assert!(
+        remote.contains(&format!("lh={} rh={}", ns.host_addr, ns.ns_addr)),
+        "{remote}"
+    );
+}
+
+#[test]
+fn an_unreachable_host_is_an_error_in_bounded_time() {
+    let Some(s) = Sshd::start_in_netns() else {
+        return;
+    };
+    s.trust();
+    s.netns.as_ref().unwrap().cut();
+    let p = Project::new();
+    p.bash("g/local/c", "true");
+    p.bash("g/remote/r", "true");
+    let start = Instant::now();
+    let r = run(
+        &p,
+        &s,
+        &[
+            "run",
+            "--progress",
+            "never",
+            "--remote",
+            &s.spec(),
+            "--connect-timeout",
+            "2s",
+        ],
+    );
+    r.expect_code(2);
+    assert!(start.elapsed() < Duration::from_secs(60));
+    let reason = p.pair("g", "c_x_r").reason();
+    eprintln!("{reason}");
+    assert!(reason.contains("host unreachable"), "{reason}");
+    assert!(reason.contains(&s.host), "{reason}");
+}
+
+#[test]
+fn a_link_cut_in_the_middle_of_a_pair_is_an_error_and_nothing_hangs() {
+    let Some(s) = Sshd::start_in_netns() else {
+        return;
+    };
+    s.trust();
+    let p = Project::new();
+    let tag = unique("PB_SSH_CUT");
+    p.bash("g/remote/r", &format!("export {tag}=1\nsleep 120"));
+    p.bash("g/local/c", "wait_for_remote --timeout 120s");
+    p.bash("h/remote/r", "true");
+    p.bash("h/local/c", "true");
+    let mut cmd = p.cmd();
+    s.client(&mut cmd);
+    cmd.args([
+        "run",
+        "--progress",
+        "never",
+        "--remote",
+        &s.spec(),
+        "--connect-timeout",
+        "3s",
+        "--kill-grace",
+        "200ms",
+    ]);
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let start = Instant::now();
+    let child = cmd.spawn().unwrap();
+    assert!(
+        eventually(Duration::from_secs(60), || !processes_with_env(&format!(
+            "{tag}=1"
+        ))
+        .is_empty()),
+        "the remote test started"
+    );
+    s.netns.as_ref().unwrap().cut();
+    let cut_at = Instant::now();
+    let out = child.wait_with_output().unwrap();
+    let took = cut_at.elapsed();
+    let r = common::Run {
+        out,
+        project_dir: p.path().to_path_buf(),
+    };
+    r.expect_code(2);
+    assert!(
+        took < Duration::from_secs(60),
+        "the run ended {took:?} after the cut (connect timeout 3s)"
+    );
+    let pair = p.pair("g", "c_x_r");
+    eprintln!("the run ended {took:?} after the cut: {}", pair.reason());
+    assert_eq!(pair.status(), "ERROR");
+    assert!(pair.reason().contains("lost"), "{}", pair.reason());
+    // The next group's pairs are errors too (the host is gone), with a reason.
+    let next = p.pair("h", "c_x_r");
+    assert_eq!(next.status(), "ERROR");
+    assert!(!next.reason().is_empty());
+    // The agent notices the silence and ends what it started.
+    assert!(
+        eventually(Duration::from_secs(30), || processes_with_env(&format!(
+            "{tag}=1"
+        ))
+        .is_empty()),
+        "the remote test was ended after the cut"
+    );
+    assert!(start.elapsed() < Duration::from_secs(150));
 }

@@ -183,11 +183,22 @@ pub fn run_pair(g: &GroupCtx, planned: &Planned, attempt: u32) -> Option<PairRec
     }
 
     let remote_end = match remote_end_now {
+        // Found already gone when we came to end it (its exit was still on its way from
+        // a remote host): it ended on its own.
+        RemoteEnd::Terminated(_) if !remote.terminated_by_us() && remote.try_exit().is_some() => {
+            remote
+                .try_exit()
+                .map_or(RemoteEnd::Terminated(None), RemoteEnd::Own)
+        }
         RemoteEnd::Terminated(_) => RemoteEnd::Terminated(remote.try_exit()),
         other => other,
     };
-    let mut fetch_error = None;
-    if let Err(e) = g.transport.fetch(&remote_dir, &local_remote_dir) {
+    // Nothing can come back from a host whose connection died: that is the reason.
+    let lost = remote.failure();
+    let mut fetch_error = lost.clone();
+    if lost.is_none()
+        && let Err(e) = g.transport.fetch(&remote_dir, &local_remote_dir)
+    {
         fetch_error = Some(format!("copying the remote folder back failed: {e}"));
     }
     write_exit(&local_dir, local_proc.as_ref().and_then(|p| p.try_exit()));
@@ -204,7 +215,9 @@ pub fn run_pair(g: &GroupCtx, planned: &Planned, attempt: u32) -> Option<PairRec
     rec.reason = reason;
     if let Some(e) = fetch_error {
         rec.status = crate::results::Status::Error;
-        rec.reason = format!("{e}; {}", rec.reason);
+        if !rec.reason.contains(&e) {
+            rec.reason = format!("{e}; {}", rec.reason);
+        }
     }
     finish(g, &staging, &dest, rec)
 }

@@ -104,6 +104,8 @@ pub struct Netns {
     pub host_if: String,
     pub host_addr: String,
     pub ns_addr: String,
+    peer_if: String,
+    subnet: String,
 }
 
 impl Netns {
@@ -113,13 +115,17 @@ impl Netns {
         let pid = std::process::id();
         let tag = format!("{:x}{n}", pid & 0xffff);
         let subnet = 1 + (pid.wrapping_mul(7).wrapping_add(n * 13) % 250);
+        let peer = format!("pb{tag}n");
         let ns = Netns {
             name: format!("pbtest-{tag}"),
             host_if: format!("pb{tag}h"),
             host_addr: format!("10.231.{subnet}.1"),
             ns_addr: format!("10.231.{subnet}.2"),
+            peer_if: peer.clone(),
+            subnet: format!("10.231.{subnet}.0/24"),
         };
-        let peer = format!("pb{tag}n");
+        // Whatever happens to the link, packets for this subnet never leave the machine.
+        run(Command::new("ip").args(["route", "add", "unreachable", &ns.subnet, "metric", "4000"]));
         run(Command::new("ip").args(["netns", "add", &ns.name]));
         run(Command::new("ip").args([
             "link",
@@ -151,9 +157,19 @@ impl Netns {
         ns
     }
 
-    /// Cut the link (the cable pulled: nothing is closed, packets just stop).
+    /// Cut the link (the cable pulled: nothing is closed, packets just stop): the far
+    /// end goes down, so packets from here are dropped on the veth.
     pub fn cut(&self) {
-        run(Command::new("ip").args(["link", "set", &self.host_if, "down"]));
+        run(Command::new("ip").args([
+            "netns",
+            "exec",
+            &self.name,
+            "ip",
+            "link",
+            "set",
+            &self.peer_if,
+            "down",
+        ]));
     }
 }
 
@@ -164,6 +180,16 @@ impl Drop for Netns {
             .output();
         let _ = Command::new("ip")
             .args(["netns", "del", &self.name])
+            .output();
+        let _ = Command::new("ip")
+            .args([
+                "route",
+                "del",
+                "unreachable",
+                &self.subnet,
+                "metric",
+                "4000",
+            ])
             .output();
     }
 }

@@ -64,8 +64,7 @@ pub fn establish(t: &Target, o: &Opts, home: &Path) -> Result<Established, Strin
     })?;
     check_host_key(&sess, t, o.accept_new_host_keys, home)?;
     login(&sess, t)?;
-    let exe = agent_binary(&sess, t)?;
-    let (workdir, remote_exe) = upload_agent(&sess, t, &exe)?;
+    let (workdir, remote_exe) = upload_agent(&sess, t)?;
     let grace = ms(o.kill_grace);
     let timeout = ms(o.connect_timeout);
     let cmd = format!(
@@ -333,11 +332,8 @@ fn local_system() -> String {
         .unwrap_or_default()
 }
 
-/// The pairbench executable to run on the remote host.
-fn agent_binary(sess: &Session, t: &Target) -> Result<PathBuf, String> {
-    if let Some(a) = &t.agent {
-        return Ok(a.clone());
-    }
+/// Refuse a remote host whose system differs from this machine's.
+fn check_system(sess: &Session, t: &Target) -> Result<(), String> {
     let remote = exec_output(sess, "uname -sm")?.trim().to_string();
     let local = local_system();
     if remote != local {
@@ -346,11 +342,18 @@ fn agent_binary(sess: &Session, t: &Target) -> Result<PathBuf, String> {
             t.name
         ));
     }
-    std::env::current_exe().map_err(|e| format!("cannot find the pairbench executable: {e}"))
+    Ok(())
 }
 
-/// Upload `exe` to `<workdir>/bin/pairbench-<hash>` unless it is there already.
-fn upload_agent(sess: &Session, t: &Target, exe: &Path) -> Result<(PathBuf, PathBuf), String> {
+/// Upload pairbench (or the `agent` of the `[[remote]]`) to
+/// `<workdir>/bin/pairbench-<hash>` unless it is there already. Only a new upload checks
+/// the remote system (an exec, which costs a login shell).
+fn upload_agent(sess: &Session, t: &Target) -> Result<(PathBuf, PathBuf), String> {
+    let exe = match &t.agent {
+        Some(a) => a.clone(),
+        None => std::env::current_exe()
+            .map_err(|e| format!("cannot find the pairbench executable: {e}"))?,
+    };
     let sftp = sess
         .sftp()
         .map_err(|e| format!("ssh: cannot start SFTP on {}: {e}", t.name))?;
@@ -372,7 +375,7 @@ fn upload_agent(sess: &Session, t: &Target, exe: &Path) -> Result<(PathBuf, Path
             let _ = sftp.mkdir(&made, 0o700);
         }
     }
-    let bytes = std::fs::read(exe)
+    let bytes = std::fs::read(&exe)
         .map_err(|e| format!("cannot read the agent executable {}: {e}", exe.display()))?;
     let hash = Sha256::digest(&bytes);
     let hex: String = hash[..8].iter().map(|b| format!("{b:02x}")).collect();
@@ -381,6 +384,9 @@ fn upload_agent(sess: &Session, t: &Target, exe: &Path) -> Result<(PathBuf, Path
         .stat(&dest)
         .is_ok_and(|s| s.size == Some(bytes.len() as u64));
     if !have {
+        if t.agent.is_none() {
+            check_system(sess, t)?;
+        }
         let tmp = bin.join(format!(".pairbench-{hex}.{}.tmp", std::process::id()));
         let fail = |e: ssh2::Error| {
             format!(
