@@ -640,3 +640,108 @@ fn a_link_cut_in_the_middle_of_a_pair_is_an_error_and_nothing_hangs() {
     );
     assert!(start.elapsed() < Duration::from_secs(150));
 }
+
+#[test]
+fn ssh_agent_keys_log_in_when_no_key_file_does() {
+    let Some(s) = Sshd::start() else { return };
+    s.trust();
+    let ssh = s.home.join(".ssh");
+    let keep = s.dir.path().join("agent_key");
+    std::fs::rename(ssh.join("id_ed25519"), &keep).unwrap();
+    std::fs::remove_file(ssh.join("id_ed25519.pub")).unwrap();
+    let agent = sshd::Agent::start(&[&keep]);
+    let p = Project::new();
+    p.bash("g/local/c", "true");
+    p.bash("g/remote/r", "true");
+    // Without the agent: no key at all.
+    let r = run(
+        &p,
+        &s,
+        &["run", "--progress", "never", "--remote", &s.spec()],
+    );
+    r.expect_code(2);
+    assert!(p.pair("g", "c_x_r").reason().contains("login refused"));
+    // With it.
+    let mut cmd = p.cmd();
+    s.client(&mut cmd);
+    cmd.env("SSH_AUTH_SOCK", &agent.socket);
+    let out = cmd
+        .args(["run", "--progress", "never", "--remote", &s.spec()])
+        .output()
+        .unwrap();
+    common::Run {
+        out,
+        project_dir: p.path().to_path_buf(),
+    }
+    .expect_code(0);
+}
+
+#[test]
+fn a_host_known_by_another_key_type_is_checked_with_that_type() {
+    let Some(s) = Sshd::start() else { return };
+    // known_hosts has the host's ECDSA key only; the host prefers to show ed25519.
+    std::fs::write(
+        s.known_hosts(),
+        format!("{} {}\n", s.known_name(), s.host_key_of("ecdsa")),
+    )
+    .unwrap();
+    let p = Project::new();
+    p.bash("g/local/c", "true");
+    p.bash("g/remote/r", "true");
+    run(
+        &p,
+        &s,
+        &["run", "--progress", "never", "--remote", &s.spec()],
+    )
+    .expect_code(0);
+    // Nothing was added: the known key was enough.
+    let kh = std::fs::read_to_string(s.known_hosts()).unwrap();
+    assert_eq!(kh.lines().count(), 1, "{kh}");
+}
+
+#[test]
+fn parallel_pairs_share_the_connection_and_helpers_work_over_it() {
+    let Some(s) = Sshd::start() else { return };
+    s.trust();
+    let p = Project::new();
+    for l in ["a", "b", "c"] {
+        p.bash(
+            &format!("g/local/{l}"),
+            "wait_for_remote_port_open 1 --timeout 200ms; kill_remote && echo killed",
+        );
+    }
+    for r in ["x", "y"] {
+        p.bash(
+            &format!("g/remote/{r}"),
+            "report_metric rps 5 req/s && echo reported; exec sleep 100",
+        );
+    }
+    let start = Instant::now();
+    let r = run(
+        &p,
+        &s,
+        &[
+            "run",
+            "--progress",
+            "never",
+            "--remote",
+            &s.spec(),
+            "-j",
+            "4",
+        ],
+    );
+    r.expect_code(0);
+    assert!(start.elapsed() < Duration::from_secs(60));
+    for l in ["a", "b", "c"] {
+        for rr in ["x", "y"] {
+            let pair = p.pair("g", &format!("{l}_x_{rr}"));
+            assert_eq!(pair.status(), "SUCCESS", "{}", pair.reason());
+            assert!(pair.read("local/stdout").contains("killed"));
+            assert!(pair.read("remote/stdout").contains("reported"));
+            assert_eq!(pair.read("remote/metrics.csv"), "rps,5,req/s\n");
+            assert_eq!(pair.read("remote/exit_code").trim(), "signal SIGHUP");
+        }
+    }
+    let metrics = common::read_csv(&p.latest().join("metrics.csv"));
+    assert_eq!(metrics.iter().filter(|m| m["side"] == "remote").count(), 6);
+}

@@ -75,19 +75,15 @@ fn run(cmd: &mut Command) {
     );
 }
 
-fn keygen(path: &Path) {
+/// A key pair of type `kind` (`ed25519`, `ecdsa`) at `path` and `path.pub`.
+pub fn keygen_type(path: &Path, kind: &str) {
     run(Command::new("ssh-keygen")
-        .args([
-            "-q",
-            "-t",
-            "ed25519",
-            "-N",
-            "",
-            "-C",
-            "pairbench-test",
-            "-f",
-        ])
+        .args(["-q", "-t", kind, "-N", "", "-C", "pairbench-test", "-f"])
         .arg(path));
+}
+
+pub fn keygen(path: &Path) {
+    keygen_type(path, "ed25519");
 }
 
 fn free_port() -> u16 {
@@ -232,6 +228,7 @@ impl Sshd {
         let home = d.join("home");
         std::fs::create_dir_all(home.join(".ssh")).unwrap();
         keygen(&d.join("host_ed25519"));
+        keygen_type(&d.join("host_ecdsa"), "ecdsa");
         keygen(&home.join(".ssh/id_ed25519"));
         std::fs::copy(home.join(".ssh/id_ed25519.pub"), d.join("authorized_keys")).unwrap();
         let (host, port) = match &netns {
@@ -244,7 +241,7 @@ impl Sshd {
             .map(|u| u.name)
             .expect("current user");
         let config = format!(
-            "Port {port}\nListenAddress {host}\nHostKey {d}/host_ed25519\nPidFile {d}/sshd.pid\n\
+            "Port {port}\nListenAddress {host}\nHostKey {d}/host_ed25519\nHostKey {d}/host_ecdsa\nPidFile {d}/sshd.pid\n\
              AuthorizedKeysFile {d}/authorized_keys\nStrictModes no\nUsePAM no\n\
              PasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n\
              PermitRootLogin prohibit-password\nAllowUsers {user}\nSubsystem sftp internal-sftp\n\
@@ -314,7 +311,13 @@ impl Sshd {
 
     /// The host's public key: `ssh-ed25519 AAAA...`.
     pub fn host_key(&self) -> String {
-        let pubkey = std::fs::read_to_string(self.dir.path().join("host_ed25519.pub")).unwrap();
+        self.host_key_of("ed25519")
+    }
+
+    /// The host's public key of type `kind` (`ed25519`, `ecdsa`).
+    pub fn host_key_of(&self, kind: &str) -> String {
+        let pubkey =
+            std::fs::read_to_string(self.dir.path().join(format!("host_{kind}.pub"))).unwrap();
         let mut f = pubkey.split_whitespace();
         format!("{} {}", f.next().unwrap(), f.next().unwrap())
     }
@@ -389,5 +392,49 @@ impl Drop for Sshd {
             }
             let _ = child.wait();
         }
+    }
+}
+
+/// An ssh-agent holding some keys, killed on drop.
+pub struct Agent {
+    pub socket: PathBuf,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Agent {
+    pub fn start(keys: &[&Path]) -> Agent {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("agent.sock");
+        let child = Command::new("ssh-agent")
+            .arg("-D")
+            .arg("-a")
+            .arg(&socket)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start ssh-agent");
+        let end = Instant::now() + Duration::from_secs(10);
+        while !socket.exists() && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        for k in keys {
+            run(Command::new("ssh-add")
+                .arg(k)
+                .env("SSH_AUTH_SOCK", &socket)
+                .stdin(Stdio::null()));
+        }
+        Agent {
+            socket,
+            child,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

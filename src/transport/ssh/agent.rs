@@ -58,6 +58,7 @@ pub fn main(args: &AgentArgs) -> i32 {
     let procs: Procs = Arc::default();
     let last_input = Arc::new(Mutex::new(Instant::now()));
     let grace = Duration::from_millis(args.grace_ms);
+    let helpers = helper_dir();
     out.send(&hello());
     {
         let (out, procs, last_input) = (out.clone(), procs.clone(), last_input.clone());
@@ -95,7 +96,7 @@ pub fn main(args: &AgentArgs) -> i32 {
         }
         *lock(&last_input) = Instant::now();
         match serde_json::from_str::<Request>(line.trim_end()) {
-            Ok(req) => handle(req, &out, &procs),
+            Ok(req) => handle(req, &out, &procs, helpers.as_deref()),
             Err(e) => eprintln!("pairbench agent: bad request ({e}): {}", line.trim_end()),
         }
     }
@@ -149,7 +150,34 @@ fn failed(re: u64, error: String) -> Event {
     Event::Failed { re, error }
 }
 
-fn handle(req: Request, out: &Out, procs: &Procs) {
+/// A folder with `report_metric` (a link to this executable), for remote scripts' PATH,
+/// as local scripts have it.
+fn helper_dir() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let name = exe.file_name()?.to_string_lossy().into_owned();
+    let dir = exe.parent()?.join(format!("{name}.helpers"));
+    std::fs::create_dir_all(&dir).ok()?;
+    let link = dir.join("report_metric");
+    if std::fs::read_link(&link).ok().as_deref() != Some(exe.as_path()) {
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&exe, &link).ok()?;
+    }
+    Some(dir)
+}
+
+/// PATH with `dir` first (the script's PATH from `--env` if given, else ours).
+fn path_with(dir: &Path, env: &[(String, String)]) -> String {
+    let base = env
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.clone())
+        .or_else(|| std::env::var("PATH").ok())
+        .unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+    format!("{}:{base}", dir.display())
+}
+
+fn handle(req: Request, out: &Out, procs: &Procs, helpers: Option<&Path>) {
     match req {
         Request::Ping => {}
         Request::Mkdir { id, path } => out.send(&match std::fs::create_dir_all(&path) {
@@ -202,6 +230,11 @@ fn handle(req: Request, out: &Out, procs: &Procs) {
             stderr,
             marker,
         } => {
+            let mut env = env;
+            if let Some(dir) = helpers {
+                let path = path_with(dir, &env);
+                env.push(("PATH".into(), path));
+            }
             let spec = process::Spec {
                 program: program.into(),
                 args: Vec::new(),

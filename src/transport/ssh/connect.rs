@@ -41,8 +41,22 @@ pub struct Established {
     pub workdir: PathBuf,
 }
 
-/// Connect, check, log in, start the agent.
-pub fn establish(t: &Target, o: &Opts, home: &Path) -> Result<Established, String> {
+/// Host key algorithms, most preferred first, grouped by the key type they use.
+const HOST_KEY_ALGOS: [(&str, &[&str]); 5] = [
+    ("ssh-ed25519", &["ssh-ed25519"]),
+    ("ecdsa-sha2-nistp256", &["ecdsa-sha2-nistp256"]),
+    ("ecdsa-sha2-nistp384", &["ecdsa-sha2-nistp384"]),
+    ("ecdsa-sha2-nistp521", &["ecdsa-sha2-nistp521"]),
+    ("ssh-rsa", &["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"]),
+];
+
+/// TCP and the SSH handshake, offering the host key algorithms of key types not in
+/// `skip`.
+fn handshake(
+    t: &Target,
+    o: &Opts,
+    skip: &[&str],
+) -> Result<(Session, TcpStream, SocketAddr), String> {
     let (stream, addr) = tcp(t, o.connect_timeout)?;
     let sock = stream
         .try_clone()
@@ -51,10 +65,12 @@ pub fn establish(t: &Target, o: &Opts, home: &Path) -> Result<Established, Strin
     let mut sess = Session::new().map_err(|e| format!("ssh: cannot start a session: {e}"))?;
     sess.set_timeout(ms(o.connect_timeout));
     sess.set_tcp_stream(stream);
-    let _ = sess.method_pref(
-        MethodType::HostKey,
-        "ssh-ed25519,ecdsa-sha2-nistp256,ecdsa-sha2-nistp384,ecdsa-sha2-nistp521,rsa-sha2-512,rsa-sha2-256,ssh-rsa",
-    );
+    let algos: Vec<&str> = HOST_KEY_ALGOS
+        .iter()
+        .filter(|(kind, _)| !skip.contains(kind))
+        .flat_map(|(_, a)| a.iter().copied())
+        .collect();
+    let _ = sess.method_pref(MethodType::HostKey, &algos.join(","));
     sess.handshake().map_err(|e| {
         format!(
             "ssh: no SSH handshake with {addr} within {}: {}",
@@ -62,7 +78,33 @@ pub fn establish(t: &Target, o: &Opts, home: &Path) -> Result<Established, Strin
             e.message()
         )
     })?;
-    check_host_key(&sess, t, o.accept_new_host_keys, home)?;
+    Ok((sess, sock, addr))
+}
+
+/// Connect, check, log in, start the agent.
+pub fn establish(t: &Target, o: &Opts, home: &Path) -> Result<Established, String> {
+    // Like OpenSSH, a host is checked with a key type known_hosts has for it: when the
+    // key offered first is of another type, ask again without that type. A key that
+    // differs from a known one of its own type is a changed key.
+    let mut skip: Vec<&str> = Vec::new();
+    let mut changed: Option<String> = None;
+    let (sess, sock, addr) = loop {
+        let (sess, sock, addr) = match handshake(t, o, &skip) {
+            Ok(x) => x,
+            Err(e) => return Err(changed.unwrap_or(e)),
+        };
+        match check_host_key(&sess, t, o.accept_new_host_keys, home) {
+            Ok(()) => break (sess, sock, addr),
+            Err(HostKeyError::Changed(kind, why)) => {
+                changed.get_or_insert(why);
+                skip.push(kind);
+                if skip.len() == HOST_KEY_ALGOS.len() {
+                    return Err(changed.unwrap_or_default());
+                }
+            }
+            Err(HostKeyError::Other(why)) => return Err(why),
+        }
+    };
     login(&sess, t)?;
     let (workdir, remote_exe) = upload_agent(&sess, t)?;
     let grace = ms(o.kill_grace);
@@ -178,10 +220,23 @@ pub fn fingerprint(key: &[u8]) -> String {
     )
 }
 
-fn check_host_key(sess: &Session, t: &Target, accept_new: bool, home: &Path) -> Result<(), String> {
+/// Why a host key was not accepted.
+enum HostKeyError {
+    /// Known_hosts has another key for this host (the offered key's type name, why).
+    Changed(&'static str, String),
+    Other(String),
+}
+
+fn check_host_key(
+    sess: &Session,
+    t: &Target,
+    accept_new: bool,
+    home: &Path,
+) -> Result<(), HostKeyError> {
+    let other = HostKeyError::Other;
     let (key, ktype) = sess
         .host_key()
-        .ok_or_else(|| format!("ssh: {} sent no host key", t.name))?;
+        .ok_or_else(|| other(format!("ssh: {} sent no host key", t.name)))?;
     let kind = key_type_name(ktype);
     let fp = fingerprint(key);
     // OpenSSH's name for the host in known_hosts.
@@ -193,13 +248,16 @@ fn check_host_key(sess: &Session, t: &Target, accept_new: bool, home: &Path) -> 
     let path = home.join(".ssh/known_hosts");
     let mut kh = sess
         .known_hosts()
-        .map_err(|e| format!("ssh: cannot check host keys: {e}"))?;
-    if let Ok(text) = std::fs::read_to_string(&path) {
+        .map_err(|e| other(format!("ssh: cannot check host keys: {e}")))?;
+    for file in [path.as_path(), Path::new("/etc/ssh/ssh_known_hosts")] {
+        let Ok(text) = std::fs::read_to_string(file) else {
+            continue;
+        };
         // Line by line, so one line libssh2 does not understand (a @cert-authority, a
         // key type it lacks) does not hide the others.
         for line in text.lines() {
             let l = line.trim();
-            if l.is_empty() || l.starts_with('#') {
+            if l.is_empty() || l.starts_with('#') || l.starts_with('@') {
                 continue;
             }
             let _ = kh.read_str(l, KnownHostFileKind::OpenSSH);
@@ -207,26 +265,29 @@ fn check_host_key(sess: &Session, t: &Target, accept_new: bool, home: &Path) -> 
     }
     match kh.check(&name, key) {
         CheckResult::Match => Ok(()),
-        CheckResult::Mismatch => Err(format!(
-            "ssh: the host key of {name} has CHANGED ({kind} {fp}) and does not match {}: refusing to connect. Someone may be intercepting the connection, or the host was reinstalled; if you know it was, remove the old key with `ssh-keygen -R '{name}'` and run again",
-            path.display()
+        CheckResult::Mismatch => Err(HostKeyError::Changed(
+            kind,
+            format!(
+                "ssh: the host key of {name} has CHANGED ({kind} {fp}) and does not match {}: refusing to connect. Someone may be intercepting the connection, or the host was reinstalled; if you know it was, remove the old key with `ssh-keygen -R '{name}'` and run again",
+                path.display()
+            ),
         )),
         CheckResult::NotFound if accept_new => {
             let line = format!("{name} {kind} {}\n", proto::b64_encode(key));
             append_known_host(&path, &line).map_err(|e| {
-                format!(
+                other(format!(
                     "ssh: cannot add the host key of {name} to {}: {e}",
                     path.display()
-                )
+                ))
             })
         }
-        CheckResult::NotFound => Err(format!(
+        CheckResult::NotFound => Err(other(format!(
             "ssh: the host key of {name} is not known ({kind} {fp}) and was refused: check it is the right host, then run again with --accept-new-host-keys to add it to {}, or add it yourself (`ssh-keyscan -p {} {} >> ~/.ssh/known_hosts`)",
             path.display(),
             t.port,
             t.host
-        )),
-        CheckResult::Failure => Err(format!("ssh: cannot check the host key of {name}")),
+        ))),
+        CheckResult::Failure => Err(other(format!("ssh: cannot check the host key of {name}"))),
     }
 }
 
