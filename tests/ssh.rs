@@ -64,13 +64,15 @@ fn pairs_and_hooks_run_on_the_remote_and_come_back_and_the_workdir_is_cleaned() 
     );
     p.bash("g/after_last_test_remote", "echo after > after_file");
     p.file("g/remote/helper.txt", "helper data\n");
+    p.file("shared.txt", "root data\n");
+    std::os::unix::fs::symlink("/nonexistent/x", p.path().join("groups/g/dangling")).unwrap();
     p.bash(
         "g/local/client",
         "echo client; wait_for_remote --timeout 60s",
     );
     p.bash(
         "g/remote/server",
-        "echo \"cwd=$PWD\"; echo \"dir=$PAIRBENCH_RESULT_DIR\"; cat \"$PAIRBENCH_GROUP_DIR/remote/helper.txt\"\n\
+        "echo \"cwd=$PWD\"; echo \"dir=$PAIRBENCH_RESULT_DIR\"; cat \"$PAIRBENCH_GROUP_DIR/remote/helper.txt\" \"$REMOTE_ROOT_PATH/shared.txt\"\n\
          echo \"rps,100,req/s\" > metrics.csv; echo \"side=$PAIRBENCH_SIDE rh=$PAIRBENCH_REMOTE_HOST mrh=$REMOTE_HOST lh=$PAIRBENCH_LOCAL_HOST\"\n\
          echo \"pair=$PAIRBENCH_PAIR marker=${PAIRBENCH_MARKER:+set}\"; echo oops >&2; exit 0",
     );
@@ -91,6 +93,7 @@ fn pairs_and_hooks_run_on_the_remote_and_come_back_and_the_workdir_is_cleaned() 
     );
     assert!(out.contains(&format!("dir={cwd}")), "{out}");
     assert!(out.contains("helper data"), "{out}");
+    assert!(out.contains("root data"), "{out}");
     assert!(
         out.contains("side=remote rh=127.0.0.1 mrh=127.0.0.1 lh=127.0.0.1"),
         "{out}"

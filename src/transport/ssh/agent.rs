@@ -60,30 +60,44 @@ pub fn main(args: &AgentArgs) -> i32 {
     let grace = Duration::from_millis(args.grace_ms);
     let helpers = helper_dir();
     out.send(&hello());
-    {
-        let (out, procs, last_input) = (out.clone(), procs.clone(), last_input.clone());
-        let idle = Duration::from_millis(args.idle_timeout_ms);
-        let every = Duration::from_millis(args.ping_ms.max(10));
-        let spawned = std::thread::Builder::new()
+    let idle = Duration::from_millis(args.idle_timeout_ms);
+    let every = Duration::from_millis(args.ping_ms.max(10));
+    let ticks = {
+        let out = out.clone();
+        std::thread::Builder::new()
             .name("agent-tick".into())
             .spawn(move || {
                 loop {
                     std::thread::sleep(every);
+                    // May block when the link is dead; the watchdog does not write.
                     out.send(&Event::Tick);
+                }
+            })
+    };
+    let watchdog = {
+        let (procs, last_input) = (procs.clone(), last_input.clone());
+        std::thread::Builder::new()
+            .name("agent-watchdog".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(every);
                     if lock(&last_input).elapsed() > idle {
                         eprintln!(
                             "pairbench agent: nothing from pairbench for {}ms: ending everything",
                             idle.as_millis()
                         );
                         end_all(&procs, grace);
-                        std::process::exit(3);
+                        // Not exit(): another thread may hold stdout, blocked on a dead link.
+                        // SAFETY: _exit ends the process at once; nothing is used after it.
+                        unsafe { nix::libc::_exit(3) }
                     }
                 }
-            });
-        if spawned.is_err() {
-            eprintln!("pairbench agent: cannot start a thread");
-            return 2;
-        }
+            })
+    };
+    if ticks.is_err() || watchdog.is_err() {
+        eprintln!("pairbench agent: cannot start a thread");
+        end_all(&procs, grace);
+        return 2;
     }
     let stdin = std::io::stdin();
     let mut input = stdin.lock();

@@ -139,6 +139,15 @@ pub fn establish(t: &Target, o: &Opts, home: &Path) -> Result<Established, Strin
             t.name
         )
     })?;
+    let ours = env!("CARGO_PKG_VERSION");
+    if let Event::Hello { version, .. } = &hello
+        && version != ours
+    {
+        return Err(format!(
+            "ssh: the agent on {} is pairbench {version}, but this is pairbench {ours}: build the same version for that host and name it with agent = \"...\" in its [[remote]]",
+            t.name
+        ));
+    }
     Ok(Established {
         sess,
         sock,

@@ -40,6 +40,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// A live connection and what it told us.
 struct Conn {
     link: Link,
+    /// The plain files at the root of the groups folder are uploaded (once).
+    root_files: Mutex<bool>,
     addr: SocketAddr,
     run_dir: PathBuf,
     local_host: String,
@@ -191,6 +193,7 @@ impl SshTransport {
         let link = Link::start(est, &self.target.name, self.opts.connect_timeout)?;
         Ok(Conn {
             link,
+            root_files: Mutex::new(false),
             addr,
             run_dir,
             local_host,
@@ -229,12 +232,17 @@ impl SshTransport {
         Ok(())
     }
 
-    /// Upload the group's folder (scripts and helper files), all requests at once.
-    fn upload(&self, c: &Conn, from: &Path, to: &Path) -> Result<(), TransportError> {
+    /// Upload the files of a folder (`deep`: and of its subfolders), all requests at once.
+    fn upload(&self, c: &Conn, from: &Path, to: &Path, deep: bool) -> Result<(), TransportError> {
         let shared = c.link.shared();
         let mut waiting = Vec::new();
-        for entry in walkdir::WalkDir::new(from).follow_links(true) {
-            let entry = entry.map_err(|e| io(format!("cannot read {}: {e}", from.display())))?;
+        let depth = if deep { usize::MAX } else { 1 };
+        for entry in walkdir::WalkDir::new(from)
+            .follow_links(true)
+            .max_depth(depth)
+        {
+            // A dangling link is no reason to refuse the group (the local side ignores it too).
+            let Ok(entry) = entry else { continue };
             if !entry.file_type().is_file() {
                 continue;
             }
@@ -371,7 +379,14 @@ impl Transport for SshTransport {
         let results = c.run_dir.join("results").join(tag).join(&group.name);
         let path = s(&results);
         self.call(&c, |id| Request::Mkdir { id, path })?;
-        self.upload(&c, &group.dir, &scripts)?;
+        self.upload(&c, &group.dir, &scripts, true)?;
+        // Helper files beside the groups (REMOTE_ROOT_PATH), not the other groups.
+        let mut root_done = lock(&c.root_files);
+        if !*root_done {
+            self.upload(&c, &group.root, &root, false)?;
+            *root_done = true;
+        }
+        drop(root_done);
         Ok(GroupPaths {
             scripts,
             root,
