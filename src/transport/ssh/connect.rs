@@ -27,6 +27,83 @@ pub struct Opts {
     pub kill_grace: Duration,
 }
 
+/// Why a connection could not be made; each message says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("ssh: cannot resolve host name '{host}': {source}")]
+    Resolve {
+        host: String,
+        source: std::io::Error,
+    },
+    #[error("ssh: connection refused ({0}): is sshd running and listening on that port?")]
+    Refused(SocketAddr),
+    #[error("ssh: host unreachable ({addr}): {why}")]
+    Unreachable { addr: SocketAddr, why: String },
+    #[error("ssh: cannot connect to {addr}: {source}")]
+    Connect {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("ssh: no SSH handshake with {addr} within {within}: {why}")]
+    Handshake {
+        addr: SocketAddr,
+        within: String,
+        why: String,
+    },
+    #[error(
+        "ssh: the host key of {name} is not known ({kind} {fp}) and was refused: check it is the right host, then run again with --accept-new-host-keys to add it to {}, or add it yourself (`ssh-keyscan -p {port} {host} >> ~/.ssh/known_hosts`)",
+        file.display()
+    )]
+    UnknownHostKey {
+        name: String,
+        kind: &'static str,
+        fp: String,
+        file: PathBuf,
+        host: String,
+        port: u16,
+    },
+    #[error(
+        "ssh: the host key of {name} has CHANGED ({kind} {fp}) and does not match {}: refusing to connect. Someone may be intercepting the connection, or the host was reinstalled; if you know it was, remove the old key with `ssh-keygen -R '{name}'` and run again",
+        file.display()
+    )]
+    ChangedHostKey {
+        name: String,
+        kind: &'static str,
+        fp: String,
+        file: PathBuf,
+    },
+    #[error(
+        "ssh: login refused for {user}@{host}:{port}: no key was accepted ({tried}); add your public key to ~/.ssh/authorized_keys of {user} on the remote, or name the right key with IdentityFile in ~/.ssh/config or identity_file in [[remote]]"
+    )]
+    Login {
+        user: String,
+        host: String,
+        port: u16,
+        tried: String,
+    },
+    #[error(
+        "ssh: {name} runs {remote}, but this pairbench is built for {local}: build pairbench for that system and name it with agent = \"/path/to/pairbench\" in a [[remote]] of pairbench.toml"
+    )]
+    System {
+        name: String,
+        remote: String,
+        local: String,
+    },
+    #[error(
+        "ssh: the agent on {name} is pairbench {theirs}, but this is pairbench {ours}: build the same version for that host and name it with agent = \"...\" in its [[remote]]"
+    )]
+    Version {
+        name: String,
+        theirs: String,
+        ours: String,
+    },
+    /// Channels, SFTP, files: the message says which.
+    #[error("{0}")]
+    Setup(String),
+}
+
+use ConnectError::Setup;
+
 /// A logged-in session with the agent running on its channel.
 pub struct Established {
     pub sess: Session,
@@ -56,13 +133,14 @@ fn handshake(
     t: &Target,
     o: &Opts,
     skip: &[&str],
-) -> Result<(Session, TcpStream, SocketAddr), String> {
+) -> Result<(Session, TcpStream, SocketAddr), ConnectError> {
     let (stream, addr) = tcp(t, o.connect_timeout)?;
     let sock = stream
         .try_clone()
-        .map_err(|e| format!("ssh: {addr}: {e}"))?;
+        .map_err(|e| Setup(format!("ssh: {addr}: {e}")))?;
     let _ = stream.set_nodelay(true);
-    let mut sess = Session::new().map_err(|e| format!("ssh: cannot start a session: {e}"))?;
+    let mut sess =
+        Session::new().map_err(|e| Setup(format!("ssh: cannot start a session: {e}")))?;
     sess.set_timeout(ms(o.connect_timeout));
     sess.set_tcp_stream(stream);
     let algos: Vec<&str> = HOST_KEY_ALGOS
@@ -71,23 +149,21 @@ fn handshake(
         .flat_map(|(_, a)| a.iter().copied())
         .collect();
     let _ = sess.method_pref(MethodType::HostKey, &algos.join(","));
-    sess.handshake().map_err(|e| {
-        format!(
-            "ssh: no SSH handshake with {addr} within {}: {}",
-            human(o.connect_timeout),
-            e.message()
-        )
+    sess.handshake().map_err(|e| ConnectError::Handshake {
+        addr,
+        within: human(o.connect_timeout),
+        why: e.message().to_string(),
     })?;
     Ok((sess, sock, addr))
 }
 
 /// Connect, check, log in, start the agent.
-pub fn establish(t: &Target, o: &Opts, home: &Path) -> Result<Established, String> {
+pub fn establish(t: &Target, o: &Opts, home: &Path) -> Result<Established, ConnectError> {
     // Like OpenSSH, a host is checked with a key type known_hosts has for it: when the
     // key offered first is of another type, ask again without that type. A key that
     // differs from a known one of its own type is a changed key.
     let mut skip: Vec<&str> = Vec::new();
-    let mut changed: Option<String> = None;
+    let mut changed: Option<ConnectError> = None;
     let (sess, sock, addr) = loop {
         let (sess, sock, addr) = match handshake(t, o, &skip) {
             Ok(x) => x,
@@ -95,14 +171,15 @@ pub fn establish(t: &Target, o: &Opts, home: &Path) -> Result<Established, Strin
         };
         match check_host_key(&sess, t, o.accept_new_host_keys, home) {
             Ok(()) => break (sess, sock, addr),
-            Err(HostKeyError::Changed(kind, why)) => {
-                changed.get_or_insert(why);
+            Err(e @ ConnectError::ChangedHostKey { kind, .. }) => {
                 skip.push(kind);
+                let first = changed.take().unwrap_or(e);
                 if skip.len() == HOST_KEY_ALGOS.len() {
-                    return Err(changed.unwrap_or_default());
+                    return Err(first);
                 }
+                changed = Some(first);
             }
-            Err(HostKeyError::Other(why)) => return Err(why),
+            Err(e) => return Err(e),
         }
     };
     login(&sess, t)?;
@@ -111,19 +188,22 @@ pub fn establish(t: &Target, o: &Opts, home: &Path) -> Result<Established, Strin
     let timeout = ms(o.connect_timeout);
     let cmd = format!(
         "exec {} agent --idle-timeout-ms {timeout} --ping-ms {} --grace-ms {grace}",
-        quote(&remote_exe.to_string_lossy())?,
+        quote(&remote_exe.to_string_lossy()).map_err(Setup)?,
         ping_every(o.connect_timeout).as_millis()
     );
     let mut channel = sess
         .channel_session()
-        .map_err(|e| format!("ssh: cannot open a channel to {}: {e}", t.name))?;
-    channel
-        .exec(&cmd)
-        .map_err(|e| format!("ssh: cannot start the pairbench agent on {}: {e}", t.name))?;
+        .map_err(|e| Setup(format!("ssh: cannot open a channel to {}: {e}", t.name)))?;
+    channel.exec(&cmd).map_err(|e| {
+        Setup(format!(
+            "ssh: cannot start the pairbench agent on {}: {e}",
+            t.name
+        ))
+    })?;
     let (line, leftover) = read_line(&mut channel).map_err(|e| {
         let mut err = String::new();
         let _ = channel.stderr().read_to_string(&mut err);
-        format!(
+        Setup(format!(
             "ssh: the pairbench agent did not start on {} ({e}){}",
             t.name,
             if err.trim().is_empty() {
@@ -131,22 +211,23 @@ pub fn establish(t: &Target, o: &Opts, home: &Path) -> Result<Established, Strin
             } else {
                 format!(": {}", err.trim().replace('\n', " "))
             }
-        )
+        ))
     })?;
     let hello: Event = serde_json::from_slice(&line).map_err(|e| {
-        format!(
+        Setup(format!(
             "ssh: the pairbench agent on {} said something else ({e})",
             t.name
-        )
+        ))
     })?;
     let ours = env!("CARGO_PKG_VERSION");
     if let Event::Hello { version, .. } = &hello
         && version != ours
     {
-        return Err(format!(
-            "ssh: the agent on {} is pairbench {version}, but this is pairbench {ours}: build the same version for that host and name it with agent = \"...\" in its [[remote]]",
-            t.name
-        ));
+        return Err(ConnectError::Version {
+            name: t.name.clone(),
+            theirs: version.clone(),
+            ours: ours.into(),
+        });
     }
     Ok(Established {
         sess,
@@ -175,36 +256,45 @@ pub fn quote(word: &str) -> Result<String, String> {
         .map_err(|_| format!("ssh: cannot quote '{word}' for the remote shell (NUL byte)"))
 }
 
-fn tcp(t: &Target, timeout: Duration) -> Result<(TcpStream, SocketAddr), String> {
+fn tcp(t: &Target, timeout: Duration) -> Result<(TcpStream, SocketAddr), ConnectError> {
     let addrs: Vec<SocketAddr> = (t.host.as_str(), t.port)
         .to_socket_addrs()
-        .map_err(|e| format!("ssh: cannot resolve host name '{}': {e}", t.host))?
+        .map_err(|source| ConnectError::Resolve {
+            host: t.host.clone(),
+            source,
+        })?
         .collect();
-    let mut last = format!("ssh: '{}' has no address", t.host);
+    let mut last = Setup(format!("ssh: '{}' has no address", t.host));
     for a in addrs {
         match TcpStream::connect_timeout(&a, timeout) {
             Ok(s) => return Ok((s, a)),
-            Err(e) => last = connect_error(a, &e, timeout),
+            Err(e) => last = connect_error(a, e, timeout),
         }
     }
     Err(last)
 }
 
-fn connect_error(a: SocketAddr, e: &std::io::Error, timeout: Duration) -> String {
+fn connect_error(addr: SocketAddr, e: std::io::Error, timeout: Duration) -> ConnectError {
     use std::io::ErrorKind as K;
     let code = e.raw_os_error();
     let is = |n: nix::errno::Errno| code == Some(n as i32);
     if e.kind() == K::ConnectionRefused {
-        format!("ssh: connection refused ({a}): is sshd running and listening on that port?")
+        ConnectError::Refused(addr)
     } else if e.kind() == K::TimedOut || e.kind() == K::WouldBlock {
-        format!(
-            "ssh: host unreachable ({a}): no answer within {} (host down, or a firewall drops the packets)",
-            human(timeout)
-        )
+        ConnectError::Unreachable {
+            addr,
+            why: format!(
+                "no answer within {} (host down, or a firewall drops the packets)",
+                human(timeout)
+            ),
+        }
     } else if is(nix::errno::Errno::EHOSTUNREACH) || is(nix::errno::Errno::ENETUNREACH) {
-        format!("ssh: host unreachable ({a}): {e}")
+        ConnectError::Unreachable {
+            addr,
+            why: e.to_string(),
+        }
     } else {
-        format!("ssh: cannot connect to {a}: {e}")
+        ConnectError::Connect { addr, source: e }
     }
 }
 
@@ -229,20 +319,13 @@ pub fn fingerprint(key: &[u8]) -> String {
     )
 }
 
-/// Why a host key was not accepted.
-enum HostKeyError {
-    /// Known_hosts has another key for this host (the offered key's type name, why).
-    Changed(&'static str, String),
-    Other(String),
-}
-
 fn check_host_key(
     sess: &Session,
     t: &Target,
     accept_new: bool,
     home: &Path,
-) -> Result<(), HostKeyError> {
-    let other = HostKeyError::Other;
+) -> Result<(), ConnectError> {
+    let other = Setup;
     let (key, ktype) = sess
         .host_key()
         .ok_or_else(|| other(format!("ssh: {} sent no host key", t.name)))?;
@@ -274,13 +357,12 @@ fn check_host_key(
     }
     match kh.check(&name, key) {
         CheckResult::Match => Ok(()),
-        CheckResult::Mismatch => Err(HostKeyError::Changed(
+        CheckResult::Mismatch => Err(ConnectError::ChangedHostKey {
+            name,
             kind,
-            format!(
-                "ssh: the host key of {name} has CHANGED ({kind} {fp}) and does not match {}: refusing to connect. Someone may be intercepting the connection, or the host was reinstalled; if you know it was, remove the old key with `ssh-keygen -R '{name}'` and run again",
-                path.display()
-            ),
-        )),
+            fp,
+            file: path,
+        }),
         CheckResult::NotFound if accept_new => {
             let line = format!("{name} {kind} {}\n", proto::b64_encode(key));
             append_known_host(&path, &line).map_err(|e| {
@@ -290,12 +372,14 @@ fn check_host_key(
                 ))
             })
         }
-        CheckResult::NotFound => Err(other(format!(
-            "ssh: the host key of {name} is not known ({kind} {fp}) and was refused: check it is the right host, then run again with --accept-new-host-keys to add it to {}, or add it yourself (`ssh-keyscan -p {} {} >> ~/.ssh/known_hosts`)",
-            path.display(),
-            t.port,
-            t.host
-        ))),
+        CheckResult::NotFound => Err(ConnectError::UnknownHostKey {
+            name,
+            kind,
+            fp,
+            file: path,
+            host: t.host.clone(),
+            port: t.port,
+        }),
         CheckResult::Failure => Err(other(format!("ssh: cannot check the host key of {name}"))),
     }
 }
@@ -318,7 +402,7 @@ fn append_known_host(path: &Path, line: &str) -> std::io::Result<()> {
     f.write_all(line.as_bytes())
 }
 
-fn login(sess: &Session, t: &Target) -> Result<(), String> {
+fn login(sess: &Session, t: &Target) -> Result<(), ConnectError> {
     let user = &t.user;
     let mut tried: Vec<String> = Vec::new();
     if std::env::var_os("SSH_AUTH_SOCK").is_some()
@@ -369,22 +453,24 @@ fn login(sess: &Session, t: &Target) -> Result<(), String> {
     } else {
         format!("tried {}", tried.join(", "))
     };
-    Err(format!(
-        "ssh: login refused for {user}@{}:{}: no key was accepted ({tried}); add your public key to ~/.ssh/authorized_keys of {user} on the remote, or name the right key with IdentityFile in ~/.ssh/config or identity_file in [[remote]]",
-        t.host, t.port
-    ))
+    Err(ConnectError::Login {
+        user: user.clone(),
+        host: t.host.clone(),
+        port: t.port,
+        tried,
+    })
 }
 
 /// Run one command on the remote (only at connect time); its stdout.
-fn exec_output(sess: &Session, cmd: &str) -> Result<String, String> {
+fn exec_output(sess: &Session, cmd: &str) -> Result<String, ConnectError> {
     let mut ch = sess
         .channel_session()
-        .map_err(|e| format!("ssh: cannot open a channel: {e}"))?;
+        .map_err(|e| Setup(format!("ssh: cannot open a channel: {e}")))?;
     ch.exec(cmd)
-        .map_err(|e| format!("ssh: cannot run `{cmd}`: {e}"))?;
+        .map_err(|e| Setup(format!("ssh: cannot run `{cmd}`: {e}")))?;
     let mut out = String::new();
     ch.read_to_string(&mut out)
-        .map_err(|e| format!("ssh: reading the output of `{cmd}`: {e}"))?;
+        .map_err(|e| Setup(format!("ssh: reading the output of `{cmd}`: {e}")))?;
     let _ = ch.wait_close();
     Ok(out)
 }
@@ -403,14 +489,15 @@ fn local_system() -> String {
 }
 
 /// Refuse a remote host whose system differs from this machine's.
-fn check_system(sess: &Session, t: &Target) -> Result<(), String> {
+fn check_system(sess: &Session, t: &Target) -> Result<(), ConnectError> {
     let remote = exec_output(sess, "uname -sm")?.trim().to_string();
     let local = local_system();
     if remote != local {
-        return Err(format!(
-            "ssh: {} runs {remote}, but this pairbench is built for {local}: build pairbench for that system and name it with agent = \"/path/to/pairbench\" in a [[remote]] of pairbench.toml",
-            t.name
-        ));
+        return Err(ConnectError::System {
+            name: t.name.clone(),
+            remote,
+            local,
+        });
     }
     Ok(())
 }
@@ -418,18 +505,21 @@ fn check_system(sess: &Session, t: &Target) -> Result<(), String> {
 /// Upload pairbench (or the `agent` of the `[[remote]]`) to
 /// `<workdir>/bin/pairbench-<hash>` unless it is there already. Only a new upload checks
 /// the remote system (an exec, which costs a login shell).
-fn upload_agent(sess: &Session, t: &Target) -> Result<(PathBuf, PathBuf), String> {
+fn upload_agent(sess: &Session, t: &Target) -> Result<(PathBuf, PathBuf), ConnectError> {
     let exe = match &t.agent {
         Some(a) => a.clone(),
         None => std::env::current_exe()
-            .map_err(|e| format!("cannot find the pairbench executable: {e}"))?,
+            .map_err(|e| Setup(format!("cannot find the pairbench executable: {e}")))?,
     };
     let sftp = sess
         .sftp()
-        .map_err(|e| format!("ssh: cannot start SFTP on {}: {e}", t.name))?;
-    let home = sftp
-        .realpath(Path::new("."))
-        .map_err(|e| format!("ssh: cannot find the home folder on {}: {e}", t.name))?;
+        .map_err(|e| Setup(format!("ssh: cannot start SFTP on {}: {e}", t.name)))?;
+    let home = sftp.realpath(Path::new(".")).map_err(|e| {
+        Setup(format!(
+            "ssh: cannot find the home folder on {}: {e}",
+            t.name
+        ))
+    })?;
     let workdir = if t.workdir.starts_with('/') {
         PathBuf::from(&t.workdir)
     } else if let Some(rest) = t.workdir.strip_prefix("~/") {
@@ -445,8 +535,12 @@ fn upload_agent(sess: &Session, t: &Target) -> Result<(PathBuf, PathBuf), String
             let _ = sftp.mkdir(&made, 0o700);
         }
     }
-    let bytes = std::fs::read(&exe)
-        .map_err(|e| format!("cannot read the agent executable {}: {e}", exe.display()))?;
+    let bytes = std::fs::read(&exe).map_err(|e| {
+        Setup(format!(
+            "cannot read the agent executable {}: {e}",
+            exe.display()
+        ))
+    })?;
     let hash = Sha256::digest(&bytes);
     let hex: String = hash[..8].iter().map(|b| format!("{b:02x}")).collect();
     let dest = bin.join(format!("pairbench-{hex}"));
@@ -459,11 +553,11 @@ fn upload_agent(sess: &Session, t: &Target) -> Result<(PathBuf, PathBuf), String
         }
         let tmp = bin.join(format!(".pairbench-{hex}.{}.tmp", std::process::id()));
         let fail = |e: ssh2::Error| {
-            format!(
+            Setup(format!(
                 "ssh: cannot upload pairbench to {}:{}: {e}",
                 t.name,
                 bin.display()
-            )
+            ))
         };
         let mut f = sftp
             .open_mode(
@@ -474,11 +568,11 @@ fn upload_agent(sess: &Session, t: &Target) -> Result<(PathBuf, PathBuf), String
             )
             .map_err(fail)?;
         f.write_all(&bytes).map_err(|e| {
-            format!(
+            Setup(format!(
                 "ssh: cannot upload pairbench to {}:{}: {e}",
                 t.name,
                 bin.display()
-            )
+            ))
         })?;
         drop(f);
         if sftp
@@ -488,11 +582,11 @@ fn upload_agent(sess: &Session, t: &Target) -> Result<(PathBuf, PathBuf), String
             // Another run uploaded the same file meanwhile.
             let _ = sftp.unlink(&tmp);
             if sftp.stat(&dest).is_err() {
-                return Err(format!(
+                return Err(Setup(format!(
                     "ssh: cannot put pairbench in place on {}: {}",
                     t.name,
                     dest.display()
-                ));
+                )));
             }
         }
     }

@@ -167,7 +167,8 @@ impl SshTransport {
     }
 
     fn connect(&self) -> Result<Conn, String> {
-        let est = connect::establish(&self.target, &self.opts, &self.home)?;
+        let est =
+            connect::establish(&self.target, &self.opts, &self.home).map_err(|e| e.to_string())?;
         let addr = est.addr;
         let run_dir = est.workdir.join("runs").join(&self.run_id);
         let (local_host, mut info) = match &est.hello {
