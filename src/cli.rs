@@ -29,6 +29,8 @@ pub enum Command {
     New(NewArgs),
     /// Redraw tables, plots and pages of a stored run (default: latest)
     Report(ReportArgs),
+    /// Show each pair's change between two runs; exit 1 where something got worse
+    Compare(CompareArgs),
     /// The remote end of an SSH transport (started by pairbench over SSH)
     #[command(hide = true)]
     Agent(crate::transport::ssh::agent::AgentArgs),
@@ -120,6 +122,21 @@ pub struct RunArgs {
     /// Add unknown SSH host keys to ~/.ssh/known_hosts instead of refusing them
     #[arg(long)]
     pub accept_new_host_keys: bool,
+    /// Measured runs of each pair [default: 1]
+    #[arg(long, value_name = "N")]
+    pub repeat: Option<u32>,
+    /// Warm-up runs of each pair before the measured ones [default: 0]
+    #[arg(long, value_name = "N")]
+    pub warmup: Option<u32>,
+    /// Run each pair once per value (repeatable: every combination); scripts see PAIRBENCH_PARAM_NAME
+    #[arg(long = "param", value_name = "NAME=a,b,c")]
+    pub params: Vec<String>,
+    /// Randomise the order of the runs (the seed is kept in run.json)
+    #[arg(long)]
+    pub shuffle: bool,
+    /// Seed for --shuffle [default: random]
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -148,6 +165,23 @@ pub struct ReportArgs {
     pub results_dir: Option<PathBuf>,
     #[command(flatten)]
     pub common: Common,
+}
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// The earlier run (a tag, or `latest`)
+    pub a: String,
+    /// The later run (a tag, or `latest`)
+    pub b: String,
+    /// How much worse counts as a regression
+    #[arg(long, default_value = "5%")]
+    pub threshold: String,
+    /// Where results are [default: results]
+    #[arg(short = 'o', long, value_name = "DIR")]
+    pub results_dir: Option<PathBuf>,
+    /// Configuration file (for `[metrics]` directions) [default: pairbench.toml when present]
+    #[arg(short = 'c', long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 fn dur(
@@ -183,6 +217,19 @@ impl RunArgs {
         let jobs = self.jobs.or(file.jobs).unwrap_or(1);
         if jobs == 0 {
             anyhow::bail!("bad --jobs 0: run at least one pair at a time (-j 1 or more)");
+        }
+        let repeat = self.repeat.or(file.repeat).unwrap_or(1);
+        if repeat == 0 {
+            anyhow::bail!("bad --repeat 0: run each pair at least once (--repeat 1 or more)");
+        }
+        let mut params: Vec<(String, Vec<String>)> = file.params.into_iter().collect();
+        for p in &self.params {
+            let (name, values) = config::parse_param(p)?;
+            params.retain(|(n, _)| n != &name);
+            params.push((name, values));
+        }
+        if let Some((name, _)) = params.iter().find(|(_, v)| v.is_empty()) {
+            anyhow::bail!("parameter '{name}' has no values: give it at least one");
         }
         let remotes = if self.remotes.is_empty() {
             file.remotes
@@ -236,6 +283,11 @@ impl RunArgs {
             retries: self.retries.or(file.retries).unwrap_or(0),
             keep_remote: self.keep_remote,
             accept_new_host_keys: self.accept_new_host_keys,
+            repeat,
+            warmup: self.warmup.or(file.warmup).unwrap_or(0),
+            params,
+            shuffle: self.shuffle,
+            seed: self.seed,
         })
     }
 }
@@ -315,6 +367,14 @@ fn dispatch(cli: Cli, args: &[String]) -> anyhow::Result<i32> {
                 .or(file.groups_dir)
                 .unwrap_or_else(|| "groups".into());
             crate::report::command(&results, &rep.tag, &groups)
+        }
+        Command::Compare(c) => {
+            let file = FileConfig::load(c.config.as_deref())?;
+            let results = c
+                .results_dir
+                .or(file.results_dir)
+                .unwrap_or_else(|| "results".into());
+            crate::compare::command(&results, &c.a, &c.b, &c.threshold, &file.metrics)
         }
         Command::Helper { name, args } => Ok(crate::helpers::main(&name, &args)),
         Command::Agent(a) => Ok(crate::transport::ssh::agent::main(&a)),

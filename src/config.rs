@@ -61,6 +61,14 @@ pub struct FileConfig {
     pub connect_timeout: Option<String>,
     pub jobs: Option<usize>,
     pub retries: Option<u32>,
+    pub repeat: Option<u32>,
+    pub warmup: Option<u32>,
+    /// `NAME = ["a", "b"]`: parameters, as with `--param NAME=a,b`.
+    #[serde(default)]
+    pub params: BTreeMap<String, Vec<String>>,
+    /// `NAME = "higher"` or `"lower"`: which way a metric is better (`compare`).
+    #[serde(default)]
+    pub metrics: BTreeMap<String, Direction>,
     #[serde(default)]
     pub remotes: Vec<String>,
     #[serde(default)]
@@ -88,6 +96,15 @@ impl FileConfig {
             message: e.message().to_string(),
         })
     }
+}
+
+/// Which way a metric is better.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    #[default]
+    Lower,
+    Higher,
 }
 
 /// How progress is shown.
@@ -132,6 +149,15 @@ pub struct RunOptions {
     pub retries: u32,
     pub keep_remote: bool,
     pub accept_new_host_keys: bool,
+    /// Measured runs of each pair (and parameter set).
+    pub repeat: u32,
+    /// Warm-up runs before them, kept apart and left out of statistics.
+    pub warmup: u32,
+    /// Parameters: each pair runs once per combination of values.
+    pub params: Vec<(String, Vec<String>)>,
+    /// Randomise the order of runs (seeded).
+    pub shuffle: bool,
+    pub seed: Option<u64>,
 }
 
 /// Durations in run.json, written the way users write them.
@@ -193,6 +219,26 @@ pub fn validate_tag(tag: &str) -> Result<(), ConfigError> {
     }
 }
 
+/// Parse `NAME=a,b,c`.
+pub fn parse_param(s: &str) -> Result<(String, Vec<String>), ConfigError> {
+    let err = || {
+        ConfigError::Other(format!(
+            "bad --param '{s}': write it as NAME=a,b,c (NAME made of letters, digits and _, at least one value)"
+        ))
+    };
+    let (name, values) = s.split_once('=').ok_or_else(err)?;
+    let values: Vec<String> = values
+        .split(',')
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
+        .collect();
+    if !valid_env_key(name) || values.is_empty() {
+        return Err(err());
+    }
+    Ok((name.to_string(), values))
+}
+
 /// Parse `K/N`.
 pub fn parse_shard(s: &str) -> Result<(u64, u64), ConfigError> {
     let err = || ConfigError::Shard(s.into());
@@ -233,6 +279,17 @@ mod tests {
         assert!(parse_env("noequals").is_err());
         assert!(parse_env("1A=x").is_err());
         assert!(parse_env("A-B=x").is_err());
+    }
+
+    #[test]
+    fn params() {
+        assert_eq!(
+            parse_param("SIZE=1k, 4k,").unwrap(),
+            ("SIZE".to_string(), vec!["1k".to_string(), "4k".to_string()])
+        );
+        assert!(parse_param("SIZE=").is_err());
+        assert!(parse_param("SIZE").is_err());
+        assert!(parse_param("A B=1").is_err());
     }
 
     #[test]

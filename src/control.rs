@@ -29,6 +29,16 @@ struct Entry {
 
 type Table = Arc<Mutex<HashMap<String, Entry>>>;
 
+/// Control folders of this process, removed on an abrupt exit too.
+static DIRS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// Remove every control folder (for exits that skip destructors).
+pub fn remove_all() {
+    for d in lock(&DIRS).drain(..) {
+        let _ = std::fs::remove_dir_all(d);
+    }
+}
+
 /// The run's control server.
 pub struct Control {
     dir: PathBuf,
@@ -56,6 +66,7 @@ impl Control {
         for name in NAMES {
             std::os::unix::fs::symlink(&exe, bin.join(name))?;
         }
+        lock(&DIRS).push(dir.clone());
         let socket = dir.join("control.sock");
         let listener = UnixListener::bind(&socket)?;
         let table: Table = Arc::default();
@@ -105,6 +116,7 @@ impl Drop for Control {
         // Wake the accept loop so it sees `stop`.
         let _ = UnixStream::connect(&self.socket);
         let _ = std::fs::remove_dir_all(&self.dir);
+        lock(&DIRS).retain(|d| d != &self.dir);
     }
 }
 

@@ -1,4 +1,4 @@
-//! Ctrl-C: the first stops starting pairs and ends the running ones (after-hooks still
+//! Ctrl-C (and SIGTERM, SIGHUP): the first stops starting pairs and ends the running ones (after-hooks still
 //! run, the exit status is 130); the second kills every script at once and exits.
 
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -16,6 +16,7 @@ pub fn install() {
         } else {
             eprintln!("\npairbench: stopping at once");
             crate::process::kill_all_now();
+            crate::control::remove_all();
             std::process::exit(130);
         }
     });

@@ -2,6 +2,7 @@
 //! or over SSH, and keep a result tree of SUCCESS/FAILED/ERROR pairs with logs and tables.
 
 pub mod cli;
+pub mod compare;
 pub mod config;
 pub mod control;
 pub mod discover;
@@ -16,4 +17,5 @@ pub mod report;
 pub mod results;
 pub mod runner;
 pub mod skeleton;
+pub mod stats;
 pub mod transport;

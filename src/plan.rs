@@ -73,10 +73,83 @@ impl std::fmt::Display for Decision {
     }
 }
 
-/// A pair with its decision.
+/// One run of a pair: its parameter values and repetition (SPEC §8).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Variant {
+    /// Parameter values, in the order the parameters were given.
+    pub params: Vec<(String, String)>,
+    /// 1-based number among the warm-up or the measured runs; `None` for a lone run.
+    pub repetition: Option<u32>,
+    pub warmup: bool,
+}
+
+impl Variant {
+    /// The folder below the pair's folder (`""` for a plain run), e.g.
+    /// `SIZE=1k,CONNS=4/rep-2`. Values are percent-encoded where they hold `/` or `%`.
+    pub fn rel(&self) -> String {
+        let mut parts = Vec::new();
+        if !self.params.is_empty() {
+            let p: Vec<String> = self
+                .params
+                .iter()
+                .map(|(k, v)| format!("{k}={}", v.replace('%', "%25").replace('/', "%2F")))
+                .collect();
+            parts.push(p.join(","));
+        }
+        if let Some(n) = self.repetition {
+            parts.push(if self.warmup {
+                format!("warmup-{n}")
+            } else {
+                format!("rep-{n}")
+            });
+        }
+        parts.join("/")
+    }
+}
+
+/// Every run of a pair, in order: for each combination of parameter values (the first
+/// parameter varies slowest), the warm-up runs, then the measured ones.
+pub fn variants(params: &[(String, Vec<String>)], repeat: u32, warmup: u32) -> Vec<Variant> {
+    let mut combos: Vec<Vec<(String, String)>> = vec![Vec::new()];
+    for (name, values) in params {
+        combos = combos
+            .into_iter()
+            .flat_map(|c| {
+                values.iter().map(move |v| {
+                    let mut c = c.clone();
+                    c.push((name.clone(), v.clone()));
+                    c
+                })
+            })
+            .collect();
+    }
+    let numbered = repeat > 1 || warmup > 0;
+    let mut out = Vec::new();
+    for c in combos {
+        for w in 1..=warmup {
+            out.push(Variant {
+                params: c.clone(),
+                repetition: Some(w),
+                warmup: true,
+            });
+        }
+        for r in 1..=repeat {
+            out.push(Variant {
+                params: c.clone(),
+                repetition: numbered.then_some(r),
+                warmup: false,
+            });
+        }
+    }
+    out
+}
+
+/// A run of a pair with its decision.
 #[derive(Debug, Clone)]
 pub struct Planned {
     pub pair: Pair,
+    /// Index into the run's variants.
+    pub variant: u32,
     pub decision: Decision,
     /// Hash of the scripts now (kept in the pair's record).
     pub hash: Hash,
@@ -195,9 +268,15 @@ pub struct Policy {
     pub always: bool,
 }
 
-/// Decide each pair: run it (and why) or skip it (and why). Each script is hashed once,
-/// and each group's result folder is listed once, so huge groups plan quickly.
-pub fn decide(pairs: Vec<Pair>, groups: &[Group], tree: &Tree, policy: Policy) -> Vec<Planned> {
+/// Decide each run of each pair: run it (and why) or skip it (and why). Each script is
+/// hashed once, and each group's result folder is listed once, so huge groups plan quickly.
+pub fn decide(
+    pairs: Vec<Pair>,
+    variants: &[Variant],
+    groups: &[Group],
+    tree: &Tree,
+    policy: Policy,
+) -> Vec<Planned> {
     use rayon::prelude::*;
     let hashes: Vec<(Vec<Hash>, Vec<Hash>)> = groups
         .par_iter()
@@ -218,24 +297,27 @@ pub fn decide(pairs: Vec<Pair>, groups: &[Group], tree: &Tree, policy: Policy) -
                 .unwrap_or_default()
         })
         .collect();
+    let rels: Vec<String> = variants.iter().map(Variant::rel).collect();
     pairs
         .into_par_iter()
-        .map(|pair| {
+        .flat_map_iter(|pair| {
             let gi = pair.group as usize;
             let (lh, rh) = &hashes[gi];
             let hash = pair_hash(lh[pair.local as usize], rh[pair.remote as usize]);
             let name = (!existing[gi].is_empty()).then(|| pair.name(groups));
-            let decision = match name {
-                Some(n) if existing[gi].contains(&n) => {
-                    decide_one(Some(&tree.pair(&groups[gi].name, &n)), hash, policy)
-                }
-                _ => decide_one(None, hash, policy),
+            let dir = match name {
+                Some(n) if existing[gi].contains(&n) => Some(tree.pair(&groups[gi].name, &n)),
+                _ => None,
             };
-            Planned {
-                pair,
-                decision,
-                hash,
-            }
+            rels.iter().enumerate().map(move |(vi, rel)| {
+                let leaf = dir.as_ref().map(|d| d.join(rel));
+                Planned {
+                    pair,
+                    variant: vi as u32,
+                    decision: decide_one(leaf.as_deref(), hash, policy),
+                    hash,
+                }
+            })
         })
         .collect()
 }
@@ -259,6 +341,29 @@ fn decide_one(dir: Option<&Path>, hash: Hash, policy: Policy) -> Decision {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn variants_cover_every_combination_with_warmups_first() {
+        let params = vec![
+            ("A".to_string(), vec!["1".to_string(), "2".to_string()]),
+            ("B".to_string(), vec!["x/y".to_string()]),
+        ];
+        let v = variants(&params, 2, 1);
+        let rels: Vec<String> = v.iter().map(Variant::rel).collect();
+        assert_eq!(
+            rels,
+            [
+                "A=1,B=x%2Fy/warmup-1",
+                "A=1,B=x%2Fy/rep-1",
+                "A=1,B=x%2Fy/rep-2",
+                "A=2,B=x%2Fy/warmup-1",
+                "A=2,B=x%2Fy/rep-1",
+                "A=2,B=x%2Fy/rep-2",
+            ]
+        );
+        assert_eq!(variants(&[], 1, 0), vec![Variant::default()]);
+        assert_eq!(variants(&[], 3, 0)[2].rel(), "rep-3");
+    }
 
     #[test]
     fn shards_are_disjoint_and_complete() {

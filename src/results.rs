@@ -4,6 +4,7 @@
 //! Every pair folder holds a `pair.json` record; the run-level CSV files are rebuilt from
 //! those records, so a tree is always its own source of truth.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -11,7 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 /// Columns of results.csv, in order (never reordered; later columns are appended).
-pub const RESULTS_COLUMNS: [&str; 14] = [
+pub const RESULTS_COLUMNS: [&str; 15] = [
     "tag",
     "group",
     "local_test",
@@ -26,6 +27,7 @@ pub const RESULTS_COLUMNS: [&str; 14] = [
     "duration_s",
     "remote_host",
     "attempt",
+    "flaky",
 ];
 
 /// Columns of the run's metrics.csv.
@@ -105,10 +107,43 @@ pub struct PairRecord {
     /// Content hash of the local and remote scripts when the result was made.
     #[serde(default)]
     pub scripts_hash: String,
+    /// Passed after an earlier attempt failed (`--retries`).
+    #[serde(default)]
+    pub flaky: bool,
+    /// The run's folder below the pair folder (`""`, or e.g. `SIZE=1k/rep-2`).
+    #[serde(default)]
+    pub variant: String,
+    /// Parameter values of this run (`--param`).
+    #[serde(default)]
+    pub params: BTreeMap<String, String>,
+    /// Repetition number (`--repeat`, `--warmup`), when there are several.
+    #[serde(default)]
+    pub repetition: Option<u32>,
+    /// A warm-up run (left out of statistics).
+    #[serde(default)]
+    pub warmup: bool,
+}
+
+/// The header of results.csv: the SPEC §3 columns, `flaky`, `repetition`, `warmup`, then
+/// one `param_<NAME>` column per parameter.
+pub fn results_header(param_names: &[String]) -> Vec<String> {
+    RESULTS_COLUMNS
+        .iter()
+        .map(|c| c.to_string())
+        .chain(["repetition".to_string(), "warmup".to_string()])
+        .chain(param_names.iter().map(|n| format!("param_{n}")))
+        .collect()
+}
+
+/// Parameter names used by any of `records`, sorted.
+pub fn param_names(records: &[PairRecord]) -> Vec<String> {
+    let set: std::collections::BTreeSet<&String> =
+        records.iter().flat_map(|r| r.params.keys()).collect();
+    set.into_iter().cloned().collect()
 }
 
 impl PairRecord {
-    fn csv_row(&self) -> [String; 14] {
+    fn csv_row(&self, param_names: &[String]) -> Vec<String> {
         let opt = |v: Option<i32>| v.map(|c| c.to_string()).unwrap_or_default();
         [
             self.tag.clone(),
@@ -127,18 +162,41 @@ impl PairRecord {
             format!("{:.3}", self.duration_s),
             self.remote_host.clone(),
             self.attempt.to_string(),
+            self.flaky.to_string(),
+            self.repetition.map(|r| r.to_string()).unwrap_or_default(),
+            self.warmup.to_string(),
         ]
+        .into_iter()
+        .chain(
+            param_names
+                .iter()
+                .map(|n| self.params.get(n).cloned().unwrap_or_default()),
+        )
+        .collect()
     }
 
-    /// `<group>/<pair>`, the id filters match.
+    /// `<group>/<pair>[/<variant>]`: one run of a pair.
     pub fn id(&self) -> String {
-        format!("{}/{}", self.group, self.pair)
+        if self.variant.is_empty() {
+            format!("{}/{}", self.group, self.pair)
+        } else {
+            format!("{}/{}/{}", self.group, self.pair, self.variant)
+        }
     }
 }
 
-/// The folder name of a pair.
+/// The folder name of a pair: `<L>_x_<R>`, or, when that is too long for a file name,
+/// its first 180 bytes and a hash of the whole.
 pub fn pair_name(local: &str, remote: &str) -> String {
-    format!("{local}_x_{remote}")
+    let name = format!("{local}_x_{remote}");
+    if name.len() <= 200 {
+        return name;
+    }
+    let mut cut = 180;
+    while !name.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}~{:016x}", &name[..cut], crate::plan::stable_hash(&name))
 }
 
 /// Paths of one run's tree.
@@ -161,9 +219,13 @@ impl Tree {
     pub fn pair(&self, group: &str, pair: &str) -> PathBuf {
         self.group(group).join(pair)
     }
-    /// Where a pair is written before it is complete.
-    pub fn staging(&self, group: &str, pair: &str) -> PathBuf {
-        self.group(group).join(format!(".{pair}.partial"))
+    /// Where the run folder `dest` is written before it is complete.
+    pub fn staging(dest: &Path) -> PathBuf {
+        let name = dest
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        dest.with_file_name(format!(".{name}.partial"))
     }
     pub fn hook(&self, group: &str, hook: &str) -> PathBuf {
         self.group(group).join("hooks").join(hook)
@@ -193,9 +255,22 @@ pub fn read_record(pair_dir: &Path) -> Option<PairRecord> {
     serde_json::from_slice(&text).ok()
 }
 
-/// Finish a pair: write its record and marker into `staging`, then move it to `dest`
-/// (replacing an earlier result there).
+/// Finish a pair: write its record and marker into `staging`, then move it to `dest`.
+/// An earlier result there is replaced, or, for a retry (`rec.attempt > 1`), kept as
+/// `attempts/<n>/` inside the new folder.
 pub fn commit_pair(staging: &Path, dest: &Path, rec: &PairRecord) -> std::io::Result<()> {
+    if rec.attempt > 1 && dest.join("pair.json").exists() {
+        let attempts = staging.join("attempts");
+        fs::create_dir_all(&attempts)?;
+        if dest.join("attempts").is_dir() {
+            for e in fs::read_dir(dest.join("attempts"))?.flatten() {
+                fs::rename(e.path(), attempts.join(e.file_name()))?;
+            }
+            fs::remove_dir(dest.join("attempts"))?;
+        }
+        let earlier = read_record(dest).map_or(rec.attempt - 1, |r| r.attempt);
+        fs::rename(dest, attempts.join(earlier.to_string()))?;
+    }
     let json = serde_json::to_vec_pretty(rec).map_err(std::io::Error::other)?;
     fs::write(staging.join("pair.json"), json)?;
     let now = chrono::Local::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
@@ -219,12 +294,20 @@ pub fn commit_pair(staging: &Path, dest: &Path, rec: &PairRecord) -> std::io::Re
     Ok(())
 }
 
-/// Every pair record below a tag folder, sorted by group and pair.
+/// Every pair record below a tag folder, sorted by group, pair and attempt.
 pub fn collect_records(tag_dir: &Path) -> Vec<PairRecord> {
+    collect_records_with_dirs(tag_dir)
+        .into_iter()
+        .map(|(_, r)| r)
+        .collect()
+}
+
+/// Every pair record with the folder it was read from (earlier attempts included).
+pub fn collect_records_with_dirs(tag_dir: &Path) -> Vec<(PathBuf, PairRecord)> {
     let mut out = Vec::new();
     let mut walker = walkdir::WalkDir::new(tag_dir)
         .min_depth(1)
-        .max_depth(6)
+        .max_depth(10)
         .sort_by_file_name()
         .into_iter();
     while let Some(Ok(entry)) = walker.next() {
@@ -237,33 +320,44 @@ pub fn collect_records(tag_dir: &Path) -> Vec<PairRecord> {
             continue;
         }
         if let Some(rec) = read_record(entry.path()) {
-            out.push(rec);
+            if let Ok(rd) = fs::read_dir(entry.path().join("attempts")) {
+                for e in rd.flatten() {
+                    if let Some(earlier) = read_record(&e.path()) {
+                        out.push((e.path(), earlier));
+                    }
+                }
+            }
+            out.push((entry.path().to_path_buf(), rec));
             walker.skip_current_dir();
         }
     }
-    out.sort_by(|a, b| (&a.group, &a.pair).cmp(&(&b.group, &b.pair)));
+    out.sort_by(|(_, a), (_, b)| {
+        (&a.group, &a.pair, a.attempt).cmp(&(&b.group, &b.pair, b.attempt))
+    });
     out
 }
 
 /// An appender of results.csv rows, so no finished pair is lost if the run dies.
 pub struct CsvAppender {
     file: fs::File,
+    params: Vec<String>,
 }
 
 impl CsvAppender {
-    pub fn open(path: &Path) -> std::io::Result<CsvAppender> {
+    pub fn open(path: &Path, params: Vec<String>) -> std::io::Result<CsvAppender> {
         let exists = path.metadata().is_ok_and(|m| m.len() > 0);
         let mut file = fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(path)?;
         if !exists {
-            file.write_all(csv_line(&RESULTS_COLUMNS.map(String::from))?.as_bytes())?;
+            file.write_all(csv_line(&results_header(&params))?.as_bytes())?;
         }
-        Ok(CsvAppender { file })
+        Ok(CsvAppender { file, params })
     }
     pub fn append(&mut self, rec: &PairRecord) -> std::io::Result<()> {
-        self.file.write_all(csv_line(&rec.csv_row())?.as_bytes())
+        self.file
+            .write_all(csv_line(&rec.csv_row(&self.params))?.as_bytes())
     }
 }
 
@@ -278,11 +372,13 @@ fn csv_line(fields: &[String]) -> std::io::Result<String> {
 
 /// Rewrite results.csv from the records of the tree.
 pub fn write_results_csv(path: &Path, records: &[PairRecord]) -> std::io::Result<()> {
+    let params = param_names(records);
     let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record(RESULTS_COLUMNS)
+    w.write_record(results_header(&params))
         .map_err(std::io::Error::other)?;
     for r in records {
-        w.write_record(r.csv_row()).map_err(std::io::Error::other)?;
+        w.write_record(r.csv_row(&params))
+            .map_err(std::io::Error::other)?;
     }
     let bytes = w
         .into_inner()
@@ -301,6 +397,11 @@ pub struct MetricRow {
     pub value: f64,
     pub unit: String,
     pub attempt: u32,
+    pub repetition: Option<u32>,
+    pub warmup: bool,
+    pub params: BTreeMap<String, String>,
+    /// The run's folder below the pair folder.
+    pub variant: String,
 }
 
 /// The `name,value[,unit]` rows of a side's metrics.csv; rows whose value is not a
@@ -341,11 +442,10 @@ pub fn read_side_metrics(path: &Path) -> (Vec<(String, f64, String)>, usize) {
     (rows, bad)
 }
 
-/// All metric rows of the tree's pairs.
-pub fn collect_metrics(tag_dir: &Path, records: &[PairRecord]) -> Vec<MetricRow> {
+/// All metric rows of the tree's pairs (every attempt).
+pub fn collect_metrics(tag_dir: &Path) -> Vec<MetricRow> {
     let mut out = Vec::new();
-    for r in records {
-        let dir = tag_dir.join(&r.group).join(&r.pair);
+    for (dir, r) in collect_records_with_dirs(tag_dir) {
         for side in ["local", "remote"] {
             let (rows, _) = read_side_metrics(&dir.join(side).join("metrics.csv"));
             out.extend(rows.into_iter().map(|(name, value, unit)| MetricRow {
@@ -357,19 +457,35 @@ pub fn collect_metrics(tag_dir: &Path, records: &[PairRecord]) -> Vec<MetricRow>
                 value,
                 unit,
                 attempt: r.attempt,
+                repetition: r.repetition,
+                warmup: r.warmup,
+                params: r.params.clone(),
+                variant: r.variant.clone(),
             }));
         }
     }
     out
 }
 
-/// Write the run's metrics.csv.
+/// Write the run's metrics.csv: the §5 columns, then `repetition`, `warmup` and one
+/// `param_<NAME>` column per parameter.
 pub fn write_metrics_csv(path: &Path, rows: &[MetricRow]) -> std::io::Result<()> {
+    let params: Vec<String> = rows
+        .iter()
+        .flat_map(|r| r.params.keys())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .cloned()
+        .collect();
     let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record(METRICS_COLUMNS)
-        .map_err(std::io::Error::other)?;
+    let header = METRICS_COLUMNS
+        .iter()
+        .map(|c| c.to_string())
+        .chain(["repetition".to_string(), "warmup".to_string()])
+        .chain(params.iter().map(|n| format!("param_{n}")));
+    w.write_record(header).map_err(std::io::Error::other)?;
     for m in rows {
-        w.write_record([
+        let fixed = [
             m.tag.clone(),
             m.group.clone(),
             m.pair.clone(),
@@ -378,8 +494,15 @@ pub fn write_metrics_csv(path: &Path, rows: &[MetricRow]) -> std::io::Result<()>
             m.value.to_string(),
             m.unit.clone(),
             m.attempt.to_string(),
-        ])
-        .map_err(std::io::Error::other)?;
+            m.repetition.map(|r| r.to_string()).unwrap_or_default(),
+            m.warmup.to_string(),
+        ];
+        let row = fixed.into_iter().chain(
+            params
+                .iter()
+                .map(|n| m.params.get(n).cloned().unwrap_or_default()),
+        );
+        w.write_record(row).map_err(std::io::Error::other)?;
     }
     let bytes = w
         .into_inner()
@@ -432,6 +555,16 @@ mod tests {
             assert_eq!(Status::from_marker(s.marker()), Some(s));
         }
         assert_eq!(Status::from_marker("DONE"), None);
+    }
+
+    #[test]
+    fn long_pair_names_fit_in_a_file_name() {
+        let l = "é".repeat(100);
+        let r = "x".repeat(200);
+        let n = pair_name(&l, &r);
+        assert!(n.len() <= 200, "{}", n.len());
+        assert_ne!(n, pair_name(&l, &"y".repeat(200)));
+        assert_eq!(pair_name("a", "b"), "a_x_b");
     }
 
     #[test]

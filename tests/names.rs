@@ -72,3 +72,18 @@ fn two_pairs_that_would_share_a_folder_are_refused_before_running() {
         run.stderr()
     );
 }
+
+#[test]
+fn tests_with_very_long_names_still_get_a_result_folder() {
+    let p = Project::new();
+    let l = "l".repeat(250);
+    let r = "ř".repeat(120);
+    p.bash(&format!("g/local/{l}"), "exit 0");
+    p.bash(&format!("g/remote/{r}"), "exit 0");
+    p.run(&["run"]).expect_code(0);
+    let rows = p.results_csv();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["local_test"], l);
+    assert_eq!(rows[0]["remote_test"], r);
+    assert_eq!(p.pair("g", &rows[0]["pair"]).status(), "SUCCESS");
+}

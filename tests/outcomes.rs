@@ -78,9 +78,10 @@ fn results_csv_has_exactly_the_spec_columns() {
     p.bash("g/local/a", "exit 0").bash("g/remote/b", "exit 0");
     p.run(&["run"]).expect_code(0);
     let header = std::fs::read_to_string(p.latest().join("results.csv")).unwrap();
+    // The SPEC §3 columns, in order; later features only append (`flaky` from --retries, `repetition`/`warmup` from --repeat).
     assert_eq!(
         header.lines().next().unwrap(),
-        "tag,group,local_test,remote_test,pair,status,reason,local_exit,remote_exit,remote_ended,started_at,duration_s,remote_host,attempt"
+        "tag,group,local_test,remote_test,pair,status,reason,local_exit,remote_exit,remote_ended,started_at,duration_s,remote_host,attempt,flaky,repetition,warmup"
     );
 }
 

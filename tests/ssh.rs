@@ -24,17 +24,22 @@ fn run(p: &Project, s: &Sshd, args: &[&str]) -> common::Run {
     }
 }
 
-/// A `[[remote]]` called `box` with its own work folder.
+/// A `[[remote]]` entry called `name` with its own work folder and `slots`.
+fn remote_entry(name: &str, s: &Sshd, workdir: &Path, slots: usize) -> String {
+    format!(
+        "[[remote]]\nname = \"{name}\"\nhost = \"{}\"\nuser = \"{}\"\nport = {}\nidentity_file = \"~/.ssh/id_ed25519\"\nworkdir = \"{}\"\nslots = {slots}\n",
+        s.host,
+        s.user,
+        s.port,
+        workdir.display()
+    )
+}
+
+/// pairbench.toml with a `[[remote]]` called `box`.
 fn remote_def(p: &Project, s: &Sshd, workdir: &Path) {
     std::fs::write(
         p.path().join("pairbench.toml"),
-        format!(
-            "[[remote]]\nname = \"box\"\nhost = \"{}\"\nuser = \"{}\"\nport = {}\nidentity_file = \"~/.ssh/id_ed25519\"\nworkdir = \"{}\"\n",
-            s.host,
-            s.user,
-            s.port,
-            workdir.display()
-        ),
+        remote_entry("box", s, workdir, 1),
     )
     .unwrap();
 }
@@ -234,7 +239,10 @@ fn names_with_spaces_quotes_and_dollars_run_unharmed() {
     let p = Project::new();
     let evil = "srv 'q' \"d\" $(touch PWNED) ; `touch PWNED` ü".to_string();
     let group = "grp $(id) 'x' é";
-    p.bash(&format!("{group}/local/cli `x` ñ"), "echo local");
+    p.bash(
+        &format!("{group}/local/cli `x` ñ"),
+        "echo local; wait_for_remote --timeout 60s",
+    );
     p.bash(
         &format!("{group}/remote/{evil}"),
         "echo \"I am $PAIRBENCH_REMOTE_TEST in $PWD\"; echo value,1 > metrics.csv",
@@ -292,7 +300,7 @@ fn an_ssh_config_alias_gives_host_user_port_and_identity_file() {
     )
     .unwrap();
     let p = Project::new();
-    p.bash("g/local/c", "true");
+    p.bash("g/local/c", "wait_for_remote --timeout 60s");
     p.bash(
         "g/remote/r",
         "echo user=$(id -un) port=$REMOTE_PORT user_var=$REMOTE_USER",
@@ -707,10 +715,16 @@ fn parallel_pairs_share_the_connection_and_helpers_work_over_it() {
     let Some(s) = Sshd::start() else { return };
     s.trust();
     let p = Project::new();
+    let work = tempfile::tempdir().unwrap();
+    std::fs::write(
+        p.path().join("pairbench.toml"),
+        remote_entry("box", &s, work.path(), 4),
+    )
+    .unwrap();
     for l in ["a", "b", "c"] {
         p.bash(
             &format!("g/local/{l}"),
-            "wait_for_remote_port_open 1 --timeout 200ms; kill_remote && echo killed",
+            "sleep 2; kill_remote && echo killed",
         );
     }
     for r in ["x", "y"] {
@@ -723,15 +737,7 @@ fn parallel_pairs_share_the_connection_and_helpers_work_over_it() {
     let r = run(
         &p,
         &s,
-        &[
-            "run",
-            "--progress",
-            "never",
-            "--remote",
-            &s.spec(),
-            "-j",
-            "4",
-        ],
+        &["run", "--progress", "never", "--remote", "box", "-j", "4"],
     );
     r.expect_code(0);
     assert!(start.elapsed() < Duration::from_secs(60));
@@ -747,4 +753,85 @@ fn parallel_pairs_share_the_connection_and_helpers_work_over_it() {
     }
     let metrics = common::read_csv(&p.latest().join("metrics.csv"));
     assert_eq!(metrics.iter().filter(|m| m["side"] == "remote").count(), 6);
+}
+
+#[test]
+fn a_pool_of_ssh_hosts_shares_the_pairs_and_a_dead_host_is_left_out() {
+    let Some(a) = Sshd::start() else { return };
+    let Some(b) = Sshd::start() else { return };
+    // One client HOME that knows both hosts and whose key both accept.
+    a.trust();
+    std::fs::copy(
+        a.home.join(".ssh/id_ed25519.pub"),
+        b.dir.path().join("authorized_keys"),
+    )
+    .unwrap();
+    let mut kh = std::fs::OpenOptions::new()
+        .append(true)
+        .open(a.known_hosts())
+        .unwrap();
+    use std::io::Write;
+    writeln!(kh, "{} {}", b.known_name(), b.host_key()).unwrap();
+    let p = Project::new();
+    let (wa, wb) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_port = closed.local_addr().unwrap().port();
+    drop(closed);
+    std::fs::write(
+        p.path().join("pairbench.toml"),
+        format!(
+            "{}{}[[remote]]\nname = \"gone\"\nhost = \"127.0.0.1\"\nport = {dead_port}\n",
+            remote_entry("a", &a, wa.path(), 2),
+            remote_entry("b", &b, wb.path(), 2),
+        ),
+    )
+    .unwrap();
+    for l in ["l1", "l2", "l3", "l4"] {
+        p.bash(
+            &format!("g/local/{l}"),
+            "wait_for_remote --timeout 60s; sleep 0.3",
+        );
+    }
+    for r in ["r1", "r2"] {
+        p.bash(&format!("g/remote/{r}"), "echo \"port=$REMOTE_PORT\"");
+    }
+    let r = run(
+        &p,
+        &a,
+        &[
+            "run",
+            "--progress",
+            "never",
+            "--remote",
+            "a",
+            "--remote",
+            "gone",
+            "--remote",
+            "b",
+            "-j",
+            "4",
+        ],
+    );
+    r.expect_code(0);
+    let rows = p.results_csv();
+    assert_eq!(rows.len(), 8);
+    assert!(rows.iter().all(|r| r["status"] == "SUCCESS"), "{rows:?}");
+    let on = |h: &str| rows.iter().filter(|r| r["remote_host"] == h).count();
+    assert!(on("a") > 0 && on("b") > 0, "{rows:?}");
+    assert_eq!(on("gone"), 0);
+    for row in &rows {
+        let port = if row["remote_host"] == "a" {
+            a.port
+        } else {
+            b.port
+        };
+        let pair = p.pair("g", &row["pair"]);
+        assert!(
+            pair.read("remote/stdout").contains(&format!("port={port}")),
+            "{} ran on {}",
+            row["pair"],
+            row["remote_host"]
+        );
+    }
+    assert!(r.stderr().contains("connection refused"), "{}", r.stderr());
 }

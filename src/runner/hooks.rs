@@ -4,8 +4,8 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::GroupCtx;
 use super::env::{self, EnvInput};
+use super::group::{GroupCtx, HostCtx};
 use super::pair::write_exit;
 use crate::outcome::human;
 use crate::transport::{Launch, Running, local::start_here};
@@ -17,7 +17,7 @@ pub struct HookResult {
 }
 
 /// Run hook `name` on its side if the group has it; `None` when it has not.
-pub fn run(g: &GroupCtx, name: &str) -> Option<HookResult> {
+pub fn run(g: &GroupCtx, h: &HostCtx, name: &str) -> Option<HookResult> {
     g.group.hook(name)?;
     let remote_side = name.ends_with("_remote");
     let tree = &g.run.tree;
@@ -30,11 +30,11 @@ pub fn run(g: &GroupCtx, name: &str) -> Option<HookResult> {
     }
     let (out, cwd, program) = if remote_side {
         let rel = Path::new("hooks").join(name);
-        match g.transport.side_dir(&g.remote_paths, &rel, &local_out) {
+        match h.transport.side_dir(&h.remote_paths, &rel, &local_out) {
             Ok(d) => (
                 d,
-                g.remote_paths.results.clone(),
-                g.remote_paths.scripts.join(name),
+                h.remote_paths.results.clone(),
+                h.remote_paths.scripts.join(name),
             ),
             Err(e) => return Some(fail(format!("{name}: {e}"))),
         }
@@ -52,15 +52,15 @@ pub fn run(g: &GroupCtx, name: &str) -> Option<HookResult> {
         side,
         result_dir: &cwd,
         local_paths: &g.local_paths,
-        remote_paths: &g.remote_paths,
-        remote_host: &g.remote_host,
-        local_host: &g.local_host,
-        remote_user: &g.remote_user,
-        remote_port: g.remote_port,
+        remote_paths: &h.remote_paths,
+        remote_host: &h.remote_host,
+        local_host: &h.local_host,
+        remote_user: &h.remote_user,
+        remote_port: h.remote_port,
         user_env: &g.run.opts.env,
         pair: None,
     });
-    if !remote_side || g.transport.name() == "local" {
+    if !remote_side || h.transport.name() == "local" {
         envv.push(("PATH".into(), env::path_with(g.run.control.bin(), &envv)));
     }
     let launch = Launch {
@@ -72,7 +72,7 @@ pub fn run(g: &GroupCtx, name: &str) -> Option<HookResult> {
         marker: format!("{}-{}-{name}", g.run.run_id, g.run.next_seq()),
     };
     let started: Result<Box<dyn Running>, _> = if remote_side {
-        g.transport.start(&launch)
+        h.transport.start(&launch)
     } else {
         start_here(&launch).map(|c| Box::new(c) as Box<dyn Running>)
     };
@@ -92,7 +92,7 @@ pub fn run(g: &GroupCtx, name: &str) -> Option<HookResult> {
         }
     };
     proc.terminate(g.run.opts.kill_grace);
-    if remote_side && let Err(e) = g.transport.fetch(&out, &local_out) {
+    if remote_side && let Err(e) = h.transport.fetch(&out, &local_out) {
         g.run.progress.println(&format!(
             "pairbench: warning: {name}: copying its logs back failed: {e}"
         ));

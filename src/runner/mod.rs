@@ -2,14 +2,16 @@
 //! pairs; the run's files at the end; the exit status (SPEC §2, §3, §7).
 
 mod env;
+mod group;
 mod hooks;
 mod live;
 mod pair;
+mod pool;
 pub mod progress;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use anyhow::{Context, bail};
@@ -21,7 +23,7 @@ use crate::discover::{self, Group};
 use crate::hostinfo::{self, HostInfo};
 use crate::plan::{self, Planned, Policy};
 use crate::results::{self, CsvAppender, PairRecord, Status, Tree};
-use crate::transport::{GroupPaths, LocalTransport, Transport};
+use crate::transport::{LocalTransport, Transport};
 use live::Live;
 use progress::{Counts, Progress};
 
@@ -34,6 +36,8 @@ pub struct RunCtx {
     live: Option<Live>,
     pub progress: Progress,
     pub run_id: String,
+    /// The runs of each pair (parameters, repetitions).
+    pub variants: Vec<plan::Variant>,
     seq: AtomicU64,
     csv: Mutex<Option<CsvAppender>>,
 }
@@ -52,21 +56,6 @@ impl RunCtx {
     }
 }
 
-/// What the pairs of one group share.
-pub struct GroupCtx<'a> {
-    pub run: &'a RunCtx,
-    pub group: &'a Group,
-    pub transport: &'a dyn Transport,
-    pub local_paths: GroupPaths,
-    pub remote_paths: GroupPaths,
-    pub remote_host: String,
-    pub local_host: String,
-    pub remote_user: String,
-    pub remote_port: u16,
-    /// Set when the group's pairs cannot run (a before-hook failed, the host is down).
-    pub pairs_error: Option<String>,
-}
-
 /// run.json.
 #[derive(Serialize)]
 struct Manifest<'a> {
@@ -82,6 +71,29 @@ struct Manifest<'a> {
     pairs_run: usize,
     pairs_skipped: usize,
     interrupted: bool,
+    /// The seed of --shuffle.
+    shuffle_seed: Option<u64>,
+}
+
+/// `<group>/<pair>` plus the run's folder, as [`PairRecord::id`] writes it.
+fn join_id(id: String, rel: &str) -> String {
+    if rel.is_empty() {
+        id
+    } else {
+        format!("{id}/{rel}")
+    }
+}
+
+trait SortedNames {
+    fn sorted_names(self) -> Vec<String>;
+}
+
+impl<I: Iterator<Item = String>> SortedNames for I {
+    fn sorted_names(self) -> Vec<String> {
+        let mut v: Vec<String> = self.collect();
+        v.sort();
+        v
+    }
 }
 
 /// The start time; a run in the same second as an earlier one gets `-2`, `-3`, ...
@@ -96,13 +108,29 @@ fn default_tag(results_dir: &Path) -> String {
     tag
 }
 
-fn make_transport(opts: &RunOptions) -> anyhow::Result<Box<dyn Transport>> {
-    match opts.remotes.as_slice() {
-        [] => Ok(Box::new(LocalTransport)),
-        [one] if one == "local" => Ok(Box::new(LocalTransport)),
-        [one] => Ok(Box::new(crate::transport::SshTransport::new(one, opts)?)),
-        _ => bail!("several --remote hosts (a pool) are not available in this build yet"),
+/// One remote host, as the user named it.
+fn make_transport(opts: &RunOptions, remote: &str) -> anyhow::Result<Box<dyn Transport>> {
+    match remote {
+        "local" => Ok(Box::new(LocalTransport)),
+        other => Ok(Box::new(crate::transport::SshTransport::new(other, opts)?)),
     }
+}
+
+/// The run's remote hosts with their slots (`local` has as many as `--jobs`).
+fn make_pool(opts: &RunOptions) -> anyhow::Result<pool::Pool> {
+    let names: Vec<String> = if opts.remotes.is_empty() {
+        vec!["local".to_string()]
+    } else {
+        opts.remotes.clone()
+    };
+    let mut hosts = Vec::new();
+    let mut slots = Vec::new();
+    for n in &names {
+        let t = make_transport(opts, n)?;
+        slots.push(t.slots().unwrap_or(opts.jobs).max(1));
+        hosts.push(t);
+    }
+    Ok(pool::Pool::new(hosts, slots))
 }
 
 /// `pairbench run`: returns the exit status (0, 1, 2 or 130).
@@ -141,10 +169,20 @@ pub fn run(opts: RunOptions, command_line: Vec<String>) -> anyhow::Result<i32> {
         recheck: opts.recheck,
         always: opts.always_run,
     };
-    let planned = plan::decide(pairs, &groups, &tree, policy);
+    let variants = plan::variants(&opts.params, opts.repeat, opts.warmup);
+    let mut planned = plan::decide(pairs, &variants, &groups, &tree, policy);
+    let seed = opts.seed.unwrap_or_else(rand::random);
+    if opts.shuffle {
+        use rand::SeedableRng;
+        use rand::seq::SliceRandom;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        // Groups keep their order (their hooks wrap their pairs); runs within a group mix.
+        planned.shuffle(&mut rng);
+        planned.sort_by_key(|p| p.pair.group);
+    }
 
     if opts.dry_run {
-        print_dry_run(&planned, &groups);
+        print_dry_run(&planned, &groups, &variants);
         return Ok(0);
     }
 
@@ -155,15 +193,14 @@ pub fn run(opts: RunOptions, command_line: Vec<String>) -> anyhow::Result<i32> {
     let tree = Tree::new(&results_dir, &tag);
     let _lock = lock_tag(&tree)?;
     remove_partials(&tree, &groups);
+    clear_plain_results(&tree, &groups, &planned, &variants);
 
-    let transport = make_transport(&opts)?;
+    let pool = make_pool(&opts)?;
     let control = Control::start().context("cannot start the helpers' control socket")?;
     let to_run = planned.iter().filter(|p| p.decision.runs()).count();
     let skipped = planned.len() - to_run;
-    let hosts = vec![
-        hostinfo::this_machine("local", "local", "127.0.0.1"),
-        transport.host_info(),
-    ];
+    let mut hosts = vec![hostinfo::this_machine("local", "local", "127.0.0.1")];
+    hosts.extend(pool.hosts.iter().map(|t| t.host_info()));
     let ctx = RunCtx {
         live: opts.verbose.then(Live::start),
         progress: Progress::new(to_run, opts.progress, opts.verbose),
@@ -175,8 +212,15 @@ pub fn run(opts: RunOptions, command_line: Vec<String>) -> anyhow::Result<i32> {
             std::process::id(),
             started_at.replace([':', '.'], "")
         ),
+        variants,
         seq: AtomicU64::new(0),
-        csv: Mutex::new(CsvAppender::open(&tree.root.join("results.csv")).ok()),
+        csv: Mutex::new(
+            CsvAppender::open(
+                &tree.root.join("results.csv"),
+                opts.params.iter().map(|(n, _)| n.clone()).sorted_names(),
+            )
+            .ok(),
+        ),
         opts,
     };
     let mut manifest = Manifest {
@@ -192,6 +236,7 @@ pub fn run(opts: RunOptions, command_line: Vec<String>) -> anyhow::Result<i32> {
         pairs_run: to_run,
         pairs_skipped: skipped,
         interrupted: false,
+        shuffle_seed: ctx.opts.shuffle.then_some(seed),
     };
     write_manifest(&tree, &manifest);
     if skipped > 0 {
@@ -212,20 +257,31 @@ pub fn run(opts: RunOptions, command_line: Vec<String>) -> anyhow::Result<i32> {
         if mine.is_empty() {
             continue;
         }
-        run_group(&ctx, group, transport.as_ref(), &mine);
+        group::run_group(&ctx, group, &pool, &mine);
     }
     ctx.progress.finish();
 
     // The run's files, from the tree itself.
     let records = results::collect_records(&tree.root);
     let _ = results::write_results_csv(&tree.root.join("results.csv"), &records);
-    let metrics = results::collect_metrics(&tree.root, &records);
+    let metrics = results::collect_metrics(&tree.root);
+    let stats = crate::stats::compute(&tree.root);
+    if let Err(e) = crate::stats::write_csv(&tree.root.join("stats.csv"), &stats) {
+        eprintln!("pairbench: warning: cannot write stats.csv: {e}");
+    }
     let _ = results::write_metrics_csv(&tree.root.join("metrics.csv"), &metrics);
     let interrupted = crate::interrupt::requested();
-    let wanted: std::collections::HashSet<String> =
-        planned.iter().map(|p| p.pair.id(&ctx.groups)).collect();
+    let wanted: std::collections::HashSet<String> = planned
+        .iter()
+        .map(|p| {
+            join_id(
+                p.pair.id(&ctx.groups),
+                &ctx.variants[p.variant as usize].rel(),
+            )
+        })
+        .collect();
     let mut counts = Counts::default();
-    for r in records.iter().filter(|r| wanted.contains(&r.id())) {
+    for r in latest_attempts(&records, &wanted) {
         counts.add(r.status);
     }
     manifest.counts = counts;
@@ -260,89 +316,19 @@ pub fn run(opts: RunOptions, command_line: Vec<String>) -> anyhow::Result<i32> {
     })
 }
 
-fn run_group(ctx: &RunCtx, group: &Group, transport: &dyn Transport, mine: &[&Planned]) {
-    let local_results = ctx.tree.group(&group.name);
-    let _ = std::fs::create_dir_all(&local_results);
-    let local_paths = GroupPaths {
-        scripts: group.dir.clone(),
-        root: group.root.clone(),
-        results: local_results.clone(),
-    };
-    let (remote_paths, mut pairs_error) =
-        match transport.prepare_group(group, &ctx.tree.tag, &local_results) {
-            Ok(p) => (p, None),
-            Err(e) => (
-                local_paths.clone(),
-                Some(format!("remote host {}: {e}", transport.name())),
-            ),
-        };
-    let prepared = pairs_error.is_none();
-    let mut g = GroupCtx {
-        run: ctx,
-        group,
-        transport,
-        local_paths,
-        remote_paths,
-        remote_host: transport.address(),
-        local_host: transport.local_address(),
-        remote_user: transport.user(),
-        remote_port: transport.port(),
-        pairs_error: None,
-    };
-    if prepared {
-        for name in ["before_first_test_local", "before_first_test_remote"] {
-            if let Some(h) = hooks::run(&g, name)
-                && !h.ok
-            {
-                ctx.progress
-                    .println(&format!("pairbench: {}: {}", group.name, h.reason));
-                pairs_error = Some(h.reason);
-                break;
-            }
+/// The last attempt of each wanted pair.
+fn latest_attempts<'r>(
+    records: &'r [PairRecord],
+    wanted: &std::collections::HashSet<String>,
+) -> Vec<&'r PairRecord> {
+    let mut last: std::collections::BTreeMap<String, &PairRecord> = Default::default();
+    for r in records.iter().filter(|r| wanted.contains(&r.id())) {
+        let e = last.entry(r.id()).or_insert(r);
+        if r.attempt >= e.attempt {
+            *e = r;
         }
     }
-    g.pairs_error = pairs_error;
-
-    let next = AtomicUsize::new(0);
-    let workers = ctx.opts.jobs.min(mine.len()).max(1);
-    std::thread::scope(|s| {
-        for _ in 0..workers {
-            s.spawn(|| {
-                loop {
-                    if crate::interrupt::requested() {
-                        break;
-                    }
-                    let i = next.fetch_add(1, Ordering::SeqCst);
-                    let Some(p) = mine.get(i) else { break };
-                    if pair::run_pair(&g, p, 1).is_none() {
-                        break;
-                    }
-                }
-            });
-        }
-    });
-
-    if prepared {
-        if let Some(h) = hooks::run(&g, "after_last_test_remote")
-            && !h.ok
-        {
-            ctx.progress
-                .println(&format!("pairbench: warning: {}: {}", group.name, h.reason));
-        }
-        if let Err(e) = transport.finish_group(&g.remote_paths, &local_results) {
-            ctx.progress.println(&format!(
-                "pairbench: warning: {}: copying results back from {} failed: {e}",
-                group.name,
-                transport.name()
-            ));
-        }
-    }
-    if let Some(h) = hooks::run(&g, "after_last_test_local")
-        && !h.ok
-    {
-        ctx.progress
-            .println(&format!("pairbench: warning: {}: {}", group.name, h.reason));
-    }
+    last.into_values().collect()
 }
 
 fn write_manifest(tree: &Tree, m: &Manifest) {
@@ -380,22 +366,48 @@ fn lock_tag(tree: &Tree) -> anyhow::Result<nix::fcntl::Flock<std::fs::File>> {
     }
 }
 
-/// Leftovers of an earlier run that died mid-pair.
+/// Leftovers of an earlier run that died mid-pair (at any level of a pair folder).
 fn remove_partials(tree: &Tree, groups: &[Group]) {
     for g in groups {
-        let Ok(rd) = std::fs::read_dir(tree.group(&g.name)) else {
-            continue;
-        };
-        for e in rd.flatten() {
+        let mut walker = walkdir::WalkDir::new(tree.group(&g.name))
+            .min_depth(1)
+            .max_depth(4)
+            .into_iter();
+        while let Some(Ok(e)) = walker.next() {
             let n = e.file_name().to_string_lossy().into_owned();
+            if !e.file_type().is_dir() {
+                continue;
+            }
             if n.starts_with('.') && (n.ends_with(".partial") || n.ends_with(".old")) {
                 let _ = std::fs::remove_dir_all(e.path());
+                walker.skip_current_dir();
+            } else if n == "hooks" || n == "local" || n == "remote" {
+                walker.skip_current_dir();
             }
         }
     }
 }
 
-fn print_dry_run(planned: &[Planned], groups: &[Group]) {
+/// A pair that now runs in several folders (parameters, repetitions) replaces an earlier
+/// plain result of the same pair, so the two never mix.
+fn clear_plain_results(
+    tree: &Tree,
+    groups: &[Group],
+    planned: &[Planned],
+    variants: &[plan::Variant],
+) {
+    if variants.iter().all(|v| v.rel().is_empty()) {
+        return;
+    }
+    for p in planned.iter().filter(|p| p.decision.runs()) {
+        let dir = tree.pair(&groups[p.pair.group as usize].name, &p.pair.name(groups));
+        if dir.join("pair.json").exists() {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+}
+
+fn print_dry_run(planned: &[Planned], groups: &[Group], variants: &[plan::Variant]) {
     use std::io::Write;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut n = 0;
@@ -406,7 +418,8 @@ fn print_dry_run(planned: &[Planned], groups: &[Group]) {
         } else {
             "skip"
         };
-        let _ = writeln!(out, "{verb}  {}  ({})", p.pair.id(groups), p.decision);
+        let id = join_id(p.pair.id(groups), &variants[p.variant as usize].rel());
+        let _ = writeln!(out, "{verb}  {id}  ({})", p.decision);
     }
     let _ = writeln!(
         out,
@@ -424,7 +437,7 @@ fn print_summary(
     tree: &Tree,
     interrupted: bool,
 ) {
-    for r in records.iter().filter(|r| wanted.contains(&r.id())) {
+    for r in latest_attempts(records, wanted) {
         if r.status != Status::Success {
             println!(
                 "{:<7} {}/{}: {}",

@@ -6,8 +6,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::GroupCtx;
 use super::env::{self, EnvInput};
+use super::group::{GroupCtx, HostCtx};
 use crate::outcome::{self, LocalEnd, RemoteEnd};
 use crate::plan::Planned;
 use crate::process::Exit;
@@ -15,14 +15,25 @@ use crate::results::{self, PairRecord};
 use crate::transport::{Launch, Running, local::start_here};
 
 /// Run one pair; `None` when the run was interrupted before it finished (nothing kept).
-pub fn run_pair(g: &GroupCtx, planned: &Planned, attempt: u32) -> Option<PairRecord> {
+/// `error`: the pair cannot run (a before-hook failed, no host is left): it is recorded
+/// ERROR with that reason without starting anything.
+pub fn run_pair(
+    g: &GroupCtx,
+    h: &HostCtx,
+    planned: &Planned,
+    attempt: u32,
+    failed_before: bool,
+    error: Option<&str>,
+) -> Option<PairRecord> {
     let groups = &g.run.groups;
     let pair = &planned.pair;
     let (l, r) = (pair.local_test(groups), pair.remote_test(groups));
     let tree = &g.run.tree;
     let name = pair.name(groups);
-    let staging = tree.staging(&g.group.name, &name);
-    let dest = tree.pair(&g.group.name, &name);
+    let variant = &g.run.variants[planned.variant as usize];
+    let rel_dir = variant.rel();
+    let dest = tree.pair(&g.group.name, &name).join(&rel_dir);
+    let staging = crate::results::Tree::staging(&dest);
     let started_at = chrono::Local::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let mut rec = PairRecord {
         tag: tree.tag.clone(),
@@ -37,9 +48,14 @@ pub fn run_pair(g: &GroupCtx, planned: &Planned, attempt: u32) -> Option<PairRec
         remote_ended: None,
         started_at,
         duration_s: 0.0,
-        remote_host: g.transport.name().to_string(),
+        remote_host: h.transport.name().to_string(),
         attempt,
         scripts_hash: planned.hash.to_string(),
+        flaky: false,
+        variant: rel_dir.clone(),
+        params: variant.params.iter().cloned().collect(),
+        repetition: variant.repetition,
+        warmup: variant.warmup,
     };
 
     let _ = std::fs::remove_dir_all(&staging);
@@ -52,15 +68,15 @@ pub fn run_pair(g: &GroupCtx, planned: &Planned, attempt: u32) -> Option<PairRec
     let _ = std::fs::create_dir_all(&local_remote_dir);
 
     // Ends before anything started (a before-hook failed, the host is down).
-    if let Some(why) = &g.pairs_error {
-        rec.reason = why.clone();
+    if let Some(why) = error {
+        rec.reason = why.to_string();
         return finish(g, &staging, &dest, rec);
     }
 
-    let rel = Path::new(&name).join("remote");
-    let remote_dir = match g
+    let rel = Path::new(&name).join(&rel_dir).join("remote");
+    let remote_dir = match h
         .transport
-        .side_dir(&g.remote_paths, &rel, &local_remote_dir)
+        .side_dir(&h.remote_paths, &rel, &local_remote_dir)
     {
         Ok(d) => d,
         Err(e) => {
@@ -70,36 +86,47 @@ pub fn run_pair(g: &GroupCtx, planned: &Planned, attempt: u32) -> Option<PairRec
     };
     let marker_base = format!("{}-{}", g.run.run_id, g.run.next_seq());
     let env_for = |side: &str, dir: &Path| {
-        env::build(&EnvInput {
+        let mut e = env::build(&EnvInput {
             tag: &tree.tag,
             group: &g.group.name,
             side,
             result_dir: dir,
             local_paths: &g.local_paths,
-            remote_paths: &g.remote_paths,
-            remote_host: &g.remote_host,
-            local_host: &g.local_host,
-            remote_user: &g.remote_user,
-            remote_port: g.remote_port,
+            remote_paths: &h.remote_paths,
+            remote_host: &h.remote_host,
+            local_host: &h.local_host,
+            remote_user: &h.remote_user,
+            remote_port: h.remote_port,
             user_env: &g.run.opts.env,
             pair: Some((&name, &l.name, &r.name, &local_dir, &remote_dir)),
-        })
+        });
+        for (k, v) in &variant.params {
+            e.push((format!("PAIRBENCH_PARAM_{k}"), v.clone()));
+        }
+        if let Some(n) = variant.repetition {
+            e.push(("PAIRBENCH_REPETITION".into(), n.to_string()));
+        }
+        e.push((
+            "PAIRBENCH_WARMUP".into(),
+            if variant.warmup { "1" } else { "0" }.into(),
+        ));
+        e
     };
 
     // The remote test first.
     let mut renv = env_for("remote", &remote_dir);
-    if g.transport.name() == "local" {
+    if h.transport.name() == "local" {
         renv.push(("PATH".into(), env::path_with(g.run.control.bin(), &renv)));
     }
     let rlaunch = Launch {
-        program: g.remote_paths.scripts.join("remote").join(&r.name),
+        program: h.remote_paths.scripts.join("remote").join(&r.name),
         cwd: remote_dir.clone(),
         env: renv,
         stdout: remote_dir.join("stdout"),
         stderr: remote_dir.join("stderr"),
         marker: format!("{marker_base}-remote"),
     };
-    let remote: Arc<dyn Running> = match g.transport.start(&rlaunch) {
+    let remote: Arc<dyn Running> = match h.transport.start(&rlaunch) {
         Ok(r) => Arc::from(r),
         Err(e) => {
             rec.reason = format!("remote test could not start: {e}");
@@ -197,7 +224,7 @@ pub fn run_pair(g: &GroupCtx, planned: &Planned, attempt: u32) -> Option<PairRec
     let lost = remote.failure();
     let mut fetch_error = lost.clone();
     if lost.is_none()
-        && let Err(e) = g.transport.fetch(&remote_dir, &local_remote_dir)
+        && let Err(e) = h.transport.fetch(&remote_dir, &local_remote_dir)
     {
         fetch_error = Some(format!("copying the remote folder back failed: {e}"));
     }
@@ -218,6 +245,11 @@ pub fn run_pair(g: &GroupCtx, planned: &Planned, attempt: u32) -> Option<PairRec
         if !rec.reason.contains(&e) {
             rec.reason = format!("{e}; {}", rec.reason);
         }
+    }
+    if failed_before && rec.status == crate::results::Status::Success {
+        rec.flaky = true;
+        rec.reason
+            .push_str(" (flaky: passed after an earlier attempt failed)");
     }
     finish(g, &staging, &dest, rec)
 }

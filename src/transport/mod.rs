@@ -78,10 +78,6 @@ pub trait Transport: Send + Sync {
     /// User and port, for the mirage-bench variables.
     fn user(&self) -> String;
     fn port(&self) -> u16;
-    /// The host's metadata for run.json.
-    fn host_info(&self) -> crate::hostinfo::HostInfo {
-        crate::hostinfo::this_machine(self.name(), "remote", &self.address())
-    }
     /// Make the group's scripts available and its result folder exist; returns paths.
     fn prepare_group(
         &self,
@@ -104,4 +100,16 @@ pub trait Transport: Send + Sync {
     fn fetch(&self, remote: &Path, local: &Path) -> Result<(), TransportError>;
     /// The group is done: copy back what is left and clean up.
     fn finish_group(&self, paths: &GroupPaths, local_results: &Path) -> Result<(), TransportError>;
+    /// `Err(why)` once the host is lost (its remaining pairs go to other hosts).
+    fn healthy(&self) -> Result<(), String> {
+        Ok(())
+    }
+    /// Pairs this host runs at once; `None` for as many as `--jobs`.
+    fn slots(&self) -> Option<usize> {
+        None
+    }
+    /// What the host is, for run.json.
+    fn host_info(&self) -> crate::hostinfo::HostInfo {
+        crate::hostinfo::this_machine(self.name(), "remote", &self.address())
+    }
 }

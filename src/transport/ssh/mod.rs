@@ -62,7 +62,6 @@ pub struct SshTransport {
     home: PathBuf,
     run_id: String,
     state: Mutex<State>,
-    reconnects: Mutex<u32>,
     /// Side folders made for pairs and hooks: (group results folder, relative path).
     /// They come back with `fetch`, never with `finish_group`.
     side_dirs: Mutex<HashSet<(PathBuf, PathBuf)>>,
@@ -127,28 +126,24 @@ impl SshTransport {
             home,
             run_id: format!("{host}-{}-{nanos:x}", std::process::id()),
             state: Mutex::new(State::Fresh),
-            reconnects: Mutex::new(0),
             side_dirs: Mutex::default(),
         };
-        if let Err(e) = t.conn(true) {
+        if let Err(e) = t.conn() {
             eprintln!("pairbench: {}: {e}", t.target.name);
         }
         Ok(t)
     }
 
-    /// The live connection; connects when there is none yet, and (`reconnect`) once
-    /// more after a connection died.
-    fn conn(&self, reconnect: bool) -> Result<Arc<Conn>, TransportError> {
+    /// The live connection; connects the first time. A host that could not be reached
+    /// or whose connection died stays down for the run (the pool takes it out).
+    fn conn(&self) -> Result<Arc<Conn>, TransportError> {
         let mut st = lock(&self.state);
         match &*st {
-            State::Up(c) if c.link.dead().is_none() => return Ok(c.clone()),
             State::Up(c) => {
-                let why = c.link.dead().unwrap_or_default();
-                let mut n = lock(&self.reconnects);
-                if !reconnect || *n >= 1 {
-                    return Err(TransportError::Host(why));
-                }
-                *n += 1;
+                return match c.link.dead() {
+                    None => Ok(c.clone()),
+                    Some(why) => Err(TransportError::Host(why)),
+                };
             }
             State::Down(why) => return Err(TransportError::Host(why.clone())),
             State::Fresh => {}
@@ -356,6 +351,18 @@ impl Transport for SshTransport {
         self.target.port
     }
 
+    fn healthy(&self) -> Result<(), String> {
+        match &*lock(&self.state) {
+            State::Up(c) => c.link.dead().map_or(Ok(()), Err),
+            State::Down(why) => Err(why.clone()),
+            State::Fresh => Ok(()),
+        }
+    }
+
+    fn slots(&self) -> Option<usize> {
+        Some(self.target.slots)
+    }
+
     fn host_info(&self) -> HostInfo {
         match &*lock(&self.state) {
             State::Up(c) => c.info.clone(),
@@ -374,7 +381,7 @@ impl Transport for SshTransport {
         tag: &str,
         _local_results: &Path,
     ) -> Result<GroupPaths, TransportError> {
-        let c = self.conn(true)?;
+        let c = self.conn()?;
         let root = c.run_dir.join("groups");
         let scripts = root.join(&group.name);
         let results = c.run_dir.join("results").join(tag).join(&group.name);
@@ -401,7 +408,7 @@ impl Transport for SshTransport {
         rel: &Path,
         local: &Path,
     ) -> Result<PathBuf, TransportError> {
-        let c = self.conn(false)?;
+        let c = self.conn()?;
         let remote = paths.results.join(rel);
         std::fs::create_dir_all(local)
             .map_err(|e| io(format!("cannot create {}: {e}", local.display())))?;
@@ -412,7 +419,7 @@ impl Transport for SshTransport {
     }
 
     fn start(&self, launch: &Launch) -> Result<Box<dyn Running>, TransportError> {
-        let c = self.conn(false)?;
+        let c = self.conn()?;
         let shared = c.link.shared();
         let id = shared.next_id();
         let st = shared.track(id);
@@ -438,12 +445,12 @@ impl Transport for SshTransport {
     }
 
     fn fetch(&self, remote: &Path, local: &Path) -> Result<(), TransportError> {
-        let c = self.conn(false)?;
+        let c = self.conn()?;
         self.pull(&c, remote, local, Vec::new())
     }
 
     fn finish_group(&self, paths: &GroupPaths, local_results: &Path) -> Result<(), TransportError> {
-        let c = self.conn(false)?;
+        let c = self.conn()?;
         let exclude: Vec<String> = lock(&self.side_dirs)
             .iter()
             .filter(|(r, _)| *r == paths.results)

@@ -22,6 +22,8 @@ pub struct Target {
     pub workdir: String,
     /// A pairbench executable for the remote host, when it differs from this machine.
     pub agent: Option<PathBuf>,
+    /// Pairs this host runs at once.
+    pub slots: usize,
 }
 
 /// What one `Host` match of `~/.ssh/config` gives.
@@ -84,6 +86,7 @@ pub fn resolve(
         agent: def
             .and_then(|d| d.agent.as_deref())
             .map(|a| expand(a, home, local_user, "", "")),
+        slots: def.and_then(|d| d.slots).unwrap_or(1).max(1),
     })
 }
 

@@ -1,0 +1,261 @@
+//! Statistics of a run (SPEC §8): per pair and parameter set, for the duration and each
+//! metric, n, mean, standard deviation, median, min, max and the outliers (modified
+//! z-score over the median absolute deviation above 3.5, Iglewicz & Hoaglin), written to
+//! `stats.csv`. Warm-up runs and earlier attempts are left out; the duration counts
+//! SUCCESS runs only.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::results::{self, PairRecord, Status};
+
+/// The summary of a set of values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Summary {
+    pub n: usize,
+    pub mean: f64,
+    /// Sample standard deviation (n - 1); 0 for a single value.
+    pub stddev: f64,
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+    /// Indices (into the values given) of the outliers.
+    pub outliers: Vec<usize>,
+}
+
+fn median_of(sorted: &[f64]) -> f64 {
+    let n = sorted.len();
+    if n % 2 == 1 {
+        sorted[n / 2]
+    } else {
+        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+    }
+}
+
+/// Summarise `values` (at least one).
+pub fn summarize(values: &[f64]) -> Summary {
+    let n = values.len();
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let mean = values.iter().sum::<f64>() / n as f64;
+    let var = if n > 1 {
+        values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64
+    } else {
+        0.0
+    };
+    let median = median_of(&sorted);
+    let mut dev: Vec<f64> = values.iter().map(|v| (v - median).abs()).collect();
+    dev.sort_by(f64::total_cmp);
+    let mad = median_of(&dev);
+    // With a zero MAD (most values equal), scale by the mean absolute deviation instead.
+    let scale = if mad > 0.0 {
+        1.4826 * mad
+    } else {
+        1.253314 * dev.iter().sum::<f64>() / n as f64
+    };
+    let outliers = if n >= 3 && scale > 0.0 {
+        values
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| 0.6745 * (*v - median).abs() / (scale / 1.4826) > 3.5)
+            .map(|(i, _)| i)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Summary {
+        n,
+        mean,
+        stddev: var.sqrt(),
+        median,
+        min: sorted[0],
+        max: sorted[n - 1],
+        outliers,
+    }
+}
+
+/// What a statistic is about.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Key {
+    pub group: String,
+    pub pair: String,
+    /// `A=1,B=2`, or empty.
+    pub params: String,
+    /// `duration_s` or a metric's name.
+    pub metric: String,
+    /// `local` or `remote` for metrics, empty for the duration.
+    pub side: String,
+}
+
+/// Values with the repetition each came from.
+type Samples = Vec<(Option<u32>, f64)>;
+
+/// One row of stats.csv.
+#[derive(Debug, Clone)]
+pub struct Stat {
+    pub key: Key,
+    pub unit: String,
+    pub summary: Summary,
+    /// The values, and the repetition each came from.
+    pub values: Samples,
+}
+
+fn params_key(p: &BTreeMap<String, String>) -> String {
+    p.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The statistics of a run's tree.
+pub fn compute(tag_dir: &Path) -> Vec<Stat> {
+    let with_dirs = results::collect_records_with_dirs(tag_dir);
+    // The last attempt of each run only.
+    let mut last: BTreeMap<String, &PairRecord> = BTreeMap::new();
+    for (_, r) in &with_dirs {
+        let e = last.entry(r.id()).or_insert(r);
+        if r.attempt >= e.attempt {
+            *e = r;
+        }
+    }
+    let mut groups: BTreeMap<Key, (String, Samples)> = BTreeMap::new();
+    for r in last
+        .values()
+        .filter(|r| !r.warmup && r.status == Status::Success)
+    {
+        let key = Key {
+            group: r.group.clone(),
+            pair: r.pair.clone(),
+            params: params_key(&r.params),
+            metric: "duration_s".into(),
+            side: String::new(),
+        };
+        let e = groups
+            .entry(key)
+            .or_insert_with(|| ("s".into(), Vec::new()));
+        e.1.push((r.repetition, r.duration_s));
+    }
+    for m in results::collect_metrics(tag_dir) {
+        let current = last
+            .get(&record_id(&m.group, &m.pair, &m.variant))
+            .is_some_and(|r| r.attempt == m.attempt);
+        if m.warmup || !current {
+            continue;
+        }
+        let key = Key {
+            group: m.group.clone(),
+            pair: m.pair.clone(),
+            params: params_key(&m.params),
+            metric: m.name.clone(),
+            side: m.side.clone(),
+        };
+        let e = groups
+            .entry(key)
+            .or_insert_with(|| (m.unit.clone(), Vec::new()));
+        e.1.push((m.repetition, m.value));
+    }
+    groups
+        .into_iter()
+        .map(|(key, (unit, values))| {
+            let v: Vec<f64> = values.iter().map(|(_, x)| *x).collect();
+            Stat {
+                key,
+                unit,
+                summary: summarize(&v),
+                values,
+            }
+        })
+        .collect()
+}
+
+fn record_id(group: &str, pair: &str, variant: &str) -> String {
+    if variant.is_empty() {
+        format!("{group}/{pair}")
+    } else {
+        format!("{group}/{pair}/{variant}")
+    }
+}
+
+/// Write stats.csv.
+pub fn write_csv(path: &Path, stats: &[Stat]) -> std::io::Result<()> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let err = std::io::Error::other;
+    w.write_record([
+        "group",
+        "pair",
+        "params",
+        "metric",
+        "side",
+        "unit",
+        "n",
+        "mean",
+        "stddev",
+        "median",
+        "min",
+        "max",
+        "outliers",
+        "outlier_values",
+    ])
+    .map_err(err)?;
+    for s in stats {
+        let m = &s.summary;
+        let flagged: Vec<String> = m
+            .outliers
+            .iter()
+            .map(|&i| {
+                let (rep, v) = s.values[i];
+                match rep {
+                    Some(r) => format!("{v} (rep {r})"),
+                    None => v.to_string(),
+                }
+            })
+            .collect();
+        w.write_record([
+            s.key.group.clone(),
+            s.key.pair.clone(),
+            s.key.params.clone(),
+            s.key.metric.clone(),
+            s.key.side.clone(),
+            s.unit.clone(),
+            m.n.to_string(),
+            format!("{:.6}", m.mean),
+            format!("{:.6}", m.stddev),
+            format!("{:.6}", m.median),
+            format!("{:.6}", m.min),
+            format!("{:.6}", m.max),
+            m.outliers.len().to_string(),
+            flagged.join("; "),
+        ])
+        .map_err(err)?;
+    }
+    let bytes = w
+        .into_inner()
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    results::write_atomic(path, &bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_of_known_values() {
+        let s = summarize(&[2.0, 4.0, 4.0, 4.0, 5.0, 5.0, 7.0, 9.0]);
+        assert_eq!(s.n, 8);
+        assert!((s.mean - 5.0).abs() < 1e-12);
+        assert!((s.stddev - 2.138089935299395).abs() < 1e-9);
+        assert_eq!((s.median, s.min, s.max), (4.5, 2.0, 9.0));
+        // MAD = 0.5, so 9 has a modified z-score of 0.6745 * 4.5 / 0.5 = 6.1 > 3.5.
+        assert_eq!(s.outliers, vec![7]);
+        assert!(summarize(&[1.0, 2.0, 3.0, 4.0, 5.0]).outliers.is_empty());
+    }
+
+    #[test]
+    fn a_far_value_is_an_outlier() {
+        let s = summarize(&[10.0, 10.2, 9.9, 10.1, 10.0, 55.0]);
+        assert_eq!(s.outliers, vec![5]);
+        let flat = summarize(&[1.0, 1.0, 1.0, 1.0, 9.0]);
+        assert_eq!(flat.outliers, vec![4]);
+        assert!(summarize(&[3.0]).outliers.is_empty());
+    }
+}

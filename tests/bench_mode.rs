@@ -1,0 +1,216 @@
+//! SPEC §8: repetitions, warm-ups, parameters, shuffling, stats.csv and `compare`.
+mod common;
+use common::{Project, read_csv};
+
+#[test]
+fn repeat_and_warmup_are_run_folders_and_csv_columns_and_warmups_stay_out_of_stats() {
+    let p = Project::new();
+    p.bash(
+        "g/local/l",
+        "echo \"$PAIRBENCH_REPETITION $PAIRBENCH_WARMUP\" > which\n\
+         if [ \"$PAIRBENCH_WARMUP\" = 1 ]; then v=1000; else v=$((10 + PAIRBENCH_REPETITION)); fi\n\
+         report_metric latency $v ms",
+    );
+    p.bash("g/remote/r", "exit 0");
+    p.run(&["run", "--repeat", "3", "--warmup", "1", "--tag", "rep"])
+        .expect_code(0);
+    let pair = p.latest().join("g/l_x_r");
+    for (dir, which) in [
+        ("warmup-1", "1 1"),
+        ("rep-1", "1 0"),
+        ("rep-2", "2 0"),
+        ("rep-3", "3 0"),
+    ] {
+        assert!(pair.join(dir).join("SUCCESS").exists(), "{dir}");
+        assert_eq!(
+            std::fs::read_to_string(pair.join(dir).join("local/which"))
+                .unwrap()
+                .trim(),
+            which
+        );
+    }
+    let rows = p.results_csv();
+    let reps: Vec<(String, String)> = rows
+        .iter()
+        .map(|r| (r["repetition"].clone(), r["warmup"].clone()))
+        .collect();
+    assert_eq!(reps.len(), 4);
+    assert!(reps.contains(&("1".into(), "true".into())));
+    assert!(reps.contains(&("3".into(), "false".into())));
+    let metrics = read_csv(&p.latest().join("metrics.csv"));
+    assert_eq!(metrics.len(), 4);
+    assert!(
+        metrics
+            .iter()
+            .any(|m| m["warmup"] == "true" && m["value"] == "1000")
+    );
+    let stats = read_csv(&p.latest().join("stats.csv"));
+    let lat = stats.iter().find(|s| s["metric"] == "latency").unwrap();
+    assert_eq!(lat["n"], "3", "warm-up left out");
+    assert_eq!(lat["mean"].parse::<f64>().unwrap(), 12.0);
+    assert_eq!(lat["median"].parse::<f64>().unwrap(), 12.0);
+    assert_eq!(lat["min"].parse::<f64>().unwrap(), 11.0);
+    assert_eq!(lat["max"].parse::<f64>().unwrap(), 13.0);
+    assert_eq!(lat["stddev"].parse::<f64>().unwrap(), 1.0);
+    assert_eq!(lat["unit"], "ms");
+    let dur = stats.iter().find(|s| s["metric"] == "duration_s").unwrap();
+    assert_eq!(dur["n"], "3");
+}
+
+#[test]
+fn parameters_run_every_combination_as_folders_columns_and_environment() {
+    let p = Project::new();
+    p.bash(
+        "g/local/l",
+        "report_metric size_seen \"$PAIRBENCH_PARAM_SIZE\"\necho \"$PAIRBENCH_PARAM_MODE\" > mode",
+    );
+    p.bash("g/remote/r", "echo \"$PAIRBENCH_PARAM_SIZE\" > size");
+    p.run(&["run", "--param", "SIZE=1,64", "--param", "MODE=fast,safe"])
+        .expect_code(0);
+    let pair = p.latest().join("g/l_x_r");
+    for (size, mode) in [("1", "fast"), ("1", "safe"), ("64", "fast"), ("64", "safe")] {
+        let dir = pair.join(format!("SIZE={size},MODE={mode}"));
+        assert!(dir.join("SUCCESS").exists(), "{}", dir.display());
+        assert_eq!(
+            std::fs::read_to_string(dir.join("local/mode"))
+                .unwrap()
+                .trim(),
+            mode
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.join("remote/size"))
+                .unwrap()
+                .trim(),
+            size
+        );
+    }
+    let rows = p.results_csv();
+    assert_eq!(rows.len(), 4);
+    assert!(
+        rows.iter()
+            .any(|r| r["param_SIZE"] == "64" && r["param_MODE"] == "safe")
+    );
+    let metrics = read_csv(&p.latest().join("metrics.csv"));
+    assert!(
+        metrics.iter().all(|m| m["value"] == m["param_SIZE"]),
+        "{metrics:?}"
+    );
+    let stats = read_csv(&p.latest().join("stats.csv"));
+    assert_eq!(
+        stats.iter().filter(|s| s["metric"] == "size_seen").count(),
+        4,
+        "one statistic per parameter set"
+    );
+}
+
+#[test]
+fn shuffle_is_seeded_and_the_seed_is_recorded() {
+    let p = Project::new();
+    let log = p.path().join("order.log");
+    p.bash(
+        "g/local/l",
+        &format!("echo \"$PAIRBENCH_REPETITION\" >> '{}'", log.display()),
+    );
+    p.bash("g/remote/r", "exit 0");
+    let order = |tag: &str| {
+        let _ = std::fs::remove_file(&log);
+        p.run(&[
+            "run",
+            "--repeat",
+            "8",
+            "--shuffle",
+            "--seed",
+            "7",
+            "--tag",
+            tag,
+        ])
+        .expect_code(0);
+        std::fs::read_to_string(&log).unwrap()
+    };
+    let first = order("s1");
+    assert_eq!(first, order("s2"), "the same seed gives the same order");
+    let mut sorted: Vec<u32> = first.lines().map(|l| l.parse().unwrap()).collect();
+    assert_ne!(sorted, (1..=8).collect::<Vec<_>>(), "the order is shuffled");
+    sorted.sort();
+    assert_eq!(sorted, (1..=8).collect::<Vec<_>>());
+    let run: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(p.latest().join("run.json")).unwrap()).unwrap();
+    assert_eq!(run["shuffle_seed"], 7);
+}
+
+#[test]
+fn compare_shows_changes_and_exits_1_on_a_regression() {
+    let p = Project::new();
+    std::fs::write(
+        p.path().join("pairbench.toml"),
+        "[metrics]\nthroughput = \"higher\"\n",
+    )
+    .unwrap();
+    p.bash(
+        "g/local/l",
+        "report_metric latency $(( LAT + PAIRBENCH_REPETITION % 2 )) ms\n\
+         report_metric throughput $(( TPUT + PAIRBENCH_REPETITION % 2 )) MB/s",
+    );
+    p.bash("g/remote/r", "exit 0");
+    let run = |tag: &str, lat: &str, tput: &str| {
+        p.run(&[
+            "run",
+            "--repeat",
+            "4",
+            "--tag",
+            tag,
+            "--env",
+            &format!("LAT={lat}"),
+            "--env",
+            &format!("TPUT={tput}"),
+        ])
+        .expect_code(0);
+    };
+    run("base", "100", "500");
+    run("same", "100", "500");
+    run("slower", "200", "500");
+    run("less", "100", "250");
+    let same = p.run(&["compare", "base", "same"]);
+    same.expect_code(0);
+    assert!(same.stdout().contains("0 worse"), "{}", same.stdout());
+    let slower = p.run(&["compare", "base", "slower", "--threshold", "10%"]);
+    slower.expect_code(1);
+    let line = slower
+        .stdout()
+        .lines()
+        .find(|l| l.contains("latency"))
+        .unwrap()
+        .to_string();
+    assert!(line.contains("+99.") && line.contains("WORSE"), "{line}");
+    // Throughput is higher-is-better (pairbench.toml): a drop is a regression, a rise is not.
+    p.run(&["compare", "base", "less"]).expect_code(1);
+    p.run(&["compare", "less", "base"]).expect_code(0);
+}
+
+#[test]
+fn bad_benchmark_input_gets_one_line_and_exit_2() {
+    let p = Project::new();
+    p.bash("g/local/l", "exit 0").bash("g/remote/r", "exit 0");
+    for (args, needle) in [
+        (vec!["run", "--param", "SIZE="], "bad --param 'SIZE='"),
+        (vec!["run", "--param", "SIZE"], "bad --param"),
+        (vec!["run", "--repeat", "0"], "bad --repeat 0"),
+        (vec!["compare", "nope", "latest"], "no run tagged 'nope'"),
+    ] {
+        let run = p.run(&args);
+        run.expect_code(2);
+        assert!(run.stderr().contains(needle), "{args:?}: {}", run.stderr());
+        assert_eq!(run.stderr().trim_end().lines().count(), 1);
+    }
+    p.run(&["run", "--tag", "a"]).expect_code(0);
+    p.bash("other/local/l", "exit 0")
+        .bash("other/remote/r", "exit 0");
+    p.run(&["run", "other", "--tag", "b"]).expect_code(0);
+    let run = p.run(&["compare", "a", "b"]);
+    run.expect_code(2);
+    assert!(
+        run.stderr().contains("no pairs (with results) in common"),
+        "{}",
+        run.stderr()
+    );
+}
