@@ -835,3 +835,39 @@ fn a_pool_of_ssh_hosts_shares_the_pairs_and_a_dead_host_is_left_out() {
     }
     assert!(r.stderr().contains("connection refused"), "{}", r.stderr());
 }
+
+#[test]
+fn verbose_runs_stream_the_remote_output_live() {
+    let Some(s) = Sshd::start() else { return };
+    s.trust();
+    let p = Project::new();
+    p.bash(
+        "g/remote/r",
+        "echo hello-from-remote; echo err-line >&2; sleep 0.3; echo second-line; exec sleep 100",
+    );
+    p.bash("g/local/c", "sleep 2; echo local-line");
+    let r = run(
+        &p,
+        &s,
+        &["run", "--progress", "never", "--remote", &s.spec(), "-v"],
+    );
+    r.expect_code(0);
+    let out = r.stdout();
+    for line in ["hello-from-remote", "second-line", "err-line"] {
+        assert!(
+            out.lines()
+                .any(|l| l.starts_with("remote ") && l.ends_with(line)),
+            "{line} streamed:\n{out}"
+        );
+    }
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("local ") && l.ends_with("local-line"))
+    );
+    let pair = p.pair("g", "c_x_r");
+    assert_eq!(
+        pair.read("remote/stdout"),
+        "hello-from-remote\nsecond-line\n"
+    );
+    assert_eq!(pair.read("remote/stderr"), "err-line\n");
+}

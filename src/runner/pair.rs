@@ -162,8 +162,10 @@ pub fn run_pair(
         [
             live.watch("local ", llaunch.stdout.clone()),
             live.watch("local ", llaunch.stderr.clone()),
-            live.watch("remote", rlaunch.stdout.clone()),
-            live.watch("remote", rlaunch.stderr.clone()),
+            // Where the remote output is on this machine (the same files for `local`; a
+            // live copy for SSH).
+            live.watch("remote", local_remote_dir.join("stdout")),
+            live.watch("remote", local_remote_dir.join("stderr")),
         ]
     });
     let start = Instant::now();

@@ -50,7 +50,13 @@ impl Out {
     }
 }
 
-type Procs = Arc<Mutex<HashMap<u64, Arc<Child>>>>;
+/// A started script, and the thread streaming its output (with `-v`).
+struct Proc {
+    child: Arc<Child>,
+    follower: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+type Procs = Arc<Mutex<HashMap<u64, Arc<Proc>>>>;
 
 /// Run the agent until its connection ends; returns the exit status.
 pub fn main(args: &AgentArgs) -> i32 {
@@ -143,7 +149,7 @@ fn hello() -> Event {
 
 /// End every script this agent started, all at once.
 fn end_all(procs: &Procs, grace: Duration) {
-    let all: Vec<Arc<Child>> = lock(procs).values().cloned().collect();
+    let all: Vec<Arc<Child>> = lock(procs).values().map(|p| p.child.clone()).collect();
     std::thread::scope(|s| {
         for c in &all {
             s.spawn(move || c.terminate(grace));
@@ -243,6 +249,7 @@ fn handle(req: Request, out: &Out, procs: &Procs, helpers: Option<&Path>) {
             stdout,
             stderr,
             marker,
+            stream,
         } => {
             let mut env = env;
             if let Some(dir) = helpers {
@@ -262,28 +269,29 @@ fn handle(req: Request, out: &Out, procs: &Procs, helpers: Option<&Path>) {
                 Err(e) => out.send(&failed(id, e.to_string())),
                 Ok(child) => {
                     let child = Arc::new(child);
-                    lock(procs).insert(id, child.clone());
+                    let proc = Arc::new(Proc {
+                        child: child.clone(),
+                        follower: Mutex::new(None),
+                    });
+                    lock(procs).insert(id, proc.clone());
                     out.send(&Event::Done {
                         re: id,
                         pid: Some(child.pid()),
                         terminated: None,
                         exit: None,
                     });
+                    if stream {
+                        let (out, child) = (out.clone(), child.clone());
+                        let files = [(1u8, spec.stdout.clone()), (2u8, spec.stderr.clone())];
+                        *lock(&proc.follower) = std::thread::Builder::new()
+                            .name("agent-stream".into())
+                            .spawn(move || follow(id, &child, &files, &out))
+                            .ok();
+                    }
                     let out = out.clone();
-                    let _ =
-                        std::thread::Builder::new()
-                            .name("agent-wait".into())
-                            .spawn(move || {
-                                loop {
-                                    if let Some(e) = child.wait_timeout(Duration::from_secs(3600)) {
-                                        out.send(&Event::Exited {
-                                            proc_id: id,
-                                            exit: e.file_text(),
-                                        });
-                                        return;
-                                    }
-                                }
-                            });
+                    let _ = std::thread::Builder::new()
+                        .name("agent-wait".into())
+                        .spawn(move || report_exit(id, &child, &out));
                 }
             }
         }
@@ -292,8 +300,8 @@ fn handle(req: Request, out: &Out, procs: &Procs, helpers: Option<&Path>) {
             proc_id,
             grace_ms,
         } => {
-            let child = lock(procs).get(&proc_id).cloned();
-            let Some(child) = child else {
+            let proc = lock(procs).get(&proc_id).cloned();
+            let Some(proc) = proc else {
                 out.send(&failed(id, format!("no process {proc_id}")));
                 return;
             };
@@ -301,9 +309,16 @@ fn handle(req: Request, out: &Out, procs: &Procs, helpers: Option<&Path>) {
             let _ = std::thread::Builder::new()
                 .name("agent-terminate".into())
                 .spawn(move || {
+                    let child = &proc.child;
                     child.terminate(Duration::from_millis(grace_ms));
                     // The group is gone; give the reaper a moment to record the exit.
                     let exit = child.wait_timeout(Duration::from_secs(2));
+                    // All its output is sent before the answer (it ends with the process).
+                    if exit.is_some()
+                        && let Some(f) = lock(&proc.follower).take()
+                    {
+                        let _ = f.join();
+                    }
                     out.send(&Event::Done {
                         re: id,
                         pid: None,
@@ -311,6 +326,53 @@ fn handle(req: Request, out: &Out, procs: &Procs, helpers: Option<&Path>) {
                         exit: exit.map(|e| e.file_text()),
                     });
                 });
+        }
+    }
+}
+
+/// Send `exited` when the script's main process ends.
+fn report_exit(id: u64, child: &Child, out: &Out) {
+    loop {
+        if let Some(e) = child.wait_timeout(Duration::from_secs(3600)) {
+            out.send(&Event::Exited {
+                proc_id: id,
+                exit: e.file_text(),
+            });
+            return;
+        }
+    }
+}
+
+/// Send what the script writes to its output files, until its main process has ended.
+fn follow(id: u64, child: &Child, files: &[(u8, PathBuf)], out: &Out) {
+    let mut offsets = vec![0u64; files.len()];
+    let mut buf = vec![0u8; proto::CHUNK];
+    loop {
+        let ended = child.wait_timeout(Duration::from_millis(50)).is_some();
+        for ((stream, path), offset) in files.iter().zip(offsets.iter_mut()) {
+            let Ok(mut f) = std::fs::File::open(path) else {
+                continue;
+            };
+            if std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(*offset)).is_err() {
+                continue;
+            }
+            while let Ok(n) = read_full(&mut f, &mut buf) {
+                if n == 0 {
+                    break;
+                }
+                *offset += n as u64;
+                out.send(&Event::Output {
+                    proc_id: id,
+                    stream: *stream,
+                    data: proto::b64_encode(&buf[..n]),
+                });
+                if n < buf.len() {
+                    break;
+                }
+            }
+        }
+        if ended {
+            return;
         }
     }
 }

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::Shutdown;
 use std::os::fd::{AsFd, OwnedFd};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -176,9 +177,13 @@ impl Shared {
         self.begin(make)?.finish(limit, |_| Ok(()))
     }
 
-    /// Track a script that is about to be started with request id `id`.
-    pub fn track(&self, id: u64) -> Arc<ProcState> {
-        let st = Arc::new(ProcState::default());
+    /// Track a script that is about to be started with request id `id`; its streamed
+    /// output (if any) is appended to `mirror` (stdout, stderr files on this machine).
+    pub fn track(&self, id: u64, mirror: Option<[PathBuf; 2]>) -> Arc<ProcState> {
+        let st = Arc::new(ProcState {
+            mirror,
+            ..ProcState::default()
+        });
         lock(&self.procs).insert(id, st.clone());
         st
     }
@@ -221,6 +226,26 @@ impl Shared {
             Event::Exited { proc_id, exit } => {
                 if let Some(st) = lock(&self.procs).get(&proc_id) {
                     st.set_exit(Exit::parse_file_text(&exit));
+                }
+            }
+            Event::Output {
+                proc_id,
+                stream,
+                data,
+            } => {
+                let st = lock(&self.procs).get(&proc_id).cloned();
+                let file = st
+                    .as_ref()
+                    .and_then(|st| st.mirror.as_ref())
+                    .and_then(|m| m.get(usize::from(stream).wrapping_sub(1)));
+                if let (Some(file), Some(bytes)) =
+                    (file, crate::transport::ssh::proto::b64_decode(&data))
+                {
+                    let _ = std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(file)
+                        .and_then(|mut f| f.write_all(&bytes));
                 }
             }
             ev => {
@@ -284,6 +309,7 @@ impl Pending {
 pub struct ProcState {
     m: Mutex<ProcInner>,
     cv: Condvar,
+    mirror: Option<[PathBuf; 2]>,
 }
 
 #[derive(Default)]

@@ -16,7 +16,7 @@ pub mod link;
 pub mod proto;
 pub mod target;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
@@ -65,6 +65,8 @@ pub struct SshTransport {
     /// Side folders made for pairs and hooks: (group results folder, relative path).
     /// They come back with `fetch`, never with `finish_group`.
     side_dirs: Mutex<HashSet<(PathBuf, PathBuf)>>,
+    /// `-v`: remote output is streamed into these local folders, by remote folder.
+    mirrors: Option<Mutex<HashMap<PathBuf, PathBuf>>>,
 }
 
 fn local_user() -> String {
@@ -127,6 +129,7 @@ impl SshTransport {
             run_id: format!("{host}-{}-{nanos:x}", std::process::id()),
             state: Mutex::new(State::Fresh),
             side_dirs: Mutex::default(),
+            mirrors: opts.verbose.then(Mutex::default),
         };
         if let Err(e) = t.conn() {
             eprintln!("pairbench: {}: {e}", t.target.name);
@@ -415,6 +418,9 @@ impl Transport for SshTransport {
         let path = s(&remote);
         self.call(&c, |id| Request::Mkdir { id, path })?;
         lock(&self.side_dirs).insert((paths.results.clone(), rel.to_path_buf()));
+        if let Some(m) = &self.mirrors {
+            lock(m).insert(remote.clone(), local.to_path_buf());
+        }
         Ok(remote)
     }
 
@@ -422,7 +428,17 @@ impl Transport for SshTransport {
         let c = self.conn()?;
         let shared = c.link.shared();
         let id = shared.next_id();
-        let st = shared.track(id);
+        // With -v, the output comes as it is written, into the local copy of its folder.
+        let mirror = self.mirrors.as_ref().and_then(|m| {
+            let m = lock(m);
+            let local_of = |p: &Path| {
+                let dir = m.get(p.parent()?)?;
+                Some(dir.join(p.file_name()?))
+            };
+            Some([local_of(&launch.stdout)?, local_of(&launch.stderr)?])
+        });
+        let stream = mirror.is_some();
+        let st = shared.track(id, mirror);
         let req = Request::Start {
             id,
             program: s(&launch.program),
@@ -431,6 +447,7 @@ impl Transport for SshTransport {
             stdout: s(&launch.stdout),
             stderr: s(&launch.stderr),
             marker: launch.marker.clone(),
+            stream,
         };
         let answer = shared
             .begin_as(id, req)

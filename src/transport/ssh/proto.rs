@@ -31,6 +31,9 @@ pub enum Request {
         stdout: String,
         stderr: String,
         marker: String,
+        /// Send the script's output as it comes (`output` events), for `-v`.
+        #[serde(default)]
+        stream: bool,
     },
     /// The kill sequence on process `proc_id` (its group and its marker).
     Terminate {
@@ -100,6 +103,12 @@ pub enum Event {
     },
     /// A started script's main process ended.
     Exited { proc_id: u64, exit: String },
+    /// New output of a streamed script: `stream` 1 is stdout, 2 stderr.
+    Output {
+        proc_id: u64,
+        stream: u8,
+        data: String,
+    },
 }
 
 impl Event {
@@ -204,6 +213,7 @@ mod tests {
             stdout: "o".into(),
             stderr: "e".into(),
             marker: "m".into(),
+            stream: false,
         };
         let s = serde_json::to_string(&r).unwrap();
         assert!(!s.contains('\n'));
