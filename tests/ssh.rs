@@ -871,3 +871,94 @@ fn verbose_runs_stream_the_remote_output_live() {
     );
     assert_eq!(pair.read("remote/stderr"), "err-line\n");
 }
+
+#[test]
+fn an_agent_that_cannot_run_on_the_remote_is_an_error_that_says_why() {
+    let Some(s) = Sshd::start() else { return };
+    s.trust();
+    let p = Project::new();
+    let work = tempfile::tempdir().unwrap();
+    let fake = p.path().join("not-pairbench");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\necho 'cannot execute binary file' >&2\nexit 126\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::write(
+        p.path().join("pairbench.toml"),
+        format!(
+            "{}agent = \"{}\"\n",
+            remote_entry("box", &s, work.path(), 1),
+            fake.display()
+        ),
+    )
+    .unwrap();
+    p.bash("g/local/c", "true");
+    p.bash("g/remote/r", "true");
+    let r = run(&p, &s, &["run", "--progress", "never", "--remote", "box"]);
+    r.expect_code(2);
+    let reason = p.pair("g", "c_x_r").reason();
+    assert!(reason.contains("agent did not start"), "{reason}");
+    assert!(reason.contains("cannot execute binary file"), "{reason}");
+}
+
+#[test]
+fn a_link_cut_in_a_remote_hook_ends_the_hook_and_its_pairs_as_errors() {
+    let Some(s) = Sshd::start_in_netns() else {
+        return;
+    };
+    s.trust();
+    let p = Project::new();
+    let tag = unique("PB_SSH_HOOKCUT");
+    p.bash(
+        "g/before_first_test_remote",
+        &format!("export {tag}=1\nsleep 120"),
+    );
+    p.bash("g/remote/r", "true");
+    p.bash("g/local/c", "true");
+    let mut cmd = p.cmd();
+    s.client(&mut cmd);
+    cmd.args([
+        "run",
+        "--progress",
+        "never",
+        "--remote",
+        &s.spec(),
+        "--connect-timeout",
+        "3s",
+    ])
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    assert!(
+        eventually(Duration::from_secs(60), || !processes_with_env(&format!(
+            "{tag}=1"
+        ))
+        .is_empty()),
+        "the hook started"
+    );
+    s.netns.as_ref().unwrap().cut();
+    let cut_at = Instant::now();
+    let out = child.wait_with_output().unwrap();
+    let took = cut_at.elapsed();
+    common::Run {
+        out,
+        project_dir: p.path().to_path_buf(),
+    }
+    .expect_code(2);
+    assert!(
+        took < Duration::from_secs(60),
+        "ended {took:?} after the cut"
+    );
+    let reason = p.pair("g", "c_x_r").reason();
+    assert!(reason.contains("before_first_test_remote"), "{reason}");
+    assert!(reason.contains("lost"), "{reason}");
+    assert!(
+        eventually(Duration::from_secs(30), || processes_with_env(&format!(
+            "{tag}=1"
+        ))
+        .is_empty()),
+        "the hook was ended after the cut"
+    );
+}
