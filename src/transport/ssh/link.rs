@@ -432,6 +432,8 @@ fn pump(est: Established, shared: Arc<Shared>, wake_r: OwnedFd) {
     let name = shared.name.clone();
     let timeout = shared.timeout;
     let ping = ping_every(timeout);
+    // SSH-level keep-alives too (for middleboxes); the agent's ticks tell us it is alive.
+    sess.set_keepalive(false, ping.as_secs().max(1) as u32);
     let mut inbuf = leftover;
     let mut outbuf: Vec<u8> = Vec::new();
     let mut errtail: Vec<u8> = Vec::new();
