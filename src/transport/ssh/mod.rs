@@ -49,7 +49,8 @@ struct Conn {
 }
 
 enum State {
-    Fresh,
+    /// Connecting in the background (several hosts connect at once).
+    Connecting(Option<std::thread::JoinHandle<Result<Conn, String>>>),
     Up(Arc<Conn>),
     Down(String),
 }
@@ -127,77 +128,50 @@ impl SshTransport {
             keep_remote: opts.keep_remote,
             home,
             run_id: format!("{host}-{}-{nanos:x}", std::process::id()),
-            state: Mutex::new(State::Fresh),
+            state: Mutex::new(State::Connecting(None)),
             side_dirs: Mutex::default(),
             mirrors: opts.verbose.then(Mutex::default),
         };
-        if let Err(e) = t.conn() {
-            eprintln!("pairbench: {}: {e}", t.target.name);
-        }
+        let (target, opts, home, run_id) = (
+            t.target.clone(),
+            t.opts.clone(),
+            t.home.clone(),
+            t.run_id.clone(),
+        );
+        let handle = std::thread::Builder::new()
+            .name(format!("ssh-connect-{spec}"))
+            .spawn(move || connect(&target, &opts, &home, &run_id))
+            .context("cannot start a thread")?;
+        *lock(&t.state) = State::Connecting(Some(handle));
         Ok(t)
     }
 
-    /// The live connection; connects the first time. A host that could not be reached
-    /// or whose connection died stays down for the run (the pool takes it out).
+    /// The live connection (waiting for the connect on first use). A host that could
+    /// not be reached or whose connection died stays down for the run (the pool takes it
+    /// out).
     fn conn(&self) -> Result<Arc<Conn>, TransportError> {
         let mut st = lock(&self.state);
+        if let State::Connecting(handle) = &mut *st {
+            let result = handle
+                .take()
+                .and_then(|h| h.join().ok())
+                .unwrap_or_else(|| Err("ssh: the connection attempt failed".into()));
+            *st = match result {
+                Ok(c) => State::Up(Arc::new(c)),
+                Err(why) => {
+                    eprintln!("pairbench: {}: {why}", self.target.name);
+                    State::Down(why)
+                }
+            };
+        }
         match &*st {
-            State::Up(c) => {
-                return match c.link.dead() {
-                    None => Ok(c.clone()),
-                    Some(why) => Err(TransportError::Host(why)),
-                };
-            }
-            State::Down(why) => return Err(TransportError::Host(why.clone())),
-            State::Fresh => {}
+            State::Up(c) => match c.link.dead() {
+                None => Ok(c.clone()),
+                Some(why) => Err(TransportError::Host(why)),
+            },
+            State::Down(why) => Err(TransportError::Host(why.clone())),
+            State::Connecting(_) => Err(TransportError::Host("ssh: not connected".into())),
         }
-        match self.connect() {
-            Ok(c) => {
-                let c = Arc::new(c);
-                *st = State::Up(c.clone());
-                Ok(c)
-            }
-            Err(why) => {
-                *st = State::Down(why.clone());
-                Err(TransportError::Host(why))
-            }
-        }
-    }
-
-    fn connect(&self) -> Result<Conn, String> {
-        let est =
-            connect::establish(&self.target, &self.opts, &self.home).map_err(|e| e.to_string())?;
-        let addr = est.addr;
-        let run_dir = est.workdir.join("runs").join(&self.run_id);
-        let (local_host, mut info) = match &est.hello {
-            Event::Hello {
-                uname,
-                cpuinfo,
-                meminfo,
-                ssh_connection,
-                ..
-            } => (
-                ssh_connection
-                    .split_whitespace()
-                    .next()
-                    .unwrap_or_default()
-                    .to_string(),
-                hostinfo::from_parts(uname, cpuinfo, meminfo),
-            ),
-            _ => (String::new(), HostInfo::default()),
-        };
-        info.name = self.target.name.clone();
-        info.role = "remote".into();
-        info.address = addr.ip().to_string();
-        let link = Link::start(est, &self.target.name, self.opts.connect_timeout)?;
-        Ok(Conn {
-            link,
-            root_files: Mutex::new(false),
-            addr,
-            run_dir,
-            local_host,
-            info,
-        })
     }
 
     /// How long to wait for one answer before calling the agent stuck.
@@ -275,6 +249,47 @@ impl SshTransport {
     }
 }
 
+/// Connect to `target` and start its agent; what it told us.
+fn connect(
+    target: &Target,
+    opts: &connect::Opts,
+    home: &Path,
+    run_id: &str,
+) -> Result<Conn, String> {
+    let est = connect::establish(target, opts, home).map_err(|e| e.to_string())?;
+    let addr = est.addr;
+    let run_dir = est.workdir.join("runs").join(run_id);
+    let (local_host, mut info) = match &est.hello {
+        Event::Hello {
+            uname,
+            cpuinfo,
+            meminfo,
+            ssh_connection,
+            ..
+        } => (
+            ssh_connection
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_string(),
+            hostinfo::from_parts(uname, cpuinfo, meminfo),
+        ),
+        _ => (String::new(), HostInfo::default()),
+    };
+    info.name = target.name.clone();
+    info.role = "remote".into();
+    info.address = addr.ip().to_string();
+    let link = Link::start(est, &target.name, opts.connect_timeout)?;
+    Ok(Conn {
+        link,
+        root_files: Mutex::new(false),
+        addr,
+        run_dir,
+        local_host,
+        info,
+    })
+}
+
 /// Write one part of a `pack` answer under `root`; names cannot leave `root`.
 fn write_entry(root: &Path, ev: Event) -> Result<(), String> {
     let safe = |rel: &str| -> Result<PathBuf, String> {
@@ -333,6 +348,7 @@ impl Transport for SshTransport {
     }
 
     fn address(&self) -> String {
+        let _ = self.conn();
         match &*lock(&self.state) {
             State::Up(c) => c.addr.ip().to_string(),
             _ => self.target.host.clone(),
@@ -340,6 +356,7 @@ impl Transport for SshTransport {
     }
 
     fn local_address(&self) -> String {
+        let _ = self.conn();
         match &*lock(&self.state) {
             State::Up(c) => c.local_host.clone(),
             _ => String::new(),
@@ -355,11 +372,7 @@ impl Transport for SshTransport {
     }
 
     fn healthy(&self) -> Result<(), String> {
-        match &*lock(&self.state) {
-            State::Up(c) => c.link.dead().map_or(Ok(()), Err),
-            State::Down(why) => Err(why.clone()),
-            State::Fresh => Ok(()),
-        }
+        self.conn().map(|_| ()).map_err(|e| e.to_string())
     }
 
     fn slots(&self) -> Option<usize> {
@@ -367,6 +380,7 @@ impl Transport for SshTransport {
     }
 
     fn host_info(&self) -> HostInfo {
+        let _ = self.conn();
         match &*lock(&self.state) {
             State::Up(c) => c.info.clone(),
             _ => HostInfo {
@@ -484,7 +498,8 @@ impl Transport for SshTransport {
 
 impl Drop for SshTransport {
     fn drop(&mut self) {
-        let st = std::mem::replace(&mut *lock(&self.state), State::Fresh);
+        let _ = self.conn();
+        let st = std::mem::replace(&mut *lock(&self.state), State::Connecting(None));
         if let State::Up(c) = st {
             if c.link.dead().is_none() {
                 if self.keep_remote {
