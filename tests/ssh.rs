@@ -962,3 +962,50 @@ fn a_link_cut_in_a_remote_hook_ends_the_hook_and_its_pairs_as_errors() {
         "the hook was ended after the cut"
     );
 }
+
+#[test]
+fn when_pairbench_dies_the_remote_agent_ends_what_it_started() {
+    let Some(s) = Sshd::start() else { return };
+    s.trust();
+    let p = Project::new();
+    let tag = unique("PB_SSH_ORPHAN");
+    p.bash(
+        "g/remote/r",
+        &format!("export {tag}=1\n( setsid sleep 300 & ) ; sleep 300"),
+    );
+    // The local test is this test's to clean up: a killed pairbench cannot.
+    p.bash(
+        "g/local/c",
+        &format!("export {tag}_LOCAL=1\nexec sleep 300"),
+    );
+    let mut cmd = p.cmd();
+    s.client(&mut cmd);
+    cmd.args(["run", "--progress", "never", "--remote", &s.spec()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    assert!(
+        eventually(Duration::from_secs(60), || processes_with_env(&format!(
+            "{tag}=1"
+        ))
+        .len()
+            >= 2),
+        "the remote test and its daemon started"
+    );
+    // No goodbye: the connection just closes.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        eventually(Duration::from_secs(30), || processes_with_env(&format!(
+            "{tag}=1"
+        ))
+        .is_empty()),
+        "the agent ended the remote test and its daemon"
+    );
+    for pid in processes_with_env(&format!("{tag}_LOCAL=1")) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+}
