@@ -63,6 +63,22 @@ fn pairs_and_hooks_run_on_the_remote_and_come_back_and_the_workdir_is_cleaned() 
     let p = Project::new();
     let work = tempfile::tempdir().unwrap();
     remote_def(&p, &s, work.path());
+    // Agents of other builds: an old one is pruned when this build's is uploaded.
+    let bin = work.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let day_old = std::time::SystemTime::now() - Duration::from_secs(2 * 24 * 3600);
+    for (name, when) in [
+        ("pairbench-00000000000000aa", day_old),
+        ("pairbench-00000000000000bb", std::time::SystemTime::now()),
+    ] {
+        let f = std::fs::File::create(bin.join(name)).unwrap();
+        f.set_times(
+            std::fs::FileTimes::new()
+                .set_accessed(when)
+                .set_modified(when),
+        )
+        .unwrap();
+    }
     p.bash(
         "g/before_first_test_remote",
         "echo \"hook in $PWD\"; echo made > hook_file; env | sort > hook_env",
@@ -156,6 +172,14 @@ fn pairs_and_hooks_run_on_the_remote_and_come_back_and_the_workdir_is_cleaned() 
     let left: Vec<_> = std::fs::read_dir(&runs).unwrap().flatten().collect();
     assert!(left.is_empty(), "left in {}: {left:?}", runs.display());
     assert!(work.path().join("bin").read_dir().unwrap().count() >= 1);
+    assert!(
+        !bin.join("pairbench-00000000000000aa").exists(),
+        "old agent pruned"
+    );
+    assert!(
+        bin.join("pairbench-00000000000000bb").exists(),
+        "recent agent kept"
+    );
 
     // --keep-remote keeps it.
     let r = run(

@@ -174,6 +174,8 @@ fn failed(re: u64, error: String) -> Event {
 /// as local scripts have it.
 fn helper_dir() -> Option<PathBuf> {
     let exe = std::env::current_exe().ok()?;
+    // Mark this build as in use, so pairbench does not prune it (see connect.rs).
+    let _ = std::fs::File::open(&exe).and_then(|f| f.set_modified(std::time::SystemTime::now()));
     let name = exe.file_name()?.to_string_lossy().into_owned();
     let dir = exe.parent()?.join(format!("{name}.helpers"));
     std::fs::create_dir_all(&dir).ok()?;

@@ -589,8 +589,36 @@ fn upload_agent(sess: &Session, t: &Target) -> Result<(PathBuf, PathBuf), Connec
                 )));
             }
         }
+        prune_agents(&sftp, &bin, &dest);
     }
     Ok((workdir, dest))
+}
+
+/// After a new upload, remove the agents of other builds not used for a day (a run that
+/// uses one keeps running: Linux keeps an executing file until it exits).
+fn prune_agents(sftp: &ssh2::Sftp, bin: &Path, keep: &Path) {
+    const DAY: u64 = 24 * 3600;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let Ok(entries) = sftp.readdir(bin) else {
+        return;
+    };
+    for (path, stat) in entries {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let old = stat.atime.max(stat.mtime).is_some_and(|t| t + DAY < now);
+        if path == keep || !name.starts_with("pairbench-") || name.contains('.') || !old {
+            continue;
+        }
+        let _ = sftp.unlink(&path);
+        let helpers = bin.join(format!("{name}.helpers"));
+        let _ = sftp.unlink(&helpers.join("report_metric"));
+        let _ = sftp.rmdir(&helpers);
+    }
 }
 
 /// Read up to the first newline (blocking, bounded by the session timeout).
