@@ -44,6 +44,18 @@ fn remote_def(p: &Project, s: &Sshd, workdir: &Path) {
     .unwrap();
 }
 
+/// pairbench.toml with a `[[remote]]` called `box` for `s`, its agent cached in the
+/// build's temporary folder rather than the remote user's home; returns `box`.
+fn boxed(p: &Project, s: &Sshd) -> String {
+    let work = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ssh-remote-work");
+    std::fs::write(
+        p.path().join("pairbench.toml"),
+        remote_entry("box", s, &work, 1),
+    )
+    .unwrap();
+    "box".into()
+}
+
 fn unique(tag: &str) -> String {
     format!(
         "{tag}_{}_{}",
@@ -281,7 +293,7 @@ fn names_with_spaces_quotes_and_dollars_run_unharmed() {
             "--progress",
             "never",
             "--remote",
-            &s.spec(),
+            &boxed(&p, &s),
             "--tag",
             tag,
         ],
@@ -357,7 +369,7 @@ fn unknown_host_keys_are_refused_unless_accepted_and_changed_ones_always() {
     let r = run(
         &p,
         &s,
-        &["run", "--progress", "never", "--remote", &s.spec()],
+        &["run", "--progress", "never", "--remote", &boxed(&p, &s)],
     );
     r.expect_code(2);
     let reason = p.pair("g", "c_x_r").reason();
@@ -377,7 +389,7 @@ fn unknown_host_keys_are_refused_unless_accepted_and_changed_ones_always() {
             "--progress",
             "never",
             "--remote",
-            &s.spec(),
+            &boxed(&p, &s),
             "--accept-new-host-keys",
         ],
     );
@@ -390,7 +402,7 @@ fn unknown_host_keys_are_refused_unless_accepted_and_changed_ones_always() {
     run(
         &p,
         &s,
-        &["run", "--progress", "never", "--remote", &s.spec()],
+        &["run", "--progress", "never", "--remote", &boxed(&p, &s)],
     )
     .expect_code(0);
 
@@ -407,7 +419,7 @@ fn unknown_host_keys_are_refused_unless_accepted_and_changed_ones_always() {
     run(
         &p,
         &s,
-        &["run", "--progress", "never", "--remote", &s.spec()],
+        &["run", "--progress", "never", "--remote", &boxed(&p, &s)],
     )
     .expect_code(0);
 
@@ -442,7 +454,7 @@ fn unknown_host_keys_are_refused_unless_accepted_and_changed_ones_always() {
             "--progress",
             "never",
             "--remote",
-            &s.spec(),
+            &boxed(&p, &s),
             "--accept-new-host-keys",
         ],
     );
@@ -504,7 +516,7 @@ fn refused_connections_and_logins_are_errors_with_their_reason() {
     let r = run(
         &p,
         &s,
-        &["run", "--progress", "never", "--remote", &s.spec()],
+        &["run", "--progress", "never", "--remote", &boxed(&p, &s)],
     );
     r.expect_code(2);
     let reason = p.pair("g", "c_x_r").reason();
@@ -523,7 +535,7 @@ fn a_remote_test_that_cannot_start_is_an_error_with_its_reason() {
     let r = run(
         &p,
         &s,
-        &["run", "--progress", "never", "--remote", &s.spec()],
+        &["run", "--progress", "never", "--remote", &boxed(&p, &s)],
     );
     r.expect_code(2);
     let pair = p.pair("g", "c_x_r");
@@ -561,7 +573,7 @@ fn in_its_own_network_namespace_the_remote_is_reached_at_its_address() {
     let r = run(
         &p,
         &s,
-        &["run", "--progress", "never", "--remote", &s.spec()],
+        &["run", "--progress", "never", "--remote", &boxed(&p, &s)],
     );
     r.expect_code(0);
     let pair = p.pair("g", "client_x_server");
@@ -595,7 +607,7 @@ fn an_unreachable_host_is_an_error_in_bounded_time() {
             "--progress",
             "never",
             "--remote",
-            &s.spec(),
+            &boxed(&p, &s),
             "--connect-timeout",
             "2s",
         ],
@@ -627,7 +639,7 @@ fn a_link_cut_in_the_middle_of_a_pair_is_an_error_and_nothing_hangs() {
         "--progress",
         "never",
         "--remote",
-        &s.spec(),
+        &boxed(&p, &s),
         "--connect-timeout",
         "3s",
         "--kill-grace",
@@ -692,7 +704,7 @@ fn ssh_agent_keys_log_in_when_no_key_file_does() {
     let r = run(
         &p,
         &s,
-        &["run", "--progress", "never", "--remote", &s.spec()],
+        &["run", "--progress", "never", "--remote", &boxed(&p, &s)],
     );
     r.expect_code(2);
     assert!(p.pair("g", "c_x_r").reason().contains("login refused"));
@@ -701,7 +713,7 @@ fn ssh_agent_keys_log_in_when_no_key_file_does() {
     s.client(&mut cmd);
     cmd.env("SSH_AUTH_SOCK", &agent.socket);
     let out = cmd
-        .args(["run", "--progress", "never", "--remote", &s.spec()])
+        .args(["run", "--progress", "never", "--remote", &boxed(&p, &s)])
         .output()
         .unwrap();
     common::Run {
@@ -726,7 +738,7 @@ fn a_host_known_by_another_key_type_is_checked_with_that_type() {
     run(
         &p,
         &s,
-        &["run", "--progress", "never", "--remote", &s.spec()],
+        &["run", "--progress", "never", "--remote", &boxed(&p, &s)],
     )
     .expect_code(0);
     // Nothing was added: the known key was enough.
@@ -873,7 +885,14 @@ fn verbose_runs_stream_the_remote_output_live() {
     let r = run(
         &p,
         &s,
-        &["run", "--progress", "never", "--remote", &s.spec(), "-v"],
+        &[
+            "run",
+            "--progress",
+            "never",
+            "--remote",
+            &boxed(&p, &s),
+            "-v",
+        ],
     );
     r.expect_code(0);
     let out = r.stdout();
@@ -948,7 +967,7 @@ fn a_link_cut_in_a_remote_hook_ends_the_hook_and_its_pairs_as_errors() {
         "--progress",
         "never",
         "--remote",
-        &s.spec(),
+        &boxed(&p, &s),
         "--connect-timeout",
         "3s",
     ])
@@ -1004,7 +1023,7 @@ fn when_pairbench_dies_the_remote_agent_ends_what_it_started() {
     );
     let mut cmd = p.cmd();
     s.client(&mut cmd);
-    cmd.args(["run", "--progress", "never", "--remote", &s.spec()])
+    cmd.args(["run", "--progress", "never", "--remote", &boxed(&p, &s)])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
     let mut child = cmd.spawn().unwrap();
