@@ -212,9 +212,13 @@ pub fn run_pair(
     }
 
     let remote_end = match remote_end_now {
-        // Found already gone when we came to end it (its exit was still on its way from
-        // a remote host): it ended on its own.
-        RemoteEnd::Terminated(_) if !remote.terminated_by_us() && remote.try_exit().is_some() => {
+        // On a remote host, found already gone when we came to end it: its exit was still
+        // on its way when the local test ended, so it ended on its own.
+        RemoteEnd::Terminated(_)
+            if h.transport.name() != "local"
+                && !remote.terminated_by_us()
+                && remote.try_exit().is_some() =>
+        {
             remote
                 .try_exit()
                 .map_or(RemoteEnd::Terminated(None), RemoteEnd::Own)
