@@ -375,6 +375,18 @@ fn unknown_host_keys_are_refused_unless_accepted_and_changed_ones_always() {
     let reason = p.pair("g", "c_x_r").reason();
     assert_eq!(p.pair("g", "c_x_r").status(), "ERROR");
     assert!(reason.contains("is not known"), "{reason}");
+    // The fingerprint as `ssh-keygen -l` shows it, so the user can compare.
+    let fp = std::process::Command::new("ssh-keygen")
+        .arg("-lf")
+        .arg(s.dir.path().join("host_ed25519.pub"))
+        .output()
+        .unwrap();
+    let fp = String::from_utf8_lossy(&fp.stdout)
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_string();
+    assert!(reason.contains(&fp), "{fp} in {reason}");
     assert!(reason.contains("--accept-new-host-keys"), "{reason}");
     assert!(
         !s.known_hosts().exists() || std::fs::read_to_string(s.known_hosts()).unwrap().is_empty()

@@ -520,3 +520,38 @@ impl Drop for SshTransport {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(rel: &str) -> Event {
+        Event::File {
+            re: 1,
+            rel: rel.into(),
+            mode: 0o644,
+            data: proto::b64_encode(b"x"),
+            append: false,
+        }
+    }
+
+    #[test]
+    fn copied_back_names_cannot_leave_the_folder() {
+        let root = std::env::temp_dir().join(format!("pairbench-entry-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).unwrap();
+        for bad in ["../evil", "/etc/evil", "a/../../evil", "", "."] {
+            assert!(write_entry(&root, file(bad)).is_err(), "{bad}");
+        }
+        assert!(!root.parent().unwrap().join("evil").exists());
+        write_entry(&root, file("a/b c/ü")).unwrap();
+        assert_eq!(std::fs::read(root.join("a/b c/ü")).unwrap(), b"x");
+        let link = Event::Link {
+            re: 1,
+            rel: "../l".into(),
+            target: "/".into(),
+        };
+        assert!(write_entry(&root, link).is_err());
+        let _ = std::fs::remove_dir_all(&root);
+    }
+}
