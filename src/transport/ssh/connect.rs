@@ -204,13 +204,14 @@ pub fn establish(t: &Target, o: &Opts, home: &Path) -> Result<Established, Conne
         let mut err = String::new();
         let _ = channel.stderr().read_to_string(&mut err);
         Setup(format!(
-            "ssh: the pairbench agent did not start on {} ({e}){}",
+            "ssh: the pairbench agent did not start on {} ({e}){}; it is {}: if that folder cannot run programs (noexec), set another workdir in its [[remote]]",
             t.name,
             if err.trim().is_empty() {
                 String::new()
             } else {
                 format!(": {}", err.trim().replace('\n', " "))
-            }
+            },
+            remote_exe.display()
         ))
     })?;
     let hello: Event = serde_json::from_slice(&line).map_err(|e| {
