@@ -1064,3 +1064,49 @@ fn when_pairbench_dies_the_remote_agent_ends_what_it_started() {
         );
     }
 }
+
+#[test]
+fn a_host_that_accepts_but_never_speaks_ssh_is_an_error_in_bounded_time() {
+    // Needs no sshd: a listener that accepts and stays silent.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let held = std::thread::spawn(move || {
+        let conns: Vec<_> = silent.incoming().take(1).flatten().collect();
+        std::thread::sleep(Duration::from_secs(20));
+        drop(conns);
+    });
+    let p = Project::new();
+    p.bash("g/local/c", "true");
+    p.bash("g/remote/r", "true");
+    let home = tempfile::tempdir().unwrap();
+    let start = Instant::now();
+    let out = p
+        .cmd()
+        .env("HOME", home.path())
+        .env_remove("SSH_AUTH_SOCK")
+        .args([
+            "run",
+            "--progress",
+            "never",
+            "--remote",
+            &format!("127.0.0.1:{port}"),
+            "--connect-timeout",
+            "2s",
+        ])
+        .output()
+        .unwrap();
+    let r = common::Run {
+        out,
+        project_dir: p.path().to_path_buf(),
+    };
+    r.expect_code(2);
+    assert!(
+        start.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        start.elapsed()
+    );
+    let reason = p.pair("g", "c_x_r").reason();
+    assert!(reason.contains("no SSH handshake"), "{reason}");
+    assert!(reason.contains("within 2s"), "{reason}");
+    drop(held);
+}
