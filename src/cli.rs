@@ -31,6 +31,9 @@ pub enum Command {
     Report(ReportArgs),
     /// Show each pair's change between two runs; exit 1 where something got worse
     Compare(CompareArgs),
+    /// The remote end of an SSH transport (started by pairbench over SSH)
+    #[command(hide = true)]
+    Agent(crate::transport::ssh::agent::AgentArgs),
     /// Run a helper (wait_for_remote, kill_remote, ...) by name
     #[command(hide = true)]
     Helper {
@@ -374,5 +377,6 @@ fn dispatch(cli: Cli, args: &[String]) -> anyhow::Result<i32> {
             crate::compare::command(&results, &c.a, &c.b, &c.threshold, &file.metrics)
         }
         Command::Helper { name, args } => Ok(crate::helpers::main(&name, &args)),
+        Command::Agent(a) => Ok(crate::transport::ssh::agent::main(&a)),
     }
 }

@@ -44,6 +44,8 @@ pub struct RemoteDef {
     pub identity_file: Option<String>,
     pub workdir: Option<String>,
     pub slots: Option<usize>,
+    /// A pairbench executable built for the remote host, when its OS or CPU differs.
+    pub agent: Option<String>,
 }
 
 /// pairbench.toml as written by the user.

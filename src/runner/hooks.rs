@@ -87,7 +87,7 @@ pub fn run(g: &GroupCtx, h: &HostCtx, name: &str) -> Option<HookResult> {
         if let Some(e) = proc.wait_timeout(left.min(Duration::from_millis(100))) {
             break Some(e);
         }
-        if Instant::now() >= deadline {
+        if Instant::now() >= deadline || proc.failure().is_some() {
             break None;
         }
     };
@@ -100,6 +100,9 @@ pub fn run(g: &GroupCtx, h: &HostCtx, name: &str) -> Option<HookResult> {
     let final_exit = exit.or_else(|| proc.try_exit());
     write_exit(&local_out, final_exit);
     Some(match exit {
+        None if proc.failure().is_some() => {
+            fail(format!("{name}: {}", proc.failure().unwrap_or_default()))
+        }
         None => fail(format!("{name} timed out after {}", human(limit))),
         Some(e) if e.code() == Some(0) => HookResult {
             ok: true,

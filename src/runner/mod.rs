@@ -110,12 +110,9 @@ fn default_tag(results_dir: &Path) -> String {
 
 /// One remote host, as the user named it.
 fn make_transport(opts: &RunOptions, remote: &str) -> anyhow::Result<Box<dyn Transport>> {
-    let _ = opts;
     match remote {
         "local" => Ok(Box::new(LocalTransport)),
-        other => bail!(
-            "remote '{other}': SSH remotes are not available in this build yet; use --remote local"
-        ),
+        other => Ok(Box::new(crate::transport::SshTransport::new(other, opts)?)),
     }
 }
 

@@ -162,8 +162,10 @@ pub fn run_pair(
         [
             live.watch("local ", llaunch.stdout.clone()),
             live.watch("local ", llaunch.stderr.clone()),
-            live.watch("remote", rlaunch.stdout.clone()),
-            live.watch("remote", rlaunch.stderr.clone()),
+            // Where the remote output is on this machine (the same files for `local`; a
+            // live copy for SSH).
+            live.watch("remote", local_remote_dir.join("stdout")),
+            live.watch("remote", local_remote_dir.join("stderr")),
         ]
     });
     let start = Instant::now();
@@ -174,7 +176,7 @@ pub fn run_pair(
             None,
         ),
         Ok(local) => {
-            let end = wait_local(&local, g.run.opts.timeout, start);
+            let end = wait_local(&local, &*remote, g.run.opts.timeout, start);
             (end, Some(local))
         }
     };
@@ -210,11 +212,26 @@ pub fn run_pair(
     }
 
     let remote_end = match remote_end_now {
+        // On a remote host, found already gone when we came to end it: its exit was still
+        // on its way when the local test ended, so it ended on its own.
+        RemoteEnd::Terminated(_)
+            if h.transport.name() != "local"
+                && !remote.terminated_by_us()
+                && remote.try_exit().is_some() =>
+        {
+            remote
+                .try_exit()
+                .map_or(RemoteEnd::Terminated(None), RemoteEnd::Own)
+        }
         RemoteEnd::Terminated(_) => RemoteEnd::Terminated(remote.try_exit()),
         other => other,
     };
-    let mut fetch_error = None;
-    if let Err(e) = h.transport.fetch(&remote_dir, &local_remote_dir) {
+    // Nothing can come back from a host whose connection died: that is the reason.
+    let lost = remote.failure();
+    let mut fetch_error = lost.clone();
+    if lost.is_none()
+        && let Err(e) = h.transport.fetch(&remote_dir, &local_remote_dir)
+    {
         fetch_error = Some(format!("copying the remote folder back failed: {e}"));
     }
     write_exit(&local_dir, local_proc.as_ref().and_then(|p| p.try_exit()));
@@ -231,7 +248,9 @@ pub fn run_pair(
     rec.reason = reason;
     if let Some(e) = fetch_error {
         rec.status = crate::results::Status::Error;
-        rec.reason = format!("{e}; {}", rec.reason);
+        if !rec.reason.contains(&e) {
+            rec.reason = format!("{e}; {}", rec.reason);
+        }
     }
     if failed_before && rec.status == crate::results::Status::Success {
         rec.flaky = true;
@@ -243,12 +262,21 @@ pub fn run_pair(
 
 const INTERRUPTED: &str = "interrupted";
 
-fn wait_local(local: &crate::process::Child, timeout: Duration, start: Instant) -> LocalEnd {
+fn wait_local(
+    local: &crate::process::Child,
+    remote: &dyn Running,
+    timeout: Duration,
+    start: Instant,
+) -> LocalEnd {
     let deadline = start + timeout;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if let Some(e) = local.wait_timeout(left.min(Duration::from_millis(100))) {
             return LocalEnd::Exited(e);
+        }
+        // The remote side is lost (dead SSH connection): the pair cannot end well.
+        if let Some(why) = remote.failure() {
+            return LocalEnd::NotRun(why);
         }
         if crate::interrupt::requested() {
             return LocalEnd::NotRun(INTERRUPTED.into());

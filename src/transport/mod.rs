@@ -1,8 +1,9 @@
 //! Where a script runs. The pair logic and the result writing talk to a [`Transport`]
 //! only: start a script, wait for it, terminate it, copy its folder back. `local` runs
-//! on this machine; `ssh` (a later module) on another host.
+//! on this machine; `ssh` on another host.
 
 pub mod local;
+pub mod ssh;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -11,6 +12,7 @@ use crate::discover::Group;
 use crate::process::Exit;
 
 pub use local::LocalTransport;
+pub use ssh::SshTransport;
 
 /// One script to start on the transport's machine. Paths are paths on that machine.
 #[derive(Debug, Clone)]
@@ -47,6 +49,11 @@ pub trait Running: Send + Sync {
     fn terminate(&self, grace: Duration);
     /// True if [`Running::terminate`] found the main process still running.
     fn terminated_by_us(&self) -> bool;
+    /// Why the transport lost track of the script (a dead SSH connection), if it did:
+    /// its end will never be known, so the pair is an ERROR with this reason.
+    fn failure(&self) -> Option<String> {
+        None
+    }
 }
 
 /// The folders a group uses on a transport's machine.

@@ -1,0 +1,480 @@
+//! `pairbench agent`: the remote end of an SSH transport. pairbench uploads itself to the
+//! remote host and runs this once per connection; it reads [`Request`]s on stdin and
+//! answers with [`Event`]s on stdout. Scripts are started and ended with
+//! [`crate::process`], exactly as on this machine: own process group, reaped as a child
+//! subreaper, the kill sequence with the marker sweep.
+//!
+//! Nothing is left behind: when stdin ends or fails, or no request (not even a ping)
+//! arrives for `--idle-timeout-ms` (the link is dead), the agent ends every script it
+//! started and exits.
+
+use std::collections::HashMap;
+use std::io::{BufRead, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use super::proto::{self, Event, Request};
+use crate::process::{self, Child};
+
+/// Options of `pairbench agent`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AgentArgs {
+    /// End everything and exit when nothing arrives for this long
+    #[arg(long, default_value_t = 30_000)]
+    pub idle_timeout_ms: u64,
+    /// Send a tick this often
+    #[arg(long, default_value_t = 1_000)]
+    pub ping_ms: u64,
+    /// Grace period of the kill sequence when the connection ends
+    #[arg(long, default_value_t = 2_000)]
+    pub grace_ms: u64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[derive(Clone)]
+struct Out(Arc<Mutex<std::io::Stdout>>);
+
+impl Out {
+    fn send(&self, ev: &Event) {
+        if let Ok(mut line) = serde_json::to_vec(ev) {
+            line.push(b'\n');
+            let mut o = lock(&self.0);
+            // A dead stdout means a dead connection: stdin will tell us too.
+            let _ = o.write_all(&line).and_then(|_| o.flush());
+        }
+    }
+}
+
+/// A started script, and the thread streaming its output (with `-v`).
+struct Proc {
+    child: Arc<Child>,
+    follower: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+type Procs = Arc<Mutex<HashMap<u64, Arc<Proc>>>>;
+
+/// Run the agent until its connection ends; returns the exit status.
+pub fn main(args: &AgentArgs) -> i32 {
+    let out = Out(Arc::new(Mutex::new(std::io::stdout())));
+    let procs: Procs = Arc::default();
+    let last_input = Arc::new(Mutex::new(Instant::now()));
+    let grace = Duration::from_millis(args.grace_ms);
+    let helpers = helper_dir();
+    out.send(&hello());
+    let idle = Duration::from_millis(args.idle_timeout_ms);
+    let every = Duration::from_millis(args.ping_ms.max(10));
+    let ticks = {
+        let out = out.clone();
+        std::thread::Builder::new()
+            .name("agent-tick".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(every);
+                    // May block when the link is dead; the watchdog does not write.
+                    out.send(&Event::Tick);
+                }
+            })
+    };
+    let watchdog = {
+        let (procs, last_input) = (procs.clone(), last_input.clone());
+        std::thread::Builder::new()
+            .name("agent-watchdog".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(every);
+                    if lock(&last_input).elapsed() > idle {
+                        eprintln!(
+                            "pairbench agent: nothing from pairbench for {}ms: ending everything",
+                            idle.as_millis()
+                        );
+                        end_all(&procs, grace);
+                        // Not exit(): another thread may hold stdout, blocked on a dead link.
+                        // SAFETY: _exit ends the process at once; nothing is used after it.
+                        unsafe { nix::libc::_exit(3) }
+                    }
+                }
+            })
+    };
+    if ticks.is_err() || watchdog.is_err() {
+        eprintln!("pairbench agent: cannot start a thread");
+        end_all(&procs, grace);
+        return 2;
+    }
+    let stdin = std::io::stdin();
+    let mut input = stdin.lock();
+    let mut line = String::new();
+    loop {
+        line.clear();
+        match input.read_line(&mut line) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        *lock(&last_input) = Instant::now();
+        match serde_json::from_str::<Request>(line.trim_end()) {
+            Ok(req) => handle(req, &out, &procs, helpers.as_deref()),
+            Err(e) => eprintln!("pairbench agent: bad request ({e}): {}", line.trim_end()),
+        }
+    }
+    end_all(&procs, grace);
+    0
+}
+
+fn hello() -> Event {
+    let uts = nix::sys::utsname::uname().ok();
+    let s = |f: Option<&std::ffi::OsStr>| {
+        f.map(|x| x.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    let uname = format!(
+        "{} {} {} {}",
+        s(uts.as_ref().map(|u| u.sysname())),
+        s(uts.as_ref().map(|u| u.nodename())),
+        s(uts.as_ref().map(|u| u.release())),
+        s(uts.as_ref().map(|u| u.machine())),
+    );
+    Event::Hello {
+        version: env!("CARGO_PKG_VERSION").into(),
+        uname,
+        cpuinfo: std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default(),
+        meminfo: std::fs::read_to_string("/proc/meminfo").unwrap_or_default(),
+        ssh_connection: std::env::var("SSH_CONNECTION").unwrap_or_default(),
+        home: std::env::var("HOME").unwrap_or_default(),
+    }
+}
+
+/// End every script this agent started, all at once.
+fn end_all(procs: &Procs, grace: Duration) {
+    let all: Vec<Arc<Child>> = lock(procs).values().map(|p| p.child.clone()).collect();
+    std::thread::scope(|s| {
+        for c in &all {
+            s.spawn(move || c.terminate(grace));
+        }
+    });
+}
+
+fn done(re: u64) -> Event {
+    Event::Done {
+        re,
+        pid: None,
+        terminated: None,
+        exit: None,
+    }
+}
+
+fn failed(re: u64, error: String) -> Event {
+    Event::Failed { re, error }
+}
+
+/// A folder with `report_metric` (a link to this executable), for remote scripts' PATH,
+/// as local scripts have it.
+fn helper_dir() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    // Mark this build as in use, so pairbench does not prune it (see connect.rs).
+    let _ = std::fs::File::open(&exe).and_then(|f| f.set_modified(std::time::SystemTime::now()));
+    let name = exe.file_name()?.to_string_lossy().into_owned();
+    let dir = exe.parent()?.join(format!("{name}.helpers"));
+    std::fs::create_dir_all(&dir).ok()?;
+    let link = dir.join("report_metric");
+    if std::fs::read_link(&link).ok().as_deref() != Some(exe.as_path()) {
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&exe, &link).ok()?;
+    }
+    Some(dir)
+}
+
+/// PATH with `dir` first (the script's PATH from `--env` if given, else ours).
+fn path_with(dir: &Path, env: &[(String, String)]) -> String {
+    let base = env
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.clone())
+        .or_else(|| std::env::var("PATH").ok())
+        .unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+    format!("{}:{base}", dir.display())
+}
+
+fn handle(req: Request, out: &Out, procs: &Procs, helpers: Option<&Path>) {
+    match req {
+        Request::Ping => {}
+        Request::Mkdir { id, path } => out.send(&match std::fs::create_dir_all(&path) {
+            Ok(()) => done(id),
+            Err(e) => failed(id, format!("cannot create {path}: {e}")),
+        }),
+        Request::Put {
+            id,
+            path,
+            mode,
+            data,
+            append,
+        } => out.send(&match put(&path, mode, &data, append) {
+            Ok(()) => done(id),
+            Err(e) => failed(id, format!("cannot write {path}: {e}")),
+        }),
+        Request::Remove { id, path } => out.send(&match std::fs::remove_dir_all(&path) {
+            Ok(()) => done(id),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => done(id),
+            Err(e) => failed(id, format!("cannot remove {path}: {e}")),
+        }),
+        Request::Pack {
+            id,
+            path,
+            exclude,
+            remove,
+        } => {
+            let ev = match pack(id, Path::new(&path), &exclude, out) {
+                Ok(()) => {
+                    if remove {
+                        let p = Path::new(&path);
+                        let _ = std::fs::remove_dir_all(p);
+                        // Its parent too, if that leaves it empty (`<pair>/` of `<pair>/remote`).
+                        if let Some(parent) = p.parent() {
+                            let _ = std::fs::remove_dir(parent);
+                        }
+                    }
+                    done(id)
+                }
+                Err(e) => failed(id, format!("cannot read {path}: {e}")),
+            };
+            out.send(&ev);
+        }
+        Request::Start {
+            id,
+            program,
+            cwd,
+            env,
+            stdout,
+            stderr,
+            marker,
+            stream,
+        } => {
+            let mut env = env;
+            if let Some(dir) = helpers {
+                let path = path_with(dir, &env);
+                env.push(("PATH".into(), path));
+            }
+            let spec = process::Spec {
+                program: program.into(),
+                args: Vec::new(),
+                cwd: cwd.into(),
+                env,
+                stdout: stdout.into(),
+                stderr: stderr.into(),
+                marker,
+            };
+            match process::spawn(&spec) {
+                Err(e) => out.send(&failed(id, e.to_string())),
+                Ok(child) => {
+                    let child = Arc::new(child);
+                    let proc = Arc::new(Proc {
+                        child: child.clone(),
+                        follower: Mutex::new(None),
+                    });
+                    lock(procs).insert(id, proc.clone());
+                    out.send(&Event::Done {
+                        re: id,
+                        pid: Some(child.pid()),
+                        terminated: None,
+                        exit: None,
+                    });
+                    if stream {
+                        let (out, child) = (out.clone(), child.clone());
+                        let files = [(1u8, spec.stdout.clone()), (2u8, spec.stderr.clone())];
+                        *lock(&proc.follower) = std::thread::Builder::new()
+                            .name("agent-stream".into())
+                            .spawn(move || follow(id, &child, &files, &out))
+                            .ok();
+                    }
+                    let out = out.clone();
+                    let _ = std::thread::Builder::new()
+                        .name("agent-wait".into())
+                        .spawn(move || report_exit(id, &child, &out));
+                }
+            }
+        }
+        Request::Terminate {
+            id,
+            proc_id,
+            grace_ms,
+        } => {
+            let proc = lock(procs).get(&proc_id).cloned();
+            let Some(proc) = proc else {
+                out.send(&failed(id, format!("no process {proc_id}")));
+                return;
+            };
+            let out = out.clone();
+            let _ = std::thread::Builder::new()
+                .name("agent-terminate".into())
+                .spawn(move || {
+                    let child = &proc.child;
+                    child.terminate(Duration::from_millis(grace_ms));
+                    // The group is gone; give the reaper a moment to record the exit.
+                    let exit = child.wait_timeout(Duration::from_secs(2));
+                    // All its output is sent before the answer (it ends with the process).
+                    if exit.is_some()
+                        && let Some(f) = lock(&proc.follower).take()
+                    {
+                        let _ = f.join();
+                    }
+                    out.send(&Event::Done {
+                        re: id,
+                        pid: None,
+                        terminated: Some(child.terminated_by_us()),
+                        exit: exit.map(|e| e.file_text()),
+                    });
+                });
+        }
+    }
+}
+
+/// Send `exited` when the script's main process ends.
+fn report_exit(id: u64, child: &Child, out: &Out) {
+    loop {
+        if let Some(e) = child.wait_timeout(Duration::from_secs(3600)) {
+            out.send(&Event::Exited {
+                proc_id: id,
+                exit: e.file_text(),
+            });
+            return;
+        }
+    }
+}
+
+/// Send what the script writes to its output files, until its main process has ended.
+fn follow(id: u64, child: &Child, files: &[(u8, PathBuf)], out: &Out) {
+    let mut offsets = vec![0u64; files.len()];
+    let mut buf = vec![0u8; proto::CHUNK];
+    loop {
+        let ended = child.wait_timeout(Duration::from_millis(50)).is_some();
+        for ((stream, path), offset) in files.iter().zip(offsets.iter_mut()) {
+            let Ok(mut f) = std::fs::File::open(path) else {
+                continue;
+            };
+            if std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(*offset)).is_err() {
+                continue;
+            }
+            while let Ok(n) = read_full(&mut f, &mut buf) {
+                if n == 0 {
+                    break;
+                }
+                *offset += n as u64;
+                out.send(&Event::Output {
+                    proc_id: id,
+                    stream: *stream,
+                    data: proto::b64_encode(&buf[..n]),
+                });
+                if n < buf.len() {
+                    break;
+                }
+            }
+        }
+        if ended {
+            return;
+        }
+    }
+}
+
+fn put(path: &str, mode: u32, data: &str, append: bool) -> std::io::Result<()> {
+    let bytes = proto::b64_decode(data)
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "bad base64"))?;
+    let p = Path::new(path);
+    if let Some(parent) = p.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .append(append)
+        .truncate(!append)
+        .open(p)?;
+    f.write_all(&bytes)?;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode & 0o7777))
+}
+
+fn excluded(rel: &Path, exclude: &[String]) -> bool {
+    exclude.iter().any(|x| rel.starts_with(x))
+}
+
+/// Is `rel` an ancestor of an excluded path (so it is not "empty" for our purposes)?
+fn holds_excluded(rel: &Path, exclude: &[String]) -> bool {
+    exclude
+        .iter()
+        .any(|x| Path::new(x).starts_with(rel) && Path::new(x) != rel)
+}
+
+fn pack(id: u64, root: &Path, exclude: &[String], out: &Out) -> std::io::Result<()> {
+    std::fs::metadata(root)?;
+    let mut stack: Vec<PathBuf> = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        let dir = root.join(&rel);
+        let mut entries: Vec<_> = std::fs::read_dir(&dir)?.flatten().collect();
+        entries.sort_by_key(|e| e.file_name());
+        if entries.is_empty() && !rel.as_os_str().is_empty() && !holds_excluded(&rel, exclude) {
+            out.send(&Event::Dir {
+                re: id,
+                rel: rel.to_string_lossy().into_owned(),
+            });
+        }
+        for e in entries {
+            let r = rel.join(e.file_name());
+            if excluded(&r, exclude) {
+                continue;
+            }
+            let Ok(ft) = e.file_type() else { continue };
+            let rels = r.to_string_lossy().into_owned();
+            if ft.is_dir() {
+                stack.push(r);
+            } else if ft.is_symlink() {
+                if let Ok(t) = std::fs::read_link(e.path()) {
+                    out.send(&Event::Link {
+                        re: id,
+                        rel: rels,
+                        target: t.to_string_lossy().into_owned(),
+                    });
+                }
+            } else if ft.is_file() {
+                let mode = e
+                    .metadata()
+                    .map(|m| m.permissions().mode())
+                    .unwrap_or(0o644);
+                let mut f = std::fs::File::open(e.path())?;
+                let mut buf = vec![0u8; proto::CHUNK];
+                let mut first = true;
+                loop {
+                    let n = read_full(&mut f, &mut buf)?;
+                    if n == 0 && !first {
+                        break;
+                    }
+                    out.send(&Event::File {
+                        re: id,
+                        rel: rels.clone(),
+                        mode,
+                        data: proto::b64_encode(&buf[..n]),
+                        append: !first,
+                    });
+                    first = false;
+                    if n < buf.len() {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn read_full(f: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
