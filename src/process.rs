@@ -327,8 +327,13 @@ pub fn kill_sequence(pgid: Option<Pid>, marker: &str, grace: Duration) {
         if let Some(g) = pgid {
             let _ = killpg(g, sig);
         }
+        // Marked processes still in the group got the signal already; signalling them
+        // twice would make a script that traps it see it twice.
         for p in &marked {
-            let _ = kill(*p, sig);
+            let in_group = pgid.is_some_and(|g| nix::unistd::getpgid(Some(*p)) == Ok(g));
+            if !in_group {
+                let _ = kill(*p, sig);
+            }
         }
         // After SIGKILL, wait (boundedly) for the kernel to finish them off.
         let wait = if sig == Signal::SIGKILL {
