@@ -885,6 +885,154 @@ fn a_pool_of_ssh_hosts_shares_the_pairs_and_a_dead_host_is_left_out() {
 }
 
 #[test]
+fn a_host_lost_mid_run_has_its_pair_in_error_and_the_other_pairs_move_to_the_host_left() {
+    let Some(b) = Sshd::start_in_netns() else {
+        return;
+    };
+    let Some(a) = Sshd::start() else { return };
+    // One client HOME (a's) that knows both hosts and whose key both accept.
+    a.trust();
+    std::fs::copy(
+        a.home.join(".ssh/id_ed25519.pub"),
+        b.dir.path().join("authorized_keys"),
+    )
+    .unwrap();
+    let mut kh = std::fs::OpenOptions::new()
+        .append(true)
+        .open(a.known_hosts())
+        .unwrap();
+    use std::io::Write;
+    writeln!(kh, "{} {}", b.known_name(), b.host_key()).unwrap();
+    drop(kh);
+    let p = Project::new();
+    let (wa, wb) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    std::fs::write(
+        p.path().join("pairbench.toml"),
+        format!(
+            "{}{}",
+            remote_entry("a", &a, wa.path(), 1),
+            remote_entry("b", &b, wb.path(), 1),
+        ),
+    )
+    .unwrap();
+    // `on_b` appears (holding the pair's name) once a pair runs on b; pairs on a wait for
+    // `gate`, which opens only after b's pair has its result, so the pairs still to run
+    // when b is lost must go to a (or wrongly to b) rather than all finish on a first.
+    let flags = tempfile::tempdir().unwrap();
+    let (on_b, gate) = (flags.path().join("on_b"), flags.path().join("gate"));
+    let tag = unique("PB_SSH_POOL_CUT");
+    p.bash("g/remote/r", &format!("export {tag}=1\nsleep 300"));
+    let local = format!(
+        "if [ \"$REMOTE_HOST\" = '{bhost}' ]; then\n  echo \"$PAIRBENCH_PAIR\" > '{on_b}'\n  sleep 300\nfi\n\
+         for _ in $(seq 1200); do [ -e '{gate}' ] && exit 0; sleep 0.1; done\nexit 1",
+        bhost = b.host,
+        on_b = on_b.display(),
+        gate = gate.display()
+    );
+    let locals = ["l1", "l2", "l3", "l4", "l5", "l6"];
+    for l in locals {
+        p.bash(&format!("g/local/{l}"), &local);
+    }
+    let mut cmd = p.cmd();
+    a.client(&mut cmd);
+    cmd.args([
+        "run",
+        "--progress",
+        "never",
+        "--remote",
+        "a",
+        "--remote",
+        "b",
+        "-j",
+        "2",
+        "--connect-timeout",
+        "3s",
+        "--kill-grace",
+        "200ms",
+    ]);
+    let (out_path, err_path) = (flags.path().join("stdout"), flags.path().join("stderr"));
+    cmd.stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(std::fs::File::create(&err_path).unwrap());
+    let start = Instant::now();
+    let mut child = cmd.spawn().unwrap();
+    let stderr = || std::fs::read_to_string(&err_path).unwrap_or_default();
+    let fail = |child: &mut std::process::Child, what: &str| -> ! {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("{what}; pairbench's stderr:\n{}", stderr());
+    };
+    if !eventually(Duration::from_secs(90), || {
+        std::fs::read_to_string(&on_b).is_ok_and(|s| s.ends_with('\n'))
+    }) {
+        fail(&mut child, "no pair started on b");
+    }
+    let lost_pair = std::fs::read_to_string(&on_b).unwrap().trim().to_string();
+    b.netns.as_ref().unwrap().cut();
+    // b's pair ends (its result is written) while a's pair still waits at the gate.
+    let csv_has_error = || {
+        std::fs::read_dir(p.path().join("results"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| {
+                std::fs::read_to_string(e.path().join("results.csv"))
+                    .is_ok_and(|s| s.contains(",ERROR,"))
+            })
+    };
+    if !eventually(Duration::from_secs(90), csv_has_error) {
+        fail(
+            &mut child,
+            "the pair on b did not end after its link was cut",
+        );
+    }
+    std::fs::write(&gate, "").unwrap();
+    let end = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if Instant::now() > end {
+            fail(&mut child, "the run did not end after b was lost");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    eprintln!("run took {:?}; stderr:\n{}", start.elapsed(), stderr());
+    assert_eq!(status.code(), Some(2), "{}", stderr());
+
+    let rows = p.results_csv();
+    assert_eq!(rows.len(), 6, "{rows:?}");
+    for l in locals {
+        assert!(
+            rows.iter().any(|r| r["pair"] == format!("{l}_x_r")),
+            "{l} has a result: {rows:?}"
+        );
+    }
+    for row in &rows {
+        if row["pair"] == lost_pair {
+            assert_eq!(row["remote_host"], "b", "{row:?}");
+            assert_eq!(row["status"], "ERROR", "{row:?}");
+            assert!(row["reason"].contains("lost"), "{row:?}");
+            let pair = p.pair("g", &lost_pair);
+            assert_eq!(pair.status(), "ERROR");
+            eprintln!("{lost_pair} on b: {}", pair.reason());
+            assert!(pair.reason().contains("lost"), "{}", pair.reason());
+        } else {
+            assert_eq!(row["remote_host"], "a", "only one pair ran on b: {rows:?}");
+            assert_eq!(row["status"], "SUCCESS", "{row:?}");
+        }
+    }
+    // Nothing the remote tests started is left: a's ended with their pairs, b's agent
+    // ends its own when it hears nothing more from pairbench.
+    assert!(
+        eventually(Duration::from_secs(60), || processes_with_env(&format!(
+            "{tag}=1"
+        ))
+        .is_empty()),
+        "the remote tests were ended"
+    );
+}
+
+#[test]
 fn verbose_runs_stream_the_remote_output_live() {
     let Some(s) = Sshd::start() else { return };
     s.trust();
