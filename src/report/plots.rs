@@ -19,6 +19,7 @@ use super::load::{GroupRun, Run};
 use super::names::{ellipsize, printable, safe_stem};
 use super::{counts_line, fmt_duration, fmt_value};
 use crate::results::Status;
+use crate::stats::summarize;
 
 /// Plots with more pixels than this get no PNG, only an SVG: encoding them would cost
 /// more than the rest of the report, and no one reads such a bitmap (about 4000 × 3000).
@@ -407,13 +408,33 @@ impl Painter for Matrix {
 // A metric chart: a horizontal bar per pair (and side).
 
 const BAR_H: u32 = 24;
+/// The colour of error bars (mean ± one standard deviation).
+pub const ERROR_BAR: RGBColor = RGBColor(17, 17, 17);
 const CHART_W: u32 = 900;
 
 struct Bar {
     label: String,
+    /// The mean of the measured values.
     value: f64,
+    /// Their sample standard deviation (0 for a single value).
+    sd: f64,
     remote: bool,
     n: usize,
+}
+
+impl Bar {
+    fn has_error(&self) -> bool {
+        self.n >= 2 && self.sd.is_finite()
+    }
+
+    /// The lowest and highest value the bar reaches (its error bar included).
+    fn extent(&self) -> (f64, f64) {
+        if self.has_error() {
+            (self.value - self.sd, self.value + self.sd)
+        } else {
+            (self.value, self.value)
+        }
+    }
 }
 
 struct Chart {
@@ -430,8 +451,8 @@ impl Chart {
     /// A chart per (metric name, unit) of the group, sorted by name then unit.
     fn all(g: &GroupRun) -> Vec<Chart> {
         // (name, unit) -> bars (pair, parameters, side) in the order of the group's runs,
-        // each the sum and count of its values; warm-ups left out.
-        type Values = Vec<((String, String, bool), (f64, usize))>;
+        // each with its values; warm-ups left out.
+        type Values = Vec<((String, String, bool), Vec<f64>)>;
         let mut by_metric: BTreeMap<(String, String), Values> = BTreeMap::new();
         let mut index: HashMap<(String, String, String, String, bool), usize> = HashMap::new();
         for m in g.metrics.iter().filter(|m| !m.warmup) {
@@ -449,12 +470,10 @@ impl Chart {
                 remote,
             );
             let i = *index.entry(key).or_insert_with(|| {
-                bars.push(((m.pair.clone(), params, remote), (0.0, 0)));
+                bars.push(((m.pair.clone(), params, remote), Vec::new()));
                 bars.len() - 1
             });
-            let e = &mut bars[i].1;
-            e.0 += m.value;
-            e.1 += 1;
+            bars[i].1.push(m.value);
         }
         let tick = font_of(12.0);
         by_metric
@@ -464,7 +483,8 @@ impl Chart {
                     && values.iter().any(|((_, _, r), _)| !*r);
                 let bars: Vec<Bar> = values
                     .into_iter()
-                    .map(|((pair, params, remote), (sum, n))| {
+                    .map(|((pair, params, remote), values)| {
+                        let summary = summarize(&values);
                         let mut label = printable(&pair);
                         if !params.is_empty() {
                             label.push_str(" · ");
@@ -475,9 +495,10 @@ impl Chart {
                         }
                         Bar {
                             label,
-                            value: sum / n as f64,
+                            value: summary.mean,
+                            sd: summary.stddev,
                             remote,
-                            n,
+                            n: summary.n,
                         }
                     })
                     .collect();
@@ -550,7 +571,8 @@ impl Painter for Chart {
         let (w, _) = self.size();
         let n = self.bars.len().max(1);
         let (mut lo, mut hi) = self.bars.iter().fold((0.0f64, 0.0f64), |(lo, hi), b| {
-            (lo.min(b.value), hi.max(b.value))
+            let (a, z) = b.extent();
+            (lo.min(a), hi.max(z))
         });
         if hi - lo <= f64::EPSILON {
             hi = lo + 1.0;
@@ -597,6 +619,19 @@ impl Painter for Chart {
                 )
             }))
             .map_err(err)?;
+        // Error bars: the mean ± one standard deviation, when there are 2 values or more.
+        for (i, b) in self.bars.iter().enumerate().filter(|(_, b)| b.has_error()) {
+            let y = row(i) + 0.5;
+            let (x0, x1) = (b.value - b.sd, b.value + b.sd);
+            let line = ERROR_BAR.stroke_width(2);
+            chart
+                .draw_series([
+                    PathElement::new(vec![(x0, y), (x1, y)], line),
+                    PathElement::new(vec![(x0, y - 0.22), (x0, y + 0.22)], line),
+                    PathElement::new(vec![(x1, y - 0.22), (x1, y + 0.22)], line),
+                ])
+                .map_err(err)?;
+        }
         let value_style = text_style(11.0, &INK, Pos::new(HPos::Left, VPos::Center));
         let neg_style = text_style(11.0, &INK, Pos::new(HPos::Right, VPos::Center));
         chart
@@ -607,14 +642,14 @@ impl Painter for Chart {
                     s.push_str(&printable(&self.unit));
                 }
                 if b.n > 1 {
-                    s.push_str(&format!(" (mean of {})", b.n));
+                    s.push_str(&format!(" (mean of {}) ± {}", b.n, fmt_value(b.sd)));
                 }
-                let (style, dx) = if b.value < 0.0 {
-                    (&neg_style, -4)
+                let (style, dx, at) = if b.value < 0.0 {
+                    (&neg_style, -4, b.extent().0)
                 } else {
-                    (&value_style, 4)
+                    (&value_style, 4, b.extent().1)
                 };
-                EmptyElement::at((b.value, row(i) + 0.5)) + Text::new(s, (dx, 0), style.clone())
+                EmptyElement::at((at, row(i) + 0.5)) + Text::new(s, (dx, 0), style.clone())
             }))
             .map_err(err)?;
         // The pairs' names, left of the axis, one per bar.
