@@ -1,6 +1,8 @@
 //! `plots/`, drawn by pairbench with plotters as SVG and PNG: per group a local × remote
 //! matrix (each cell coloured by status, with the pair's duration), and per group and
-//! metric a bar chart with a bar per pair (and side), the unit on the value axis.
+//! metric a bar chart with a bar per pair (and side), the unit on the value axis, the
+//! mean of several runs with an error bar of ± one standard deviation; and per numeric
+//! parameter a line chart ([`lines`]).
 //!
 //! File names come from [`safe_stem`], so no group or metric name can leave `plots/`.
 //! Drawing is deterministic (same tree, same SVG bytes). PNG text needs the embedded font
@@ -13,6 +15,8 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use rayon::prelude::*;
+
+mod lines;
 
 use super::font::{self, FAMILY};
 use super::load::{GroupRun, Run};
@@ -29,7 +33,17 @@ pub const MAX_PNG_PIXELS: u64 = 12_000_000;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Kind {
     Matrix,
-    Metric { name: String, unit: String },
+    Metric {
+        name: String,
+        unit: String,
+    },
+    /// A metric's mean (of one side) against a numeric parameter, a line per pair.
+    Line {
+        name: String,
+        unit: String,
+        side: String,
+        param: String,
+    },
 }
 
 /// One plot of the report.
@@ -121,7 +135,7 @@ fn fit(font: &FontDesc, text: &str, max_px: u32) -> String {
 }
 
 /// Draw every plot of `run` into `dir` (which exists). Returns the plots in a stable
-/// order (by group; the matrix, then metrics by name) and warnings.
+/// order (by group; the matrix, then metrics by name, then line charts) and warnings.
 pub fn draw_all(run: &Run, dir: &Path) -> (Vec<Plot>, Vec<String>) {
     if let Err(e) = font::ensure() {
         return (Vec::new(), vec![format!("no plots drawn: {e}")]);
@@ -129,17 +143,20 @@ pub fn draw_all(run: &Run, dir: &Path) -> (Vec<Plot>, Vec<String>) {
     enum Job {
         Matrix(Matrix),
         Chart(Chart),
+        Line(lines::LineChart),
     }
     let mut jobs = Vec::new();
     for g in &run.groups {
         jobs.push(Job::Matrix(Matrix::new(g)));
         jobs.extend(Chart::all(g).into_iter().map(Job::Chart));
+        jobs.extend(lines::all(g).into_iter().map(Job::Line));
     }
     let done: Vec<(Plot, Option<String>)> = jobs
         .par_iter()
         .map(|job| match job {
             Job::Matrix(m) => output(m, m.plot.clone(), dir),
             Job::Chart(c) => output(c, c.plot.clone(), dir),
+            Job::Line(c) => output(c, c.plot.clone(), dir),
         })
         .collect();
     let mut plots = Vec::new();
