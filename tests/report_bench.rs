@@ -1,5 +1,5 @@
 //! Plots of benchmark runs (issue 6, SPEC §8 item 4): error bars of ± one standard
-//! deviation on the metric bar charts, and a line chart per numeric parameter with a
+//! deviation on the metric and duration bar charts, and a line chart per numeric parameter with a
 //! line per pair, drawn the same way twice.
 
 mod common;
@@ -136,6 +136,23 @@ fn repetitions_give_error_bars_and_a_numeric_parameter_a_line_chart_drawn_the_sa
         );
     }
 
+    // The duration chart: a bar per pair and SIZE, the mean of 3 SUCCESS runs, with an
+    // error bar each.
+    let duration_name = plot_file(&plots, &["bench", ".duration"], ".svg");
+    plot_file(&plots, &["bench", ".duration"], ".png");
+    let duration = read(&plots.join(&duration_name));
+    assert!(duration.contains("duration (s)"), "{duration}");
+    assert_eq!(
+        duration.matches(" s (mean of 3) ± ").count(),
+        6,
+        "{duration}"
+    );
+    assert_eq!(
+        elements(&duration, "polyline", "stroke", "#111111").len(),
+        18,
+        "{duration}"
+    );
+
     // The line chart for SIZE: a line per pair, through 3 points left to right and
     // rising (latency grows with SIZE), the pairs named in the legend, an error bar at
     // every point (3 lines each).
@@ -166,7 +183,7 @@ fn repetitions_give_error_bars_and_a_numeric_parameter_a_line_chart_drawn_the_sa
 
     // index.html shows both charts.
     let html = read(&tag_dir.join("index.html"));
-    for name in [&bars_name, &line_name] {
+    for name in [&bars_name, &line_name, &duration_name] {
         assert!(
             html.contains(&format!("src=\"plots/{name}\"")),
             "{name} in index.html"
@@ -228,4 +245,10 @@ fn only_numeric_parameters_get_line_charts_and_the_others_label_the_lines() {
         "{bars}"
     );
     assert!(!bars.contains("mean of"), "{bars}");
+    // One run per bar: the matrix shows the durations, no duration chart.
+    assert!(
+        !files_in(&plots).iter().any(|f| f.contains(".duration")),
+        "{:#?}",
+        files_in(&plots)
+    );
 }

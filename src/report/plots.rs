@@ -37,6 +37,8 @@ pub enum Kind {
         name: String,
         unit: String,
     },
+    /// The durations of a group's measured SUCCESS runs, a bar per pair.
+    Duration,
     /// A metric's mean (of one side) against a numeric parameter, a line per pair.
     Line {
         name: String,
@@ -135,7 +137,8 @@ fn fit(font: &FontDesc, text: &str, max_px: u32) -> String {
 }
 
 /// Draw every plot of `run` into `dir` (which exists). Returns the plots in a stable
-/// order (by group; the matrix, then metrics by name, then line charts) and warnings.
+/// order (by group; the matrix, the durations when runs repeat, then metrics by name,
+/// then line charts) and warnings.
 pub fn draw_all(run: &Run, dir: &Path) -> (Vec<Plot>, Vec<String>) {
     if let Err(e) = font::ensure() {
         return (Vec::new(), vec![format!("no plots drawn: {e}")]);
@@ -148,6 +151,7 @@ pub fn draw_all(run: &Run, dir: &Path) -> (Vec<Plot>, Vec<String>) {
     let mut jobs = Vec::new();
     for g in &run.groups {
         jobs.push(Job::Matrix(Matrix::new(g)));
+        jobs.extend(Chart::duration(g).map(Job::Chart));
         jobs.extend(Chart::all(g).into_iter().map(Job::Chart));
         jobs.extend(lines::all(g).into_iter().map(Job::Line));
     }
@@ -492,73 +496,121 @@ impl Chart {
             });
             bars[i].1.push(m.value);
         }
-        let tick = font_of(12.0);
         by_metric
             .into_iter()
             .map(|((name, unit), values)| {
-                let both_sides = values.iter().any(|((_, _, r), _)| *r)
-                    && values.iter().any(|((_, _, r), _)| !*r);
-                let bars: Vec<Bar> = values
-                    .into_iter()
-                    .map(|((pair, params, remote), values)| {
-                        let summary = summarize(&values);
-                        let mut label = printable(&pair);
-                        if !params.is_empty() {
-                            label.push_str(" · ");
-                            label.push_str(&printable(&params));
-                        }
-                        if both_sides {
-                            label.push_str(if remote { " · remote" } else { " · local" });
-                        }
-                        Bar {
-                            label,
-                            value: summary.mean,
-                            sd: summary.stddev,
-                            remote,
-                            n: summary.n,
-                        }
-                    })
-                    .collect();
-                let label_w = bars
-                    .iter()
-                    .map(|b| text_width(&tick, &b.label) + 12)
-                    .max()
-                    .unwrap_or(0)
-                    .clamp(60, 360);
-                let axis = if unit.is_empty() {
-                    printable(&name)
-                } else {
-                    format!("{} ({})", printable(&name), printable(&unit))
-                };
-                let title = format!("{}: {}", g.name, axis);
                 let key = format!("{name}\u{0}{unit}");
-                Chart {
-                    plot: Plot {
-                        group: g.name.clone(),
-                        kind: Kind::Metric {
-                            name: name.clone(),
-                            unit: unit.clone(),
-                        },
-                        title: title.clone(),
-                        stem: format!(
-                            "{}.metric.{}",
-                            safe_stem(&g.name),
-                            safe_stem_named(&name, &key)
-                        ),
-                        size: (0, 0),
-                        svg: false,
-                        png: false,
-                        no_png: None,
-                    },
-                    title,
-                    axis,
-                    unit,
-                    bars,
-                    label_w,
-                    both_sides,
-                }
+                let stem = format!(
+                    "{}.metric.{}",
+                    safe_stem(&g.name),
+                    safe_stem_named(&name, &key)
+                );
+                let kind = Kind::Metric {
+                    name: name.clone(),
+                    unit: unit.clone(),
+                };
+                Chart::build(g, &name, unit, values, kind, stem)
             })
             .collect()
+    }
+
+    /// The chart of the durations of the group's measured SUCCESS runs, a bar per pair
+    /// and parameter set, when a bar has 2 runs or more (else the matrix says it all).
+    fn duration(g: &GroupRun) -> Option<Chart> {
+        let mut values: Vec<((String, String, bool), Vec<f64>)> = Vec::new();
+        let mut index: HashMap<(String, String), usize> = HashMap::new();
+        for r in g
+            .runs
+            .iter()
+            .filter(|r| !r.warmup && r.status == Status::Success)
+        {
+            let params: Vec<String> = r.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let params = params.join(",");
+            let i = *index
+                .entry((r.pair.clone(), params.clone()))
+                .or_insert_with(|| {
+                    values.push(((r.pair.clone(), params, false), Vec::new()));
+                    values.len() - 1
+                });
+            values[i].1.push(r.duration_s);
+        }
+        if !values.iter().any(|(_, v)| v.len() >= 2) {
+            return None;
+        }
+        let stem = format!("{}.duration", safe_stem(&g.name));
+        Some(Chart::build(
+            g,
+            "duration",
+            "s".to_string(),
+            values,
+            Kind::Duration,
+            stem,
+        ))
+    }
+
+    /// A chart of `values` (a bar per (pair, parameters, remote side) with its values).
+    fn build(
+        g: &GroupRun,
+        name: &str,
+        unit: String,
+        values: Vec<((String, String, bool), Vec<f64>)>,
+        kind: Kind,
+        stem: String,
+    ) -> Chart {
+        let tick = font_of(12.0);
+        let both_sides =
+            values.iter().any(|((_, _, r), _)| *r) && values.iter().any(|((_, _, r), _)| !*r);
+        let bars: Vec<Bar> = values
+            .into_iter()
+            .map(|((pair, params, remote), values)| {
+                let summary = summarize(&values);
+                let mut label = printable(&pair);
+                if !params.is_empty() {
+                    label.push_str(" · ");
+                    label.push_str(&printable(&params));
+                }
+                if both_sides {
+                    label.push_str(if remote { " · remote" } else { " · local" });
+                }
+                Bar {
+                    label,
+                    value: summary.mean,
+                    sd: summary.stddev,
+                    remote,
+                    n: summary.n,
+                }
+            })
+            .collect();
+        let label_w = bars
+            .iter()
+            .map(|b| text_width(&tick, &b.label) + 12)
+            .max()
+            .unwrap_or(0)
+            .clamp(60, 360);
+        let axis = if unit.is_empty() {
+            printable(name)
+        } else {
+            format!("{} ({})", printable(name), printable(&unit))
+        };
+        let title = format!("{}: {}", g.name, axis);
+        Chart {
+            plot: Plot {
+                group: g.name.clone(),
+                kind,
+                title: title.clone(),
+                stem,
+                size: (0, 0),
+                svg: false,
+                png: false,
+                no_png: None,
+            },
+            title,
+            axis,
+            unit,
+            bars,
+            label_w,
+            both_sides,
+        }
     }
 }
 
