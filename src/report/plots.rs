@@ -1,6 +1,8 @@
 //! `plots/`, drawn by pairbench with plotters as SVG and PNG: per group a local × remote
 //! matrix (each cell coloured by status, with the pair's duration), and per group and
-//! metric a bar chart with a bar per pair (and side), the unit on the value axis.
+//! metric a bar chart with a bar per pair (and side), the unit on the value axis, the
+//! mean of several runs with an error bar of ± one standard deviation; and per numeric
+//! parameter a line chart ([`lines`]).
 //!
 //! File names come from [`safe_stem`], so no group or metric name can leave `plots/`.
 //! Drawing is deterministic (same tree, same SVG bytes). PNG text needs the embedded font
@@ -14,11 +16,14 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use rayon::prelude::*;
 
+mod lines;
+
 use super::font::{self, FAMILY};
 use super::load::{GroupRun, Run};
 use super::names::{ellipsize, printable, safe_stem};
 use super::{counts_line, fmt_duration, fmt_value};
 use crate::results::Status;
+use crate::stats::summarize;
 
 /// Plots with more pixels than this get no PNG, only an SVG: encoding them would cost
 /// more than the rest of the report, and no one reads such a bitmap (about 4000 × 3000).
@@ -28,7 +33,19 @@ pub const MAX_PNG_PIXELS: u64 = 12_000_000;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Kind {
     Matrix,
-    Metric { name: String, unit: String },
+    Metric {
+        name: String,
+        unit: String,
+    },
+    /// The durations of a group's measured SUCCESS runs, a bar per pair.
+    Duration,
+    /// A metric's mean (of one side) against a numeric parameter, a line per pair.
+    Line {
+        name: String,
+        unit: String,
+        side: String,
+        param: String,
+    },
 }
 
 /// One plot of the report.
@@ -120,7 +137,8 @@ fn fit(font: &FontDesc, text: &str, max_px: u32) -> String {
 }
 
 /// Draw every plot of `run` into `dir` (which exists). Returns the plots in a stable
-/// order (by group; the matrix, then metrics by name) and warnings.
+/// order (by group; the matrix, the durations when runs repeat, then metrics by name,
+/// then line charts) and warnings.
 pub fn draw_all(run: &Run, dir: &Path) -> (Vec<Plot>, Vec<String>) {
     if let Err(e) = font::ensure() {
         return (Vec::new(), vec![format!("no plots drawn: {e}")]);
@@ -128,17 +146,21 @@ pub fn draw_all(run: &Run, dir: &Path) -> (Vec<Plot>, Vec<String>) {
     enum Job {
         Matrix(Matrix),
         Chart(Chart),
+        Line(lines::LineChart),
     }
     let mut jobs = Vec::new();
     for g in &run.groups {
         jobs.push(Job::Matrix(Matrix::new(g)));
+        jobs.extend(Chart::duration(g).map(Job::Chart));
         jobs.extend(Chart::all(g).into_iter().map(Job::Chart));
+        jobs.extend(lines::all(g).into_iter().map(Job::Line));
     }
     let done: Vec<(Plot, Option<String>)> = jobs
         .par_iter()
         .map(|job| match job {
             Job::Matrix(m) => output(m, m.plot.clone(), dir),
             Job::Chart(c) => output(c, c.plot.clone(), dir),
+            Job::Line(c) => output(c, c.plot.clone(), dir),
         })
         .collect();
     let mut plots = Vec::new();
@@ -407,13 +429,33 @@ impl Painter for Matrix {
 // A metric chart: a horizontal bar per pair (and side).
 
 const BAR_H: u32 = 24;
+/// The colour of error bars (mean ± one standard deviation).
+pub const ERROR_BAR: RGBColor = RGBColor(17, 17, 17);
 const CHART_W: u32 = 900;
 
 struct Bar {
     label: String,
+    /// The mean of the measured values.
     value: f64,
+    /// Their sample standard deviation (0 for a single value).
+    sd: f64,
     remote: bool,
     n: usize,
+}
+
+impl Bar {
+    fn has_error(&self) -> bool {
+        self.n >= 2 && self.sd.is_finite()
+    }
+
+    /// The lowest and highest value the bar reaches (its error bar included).
+    fn extent(&self) -> (f64, f64) {
+        if self.has_error() {
+            (self.value - self.sd, self.value + self.sd)
+        } else {
+            (self.value, self.value)
+        }
+    }
 }
 
 struct Chart {
@@ -430,8 +472,8 @@ impl Chart {
     /// A chart per (metric name, unit) of the group, sorted by name then unit.
     fn all(g: &GroupRun) -> Vec<Chart> {
         // (name, unit) -> bars (pair, parameters, side) in the order of the group's runs,
-        // each the sum and count of its values; warm-ups left out.
-        type Values = Vec<((String, String, bool), (f64, usize))>;
+        // each with its values; warm-ups left out.
+        type Values = Vec<((String, String, bool), Vec<f64>)>;
         let mut by_metric: BTreeMap<(String, String), Values> = BTreeMap::new();
         let mut index: HashMap<(String, String, String, String, bool), usize> = HashMap::new();
         for m in g.metrics.iter().filter(|m| !m.warmup) {
@@ -449,78 +491,126 @@ impl Chart {
                 remote,
             );
             let i = *index.entry(key).or_insert_with(|| {
-                bars.push(((m.pair.clone(), params, remote), (0.0, 0)));
+                bars.push(((m.pair.clone(), params, remote), Vec::new()));
                 bars.len() - 1
             });
-            let e = &mut bars[i].1;
-            e.0 += m.value;
-            e.1 += 1;
+            bars[i].1.push(m.value);
         }
-        let tick = font_of(12.0);
         by_metric
             .into_iter()
             .map(|((name, unit), values)| {
-                let both_sides = values.iter().any(|((_, _, r), _)| *r)
-                    && values.iter().any(|((_, _, r), _)| !*r);
-                let bars: Vec<Bar> = values
-                    .into_iter()
-                    .map(|((pair, params, remote), (sum, n))| {
-                        let mut label = printable(&pair);
-                        if !params.is_empty() {
-                            label.push_str(" · ");
-                            label.push_str(&printable(&params));
-                        }
-                        if both_sides {
-                            label.push_str(if remote { " · remote" } else { " · local" });
-                        }
-                        Bar {
-                            label,
-                            value: sum / n as f64,
-                            remote,
-                            n,
-                        }
-                    })
-                    .collect();
-                let label_w = bars
-                    .iter()
-                    .map(|b| text_width(&tick, &b.label) + 12)
-                    .max()
-                    .unwrap_or(0)
-                    .clamp(60, 360);
-                let axis = if unit.is_empty() {
-                    printable(&name)
-                } else {
-                    format!("{} ({})", printable(&name), printable(&unit))
-                };
-                let title = format!("{}: {}", g.name, axis);
                 let key = format!("{name}\u{0}{unit}");
-                Chart {
-                    plot: Plot {
-                        group: g.name.clone(),
-                        kind: Kind::Metric {
-                            name: name.clone(),
-                            unit: unit.clone(),
-                        },
-                        title: title.clone(),
-                        stem: format!(
-                            "{}.metric.{}",
-                            safe_stem(&g.name),
-                            safe_stem_named(&name, &key)
-                        ),
-                        size: (0, 0),
-                        svg: false,
-                        png: false,
-                        no_png: None,
-                    },
-                    title,
-                    axis,
-                    unit,
-                    bars,
-                    label_w,
-                    both_sides,
-                }
+                let stem = format!(
+                    "{}.metric.{}",
+                    safe_stem(&g.name),
+                    safe_stem_named(&name, &key)
+                );
+                let kind = Kind::Metric {
+                    name: name.clone(),
+                    unit: unit.clone(),
+                };
+                Chart::build(g, &name, unit, values, kind, stem)
             })
             .collect()
+    }
+
+    /// The chart of the durations of the group's measured SUCCESS runs, a bar per pair
+    /// and parameter set, when a bar has 2 runs or more (else the matrix says it all).
+    fn duration(g: &GroupRun) -> Option<Chart> {
+        let mut values: Vec<((String, String, bool), Vec<f64>)> = Vec::new();
+        let mut index: HashMap<(String, String), usize> = HashMap::new();
+        for r in g
+            .runs
+            .iter()
+            .filter(|r| !r.warmup && r.status == Status::Success)
+        {
+            let params: Vec<String> = r.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let params = params.join(",");
+            let i = *index
+                .entry((r.pair.clone(), params.clone()))
+                .or_insert_with(|| {
+                    values.push(((r.pair.clone(), params, false), Vec::new()));
+                    values.len() - 1
+                });
+            values[i].1.push(r.duration_s);
+        }
+        if !values.iter().any(|(_, v)| v.len() >= 2) {
+            return None;
+        }
+        let stem = format!("{}.duration", safe_stem(&g.name));
+        Some(Chart::build(
+            g,
+            "duration",
+            "s".to_string(),
+            values,
+            Kind::Duration,
+            stem,
+        ))
+    }
+
+    /// A chart of `values` (a bar per (pair, parameters, remote side) with its values).
+    fn build(
+        g: &GroupRun,
+        name: &str,
+        unit: String,
+        values: Vec<((String, String, bool), Vec<f64>)>,
+        kind: Kind,
+        stem: String,
+    ) -> Chart {
+        let tick = font_of(12.0);
+        let both_sides =
+            values.iter().any(|((_, _, r), _)| *r) && values.iter().any(|((_, _, r), _)| !*r);
+        let bars: Vec<Bar> = values
+            .into_iter()
+            .map(|((pair, params, remote), values)| {
+                let summary = summarize(&values);
+                let mut label = printable(&pair);
+                if !params.is_empty() {
+                    label.push_str(" · ");
+                    label.push_str(&printable(&params));
+                }
+                if both_sides {
+                    label.push_str(if remote { " · remote" } else { " · local" });
+                }
+                Bar {
+                    label,
+                    value: summary.mean,
+                    sd: summary.stddev,
+                    remote,
+                    n: summary.n,
+                }
+            })
+            .collect();
+        let label_w = bars
+            .iter()
+            .map(|b| text_width(&tick, &b.label) + 12)
+            .max()
+            .unwrap_or(0)
+            .clamp(60, 360);
+        let axis = if unit.is_empty() {
+            printable(name)
+        } else {
+            format!("{} ({})", printable(name), printable(&unit))
+        };
+        let title = format!("{}: {}", g.name, axis);
+        Chart {
+            plot: Plot {
+                group: g.name.clone(),
+                kind,
+                title: title.clone(),
+                stem,
+                size: (0, 0),
+                svg: false,
+                png: false,
+                no_png: None,
+            },
+            title,
+            axis,
+            unit,
+            bars,
+            label_w,
+            both_sides,
+        }
     }
 }
 
@@ -550,7 +640,8 @@ impl Painter for Chart {
         let (w, _) = self.size();
         let n = self.bars.len().max(1);
         let (mut lo, mut hi) = self.bars.iter().fold((0.0f64, 0.0f64), |(lo, hi), b| {
-            (lo.min(b.value), hi.max(b.value))
+            let (a, z) = b.extent();
+            (lo.min(a), hi.max(z))
         });
         if hi - lo <= f64::EPSILON {
             hi = lo + 1.0;
@@ -597,6 +688,19 @@ impl Painter for Chart {
                 )
             }))
             .map_err(err)?;
+        // Error bars: the mean ± one standard deviation, when there are 2 values or more.
+        for (i, b) in self.bars.iter().enumerate().filter(|(_, b)| b.has_error()) {
+            let y = row(i) + 0.5;
+            let (x0, x1) = (b.value - b.sd, b.value + b.sd);
+            let line = ERROR_BAR.stroke_width(2);
+            chart
+                .draw_series([
+                    PathElement::new(vec![(x0, y), (x1, y)], line),
+                    PathElement::new(vec![(x0, y - 0.22), (x0, y + 0.22)], line),
+                    PathElement::new(vec![(x1, y - 0.22), (x1, y + 0.22)], line),
+                ])
+                .map_err(err)?;
+        }
         let value_style = text_style(11.0, &INK, Pos::new(HPos::Left, VPos::Center));
         let neg_style = text_style(11.0, &INK, Pos::new(HPos::Right, VPos::Center));
         chart
@@ -607,14 +711,14 @@ impl Painter for Chart {
                     s.push_str(&printable(&self.unit));
                 }
                 if b.n > 1 {
-                    s.push_str(&format!(" (mean of {})", b.n));
+                    s.push_str(&format!(" (mean of {}) ± {}", b.n, fmt_value(b.sd)));
                 }
-                let (style, dx) = if b.value < 0.0 {
-                    (&neg_style, -4)
+                let (style, dx, at) = if b.value < 0.0 {
+                    (&neg_style, -4, b.extent().0)
                 } else {
-                    (&value_style, 4)
+                    (&value_style, 4, b.extent().1)
                 };
-                EmptyElement::at((b.value, row(i) + 0.5)) + Text::new(s, (dx, 0), style.clone())
+                EmptyElement::at((at, row(i) + 0.5)) + Text::new(s, (dx, 0), style.clone())
             }))
             .map_err(err)?;
         // The pairs' names, left of the axis, one per bar.
