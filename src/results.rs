@@ -404,6 +404,26 @@ pub struct MetricRow {
     pub variant: String,
 }
 
+impl MetricRow {
+    /// A value that side `side` of the run `r` reported.
+    pub fn of(r: &PairRecord, side: &str, name: String, value: f64, unit: String) -> MetricRow {
+        MetricRow {
+            tag: r.tag.clone(),
+            group: r.group.clone(),
+            pair: r.pair.clone(),
+            side: side.to_string(),
+            name,
+            value,
+            unit,
+            attempt: r.attempt,
+            repetition: r.repetition,
+            warmup: r.warmup,
+            params: r.params.clone(),
+            variant: r.variant.clone(),
+        }
+    }
+}
+
 /// The `name,value[,unit]` rows of a side's metrics.csv; rows whose value is not a
 /// number are skipped (a header, say) and counted.
 pub fn read_side_metrics(path: &Path) -> (Vec<(String, f64, String)>, usize) {
@@ -448,20 +468,10 @@ pub fn collect_metrics(tag_dir: &Path) -> Vec<MetricRow> {
     for (dir, r) in collect_records_with_dirs(tag_dir) {
         for side in ["local", "remote"] {
             let (rows, _) = read_side_metrics(&dir.join(side).join("metrics.csv"));
-            out.extend(rows.into_iter().map(|(name, value, unit)| MetricRow {
-                tag: r.tag.clone(),
-                group: r.group.clone(),
-                pair: r.pair.clone(),
-                side: side.to_string(),
-                name,
-                value,
-                unit,
-                attempt: r.attempt,
-                repetition: r.repetition,
-                warmup: r.warmup,
-                params: r.params.clone(),
-                variant: r.variant.clone(),
-            }));
+            out.extend(
+                rows.into_iter()
+                    .map(|(name, value, unit)| MetricRow::of(&r, side, name, value, unit)),
+            );
         }
     }
     out

@@ -669,20 +669,11 @@ fn read_metrics(tag_dir: &Path, runs: &[PairRecord], warnings: &mut Vec<String>)
                         if bad == 1 { " is" } else { "s are" }
                     ));
                 }
-                rows.extend(found.into_iter().map(|(name, value, unit)| MetricRow {
-                    tag: r.tag.clone(),
-                    group: r.group.clone(),
-                    pair: r.pair.clone(),
-                    side: side.to_string(),
-                    name,
-                    value,
-                    unit,
-                    attempt: r.attempt,
-                    repetition: r.repetition,
-                    warmup: r.warmup,
-                    params: r.params.clone(),
-                    variant: r.variant.clone(),
-                }));
+                rows.extend(
+                    found
+                        .into_iter()
+                        .map(|(name, value, unit)| MetricRow::of(r, side, name, value, unit)),
+                );
             }
             (rows, problems)
         })
