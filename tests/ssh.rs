@@ -56,6 +56,22 @@ fn boxed(p: &Project, s: &Sshd) -> String {
     "box".into()
 }
 
+/// One client HOME (a's) that knows both hosts and whose key both accept.
+fn one_client_for_both(a: &Sshd, b: &Sshd) {
+    use std::io::Write;
+    a.trust();
+    std::fs::copy(
+        a.home.join(".ssh/id_ed25519.pub"),
+        b.dir.path().join("authorized_keys"),
+    )
+    .unwrap();
+    let mut kh = std::fs::OpenOptions::new()
+        .append(true)
+        .open(a.known_hosts())
+        .unwrap();
+    writeln!(kh, "{} {}", b.known_name(), b.host_key()).unwrap();
+}
+
 fn unique(tag: &str) -> String {
     format!(
         "{tag}_{}_{}",
@@ -807,19 +823,7 @@ fn parallel_pairs_share_the_connection_and_helpers_work_over_it() {
 fn a_pool_of_ssh_hosts_shares_the_pairs_and_a_dead_host_is_left_out() {
     let Some(a) = Sshd::start() else { return };
     let Some(b) = Sshd::start() else { return };
-    // One client HOME that knows both hosts and whose key both accept.
-    a.trust();
-    std::fs::copy(
-        a.home.join(".ssh/id_ed25519.pub"),
-        b.dir.path().join("authorized_keys"),
-    )
-    .unwrap();
-    let mut kh = std::fs::OpenOptions::new()
-        .append(true)
-        .open(a.known_hosts())
-        .unwrap();
-    use std::io::Write;
-    writeln!(kh, "{} {}", b.known_name(), b.host_key()).unwrap();
+    one_client_for_both(&a, &b);
     let p = Project::new();
     let (wa, wb) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -890,20 +894,7 @@ fn a_host_lost_mid_run_has_its_pair_in_error_and_the_other_pairs_move_to_the_hos
         return;
     };
     let Some(a) = Sshd::start() else { return };
-    // One client HOME (a's) that knows both hosts and whose key both accept.
-    a.trust();
-    std::fs::copy(
-        a.home.join(".ssh/id_ed25519.pub"),
-        b.dir.path().join("authorized_keys"),
-    )
-    .unwrap();
-    let mut kh = std::fs::OpenOptions::new()
-        .append(true)
-        .open(a.known_hosts())
-        .unwrap();
-    use std::io::Write;
-    writeln!(kh, "{} {}", b.known_name(), b.host_key()).unwrap();
-    drop(kh);
+    one_client_for_both(&a, &b);
     let p = Project::new();
     let (wa, wb) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     std::fs::write(
