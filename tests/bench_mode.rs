@@ -148,7 +148,9 @@ fn compare_shows_changes_and_exits_1_on_a_regression() {
     .unwrap();
     p.bash(
         "g/local/l",
-        "report_metric latency $(( LAT + PAIRBENCH_REPETITION % 2 )) ms\n\
+        // The sleep makes the durations (also compared) vary by far less than 40%.
+        "sleep 0.2\n\
+         report_metric latency $(( LAT + PAIRBENCH_REPETITION % 2 )) ms\n\
          report_metric throughput $(( TPUT + PAIRBENCH_REPETITION % 2 )) MB/s",
     );
     p.bash("g/remote/r", "exit 0");
@@ -170,10 +172,10 @@ fn compare_shows_changes_and_exits_1_on_a_regression() {
     run("same", "100", "500");
     run("slower", "200", "500");
     run("less", "100", "250");
-    let same = p.run(&["compare", "base", "same"]);
+    let same = p.run(&["compare", "base", "same", "--threshold", "40%"]);
     same.expect_code(0);
     assert!(same.stdout().contains("0 worse"), "{}", same.stdout());
-    let slower = p.run(&["compare", "base", "slower", "--threshold", "10%"]);
+    let slower = p.run(&["compare", "base", "slower", "--threshold", "40%"]);
     slower.expect_code(1);
     let line = slower
         .stdout()
@@ -183,8 +185,10 @@ fn compare_shows_changes_and_exits_1_on_a_regression() {
         .to_string();
     assert!(line.contains("+99.") && line.contains("WORSE"), "{line}");
     // Throughput is higher-is-better (pairbench.toml): a drop is a regression, a rise is not.
-    p.run(&["compare", "base", "less"]).expect_code(1);
-    p.run(&["compare", "less", "base"]).expect_code(0);
+    p.run(&["compare", "base", "less", "--threshold", "40%"])
+        .expect_code(1);
+    p.run(&["compare", "less", "base", "--threshold", "40%"])
+        .expect_code(0);
 }
 
 #[test]
