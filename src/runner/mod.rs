@@ -1,7 +1,7 @@
 //! A run: which pairs, in which order, on which transport; the group's hooks around its
 //! pairs; the run's files at the end; the exit status (SPEC §2, §3, §7).
 
-mod env;
+pub mod env;
 mod group;
 mod hooks;
 mod live;

@@ -187,18 +187,6 @@ fn helper_dir() -> Option<PathBuf> {
     Some(dir)
 }
 
-/// PATH with `dir` first (the script's PATH from `--env` if given, else ours).
-fn path_with(dir: &Path, env: &[(String, String)]) -> String {
-    let base = env
-        .iter()
-        .rev()
-        .find(|(k, _)| k == "PATH")
-        .map(|(_, v)| v.clone())
-        .or_else(|| std::env::var("PATH").ok())
-        .unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
-    format!("{}:{base}", dir.display())
-}
-
 fn handle(req: Request, out: &Out, procs: &Procs, helpers: Option<&Path>) {
     match req {
         Request::Ping => {}
@@ -255,7 +243,7 @@ fn handle(req: Request, out: &Out, procs: &Procs, helpers: Option<&Path>) {
         } => {
             let mut env = env;
             if let Some(dir) = helpers {
-                let path = path_with(dir, &env);
+                let path = crate::runner::env::path_with(dir, &env);
                 env.push(("PATH".into(), path));
             }
             let spec = process::Spec {
