@@ -349,9 +349,9 @@ fn dispatch(cli: Cli, args: &[String]) -> anyhow::Result<i32> {
                 .with_context(|| format!("cannot create group '{}'", new.name))?;
             println!(
                 "created group '{}' in {}\nrun it with: pairbench run {}",
-                new.name,
-                path.display(),
-                new.name
+                crate::terminal::shown(&new.name),
+                crate::terminal::shown(&path.display().to_string()),
+                crate::terminal::shell_word(&new.name)
             );
             Ok(0)
         }

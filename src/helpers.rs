@@ -43,6 +43,8 @@ struct PortArgs {
 #[derive(Debug, Parser)]
 struct MetricArgs {
     name: String,
+    /// A number; negative values (`-5`, `-1.5e3`) are values, not options
+    #[arg(allow_negative_numbers = true)]
     value: String,
     unit: Option<String>,
 }

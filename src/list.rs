@@ -4,6 +4,7 @@ use std::io::Write;
 use std::path::Path;
 
 use crate::discover::{self, HOOK_NAMES};
+use crate::terminal::shown;
 
 /// Print the listing of `names` (all groups when empty).
 pub fn list(groups_dir: &Path, names: &[String]) -> anyhow::Result<()> {
@@ -21,7 +22,7 @@ pub fn list(groups_dir: &Path, names: &[String]) -> anyhow::Result<()> {
     for g in &groups {
         let (nl, nr) = (g.enabled_local().count(), g.enabled_remote().count());
         total += nl * nr;
-        writeln!(out, "{}  ({} pairs)", g.name, nl * nr)?;
+        writeln!(out, "{}  ({} pairs)", shown(&g.name), nl * nr)?;
         for (side, tests) in [("local", &g.local), ("remote", &g.remote)] {
             writeln!(out, "  {side}:")?;
             if tests.is_empty() {
@@ -29,8 +30,10 @@ pub fn list(groups_dir: &Path, names: &[String]) -> anyhow::Result<()> {
             }
             for t in tests.iter() {
                 match &t.disabled {
-                    None => writeln!(out, "    {}", t.name)?,
-                    Some(why) => writeln!(out, "    {}  [disabled: {why}]", t.name)?,
+                    None => writeln!(out, "    {}", shown(&t.name))?,
+                    Some(why) => {
+                        writeln!(out, "    {}  [disabled: {}]", shown(&t.name), shown(why))?
+                    }
                 }
             }
         }
@@ -47,8 +50,8 @@ pub fn list(groups_dir: &Path, names: &[String]) -> anyhow::Result<()> {
             writeln!(out, "  hook {h} is not executable and will not run")?;
         }
         if nl > 0 && nr > 0 {
-            let locals: Vec<&str> = g.enabled_local().map(|t| t.name.as_str()).collect();
-            let remotes: Vec<&str> = g.enabled_remote().map(|t| t.name.as_str()).collect();
+            let locals: Vec<_> = g.enabled_local().map(|t| shown(&t.name)).collect();
+            let remotes: Vec<_> = g.enabled_remote().map(|t| shown(&t.name)).collect();
             let w = locals
                 .iter()
                 .map(|s| s.chars().count())

@@ -76,7 +76,8 @@ pub fn create(groups_dir: &Path, name: &str) -> anyhow::Result<PathBuf> {
         "README.md",
         &format!(
             "# {name}\n\nEvery executable in local/ runs against every executable in remote/.\n\
-             Add tests, `chmod -x` one to disable it, and run `pairbench run {name}`.\n"
+             Add tests, `chmod -x` one to disable it, and run `pairbench run {}`.\n",
+            crate::terminal::shell_word(name)
         ),
         false,
     )?;

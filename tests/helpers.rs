@@ -232,6 +232,31 @@ fn report_metric_refuses_a_value_that_is_not_a_number() {
 }
 
 #[test]
+fn report_metric_takes_negative_values() {
+    let p = Project::new();
+    p.bash(
+        "g/local/l",
+        "report_metric delta -5; echo $? > rc; report_metric offset -1.5e3 us; echo $? >> rc",
+    );
+    p.bash("g/remote/r", "exit 0");
+    p.run(&["run"]).expect_code(0);
+    let pair = p.pair("g", "l_x_r");
+    assert_eq!(
+        pair.read("local/rc"),
+        "0\n0\n",
+        "{}",
+        pair.read("local/stderr")
+    );
+    assert_eq!(
+        pair.read("local/metrics.csv"),
+        "delta,-5\noffset,-1.5e3,us\n"
+    );
+    let rows = read_csv(&p.latest().join("metrics.csv"));
+    let values: Vec<&str> = rows.iter().map(|r| r["value"].as_str()).collect();
+    assert_eq!(values, ["-5", "-1500"]);
+}
+
+#[test]
 fn the_default_helper_timeout_is_the_wait_timeout_option() {
     let p = Project::new();
     p.bash("g/local/l", "wait_for_remote; echo $? > rc");

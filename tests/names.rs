@@ -87,3 +87,78 @@ fn tests_with_very_long_names_still_get_a_result_folder() {
     assert_eq!(rows[0]["remote_test"], r);
     assert_eq!(p.pair("g", &rows[0]["pair"]).status(), "SUCCESS");
 }
+
+/// Names with characters that act on a terminal: an escape sequence (clear screen,
+/// red), a newline, and a right-to-left override.
+const HOSTILE: [&str; 3] = ["red\u{1b}[31m\u{1b}[2J", "two\nlines", "evil\u{202e}txt.sh"];
+
+/// No byte of `out` acts on a terminal (only newlines end lines; no ESC, no override).
+fn assert_inert(what: &str, out: &str) {
+    for line in out.lines() {
+        assert!(
+            !line.chars().any(|c| c.is_control() || c == '\u{202e}'),
+            "{what} prints a raw control character: {line:?}"
+        );
+    }
+    for name in HOSTILE {
+        assert!(!out.contains(name), "{what} prints {name:?} raw:\n{out}");
+    }
+}
+
+#[test]
+fn names_with_control_characters_are_escaped_on_the_terminal() {
+    let p = Project::new();
+    for n in HOSTILE {
+        p.bash(&format!("g/local/{n}"), "exit 1");
+        p.bash(&format!("g/remote/{n}"), "exit 0");
+    }
+    let list = p.run(&["list"]);
+    list.expect_code(0);
+    assert_inert("list", &list.stdout());
+    assert!(
+        list.stdout().contains("red\\u{1b}[31m\\u{1b}[2J"),
+        "{}",
+        list.stdout()
+    );
+    assert!(list.stdout().contains("two\\nlines"), "{}", list.stdout());
+    let run = p.run(&["run", "--progress", "never"]);
+    run.expect_code(1);
+    // Progress lines, the FAILED lines of the summary and its counts.
+    assert_inert("run", &run.stdout());
+    assert_inert("run (stderr)", &run.stderr());
+    assert!(
+        run.stdout()
+            .contains("FAILED  g/two\\nlines_x_evil\\u{202e}txt.sh"),
+        "{}",
+        run.stdout()
+    );
+    assert_eq!(p.results_csv().len(), 9, "the names themselves are kept");
+}
+
+#[test]
+fn the_hint_after_new_is_one_shell_word_that_runs_nothing() {
+    for name in ["$(touch PWNED)", "it's `date`", "new\nline"] {
+        let p = Project::new();
+        let out = p.run(&["new", name]);
+        out.expect_code(0);
+        let stdout = out.stdout();
+        assert_inert("new", &stdout.replace(name, ""));
+        let hint = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("run it with: pairbench run "))
+            .unwrap_or_else(|| panic!("no hint in {stdout:?}"));
+        // What a user's shell makes of the hint: the name, as one word, and nothing run.
+        let echoed = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(format!("printf '%s|' {hint}"))
+            .current_dir(p.path())
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&echoed.stdout),
+            format!("{name}|"),
+            "{hint}"
+        );
+        assert!(!p.path().join("PWNED").exists(), "{hint} ran a command");
+    }
+}

@@ -144,7 +144,7 @@ pub fn run(opts: RunOptions, command_line: Vec<String>) -> anyhow::Result<i32> {
         for h in g.inert_hooks() {
             eprintln!(
                 "pairbench: warning: {}/{h} is not executable, so it will not run (chmod +x to enable it)",
-                g.name
+                crate::terminal::shown(&g.name)
             );
         }
     }
@@ -439,13 +439,14 @@ fn print_summary(
 ) {
     for r in latest_attempts(records, wanted) {
         if r.status != Status::Success {
-            println!(
+            let line = format!(
                 "{:<7} {}/{}: {}",
                 r.status.marker(),
                 r.group,
                 r.pair,
                 r.reason
             );
+            println!("{}", crate::terminal::shown(&line));
         }
     }
     let mut line = format!(

@@ -8,6 +8,12 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::config::ProgressMode;
 use crate::results::{PairRecord, Status};
+use crate::terminal::shown;
+
+/// `line` with the names in it escaped for the terminal.
+fn shown_line(line: String) -> String {
+    shown(&line).into_owned()
+}
 
 /// Counts by status.
 #[derive(Debug, Default, Clone, Copy, serde::Serialize)]
@@ -64,8 +70,9 @@ impl Progress {
         }
     }
 
-    /// A line above the bar (or plain).
+    /// A line above the bar (or plain); names in it are escaped for the terminal.
     pub fn println(&self, line: &str) {
+        let line = &*shown(line);
         match &self.bar {
             Some(b) => b.println(line),
             None => println!("{line}"),
@@ -78,7 +85,7 @@ impl Progress {
         st.0 += 1;
         st.1.add(rec.status);
         let width = self.total.to_string().len();
-        let line = format!(
+        let line = shown_line(format!(
             "[{:>width$}/{}] {:<7} {}/{} ({:.2}s){}",
             st.0,
             self.total,
@@ -91,7 +98,7 @@ impl Progress {
             } else {
                 format!(": {}", rec.reason)
             }
-        );
+        ));
         match &self.bar {
             Some(b) => {
                 if rec.status != Status::Success {
