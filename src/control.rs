@@ -6,6 +6,9 @@
 //! - `STATUS <key>` → `RUNNING` | `EXITED <exit>`
 //! - `WAIT <key> <ms>` → `EXITED <exit>` | `TIMEOUT`
 //! - `KILL <key>` → `KILLED` | `EXITED <exit>`
+//! - `PORT <key> <port> <tcp|udp> <open|close> <ms>` → `REACHED` | `EXITED <exit>` |
+//!   `TIMEOUT`: the pair's transport reads the socket tables on the remote host (it
+//!   never connects); `EXITED` when the remote test exited before the port opened.
 //!
 //! `<exit>` is written like an `exit_code` file; unknown keys get `ERR <message>`.
 
@@ -19,6 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::helpers::NAMES;
+use crate::sockets::{Proto, Waited};
 use crate::transport::Running;
 
 /// A pair's remote side, as helpers see it.
@@ -191,6 +195,61 @@ fn answer(line: &str, table: &Table) -> String {
             remote.terminate(grace);
             "KILLED".into()
         }
+        "PORT" => {
+            let port = words.next().and_then(|w| w.parse::<u16>().ok());
+            let proto = words.next().and_then(Proto::from_word);
+            let open = match words.next() {
+                Some("open") => Some(true),
+                Some("close") => Some(false),
+                _ => None,
+            };
+            let ms: u64 = words.next().and_then(|w| w.parse().ok()).unwrap_or(60_000);
+            let (Some(port), Some(proto), Some(open)) = (port, proto, open) else {
+                return "ERR usage: PORT <key> <port> <tcp|udp> <open|close> <ms>".into();
+            };
+            wait_port(
+                &*remote,
+                port,
+                proto,
+                open,
+                Duration::from_millis(ms),
+                || lookup(table, key).is_some(),
+            )
+        }
         _ => format!("ERR unknown request '{verb}'"),
+    }
+}
+
+/// Wait for a port through the remote side's transport, in slices, so that a wait ends
+/// soon after its pair does (`alive` turns false).
+fn wait_port(
+    remote: &dyn Running,
+    port: u16,
+    proto: Proto,
+    open: bool,
+    limit: Duration,
+    alive: impl Fn() -> bool,
+) -> String {
+    let deadline = Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match remote.wait_port(port, proto, open, left.min(Duration::from_millis(250))) {
+            Err(e) => return format!("ERR {}", e.to_string().replace('\n', " ")),
+            Ok(Waited::Reached) => return "REACHED".into(),
+            Ok(Waited::Exited) => {
+                // Over SSH the exit's own message may come just after this answer.
+                return match remote.wait_timeout(Duration::from_secs(2)) {
+                    Some(e) => format!("EXITED {}", e.file_text()),
+                    None => "EXITED unknown".into(),
+                };
+            }
+            Ok(Waited::TimedOut) => {}
+        }
+        if Instant::now() >= deadline {
+            return "TIMEOUT".into();
+        }
+        if !alive() {
+            return "ERR this pair is over".into();
+        }
     }
 }

@@ -6,9 +6,10 @@
 //! ([`crate::control`]). Each says on stderr what it waits for and what it saw.
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
+
+use crate::sockets::Proto;
 
 use clap::Parser;
 
@@ -33,8 +34,11 @@ struct WaitArgs {
 
 #[derive(Debug, Parser)]
 struct PortArgs {
-    /// TCP port on the remote host
+    /// Port on the remote host
     port: u16,
+    /// A UDP port (a socket bound to it) instead of a TCP one (a socket listening on it)
+    #[arg(long)]
+    udp: bool,
     /// Give up after this long [default: the run's --wait-timeout]
     #[arg(long)]
     timeout: Option<String>,
@@ -166,68 +170,54 @@ fn kill_remote() -> Result<i32, Failure> {
     Ok(0)
 }
 
-fn remote_addrs(port: u16) -> Result<Vec<SocketAddr>, Failure> {
-    let host = env("PAIRBENCH_REMOTE_HOST")?;
-    (host.as_str(), port)
-        .to_socket_addrs()
-        .map(|a| a.collect())
-        .map_err(|e| Failure(2, format!("cannot resolve remote host '{host}': {e}")))
-}
-
-fn port_open(addrs: &[SocketAddr]) -> bool {
-    addrs
-        .iter()
-        .any(|a| TcpStream::connect_timeout(a, Duration::from_millis(40)).is_ok())
-}
-
-/// Poll a TCP connect to the remote host's port at least every 50 ms until it is open
-/// (or, with `open == false`, closed).
+/// Wait until a socket on the remote host listens on the port (or, with `open == false`,
+/// none does). pairbench asks the pair's transport, which reads the kernel's socket tables
+/// on that host, in the remote test's network namespace, every 20 ms: nothing ever
+/// connects to the port, so a server that serves one client is not used up.
 fn port_wait(a: &PortArgs, open: bool) -> Result<i32, Failure> {
     let limit = timeout(&a.timeout)?;
-    let addrs = remote_addrs(a.port)?;
-    let host = std::env::var("PAIRBENCH_REMOTE_HOST").unwrap_or_default();
+    let host = std::env::var("PAIRBENCH_REMOTE_HOST").unwrap_or_else(|_| "the remote host".into());
+    let proto = if a.udp { Proto::Udp } else { Proto::Tcp };
     let what = if open { "open" } else { "close" };
+    let me = format!("wait_for_remote_port_{what}");
+    let port = format!("{} port {} on {host}", proto.name(), a.port);
     let mut link = Link::open()?;
     eprintln!(
-        "wait_for_remote_port_{what}: waiting up to {} for {host}:{} to {what}",
+        "{me}: waiting up to {} until {} (read from the socket tables there, without connecting)",
         crate::outcome::human(limit),
-        a.port
+        if open {
+            format!("a socket listens on {port}")
+        } else {
+            format!("nothing listens on {port}")
+        }
     );
     let start = Instant::now();
-    loop {
-        let round = Instant::now();
-        if port_open(&addrs) == open {
-            eprintln!(
-                "wait_for_remote_port_{what}: {host}:{} is {} after {:.3}s",
-                a.port,
-                if open { "open" } else { "closed" },
-                start.elapsed().as_secs_f64()
-            );
-            return Ok(0);
-        }
-        if open {
-            let status = link.ask("STATUS", "")?;
-            if let Some(exit) = status.strip_prefix("EXITED ") {
-                eprintln!(
-                    "wait_for_remote_port_open: the remote test exited ({exit}) before {host}:{} opened",
-                    a.port
-                );
-                return Ok(1);
-            }
-        }
-        if start.elapsed() >= limit {
-            eprintln!(
-                "wait_for_remote_port_{what}: timed out after {}: {host}:{} is still {}",
-                crate::outcome::human(limit),
-                a.port,
-                if open { "closed" } else { "open" }
-            );
-            return Ok(TIMED_OUT);
-        }
-        let spent = round.elapsed();
-        if spent < Duration::from_millis(10) {
-            std::thread::sleep(Duration::from_millis(10) - spent);
-        }
+    let answer = link.ask(
+        "PORT",
+        &format!("{} {} {what} {}", a.port, proto.word(), limit.as_millis()),
+    )?;
+    let after = start.elapsed().as_secs_f64();
+    if answer == "REACHED" {
+        eprintln!(
+            "{me}: {port} {} after {after:.3}s",
+            if open { "is listening" } else { "is closed" }
+        );
+        Ok(0)
+    } else if let Some(exit) = answer.strip_prefix("EXITED ") {
+        eprintln!("{me}: the remote test exited ({exit}) before {port} was listening");
+        Ok(1)
+    } else if answer != "TIMEOUT" {
+        Err(Failure(
+            2,
+            format!("pairbench gave an answer this helper does not know: {answer}"),
+        ))
+    } else {
+        eprintln!(
+            "{me}: timed out after {}: {port} is still {}",
+            crate::outcome::human(limit),
+            if open { "not listening" } else { "listening" }
+        );
+        Ok(TIMED_OUT)
     }
 }
 

@@ -17,6 +17,7 @@ pub mod report;
 pub mod results;
 pub mod runner;
 pub mod skeleton;
+pub mod sockets;
 pub mod stats;
 pub mod terminal;
 pub mod transport;

@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::{GroupPaths, Launch, Running, Transport, TransportError};
 use crate::discover::Group;
 use crate::process::{self, Exit};
+use crate::sockets::{self, Proto, Waited};
 
 /// Runs scripts on this machine.
 #[derive(Debug, Default)]
@@ -24,6 +25,18 @@ impl Running for process::Child {
     }
     fn terminated_by_us(&self) -> bool {
         process::Child::terminated_by_us(self)
+    }
+    fn wait_port(
+        &self,
+        port: u16,
+        proto: Proto,
+        open: bool,
+        limit: Duration,
+    ) -> Result<Waited, TransportError> {
+        sockets::wait(self.pid(), port, proto, open, limit, || {
+            self.try_exit().is_some()
+        })
+        .map_err(TransportError::Io)
     }
 }
 

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use crate::discover::Group;
 use crate::process::Exit;
+use crate::sockets::{Proto, Waited};
 
 pub use local::LocalTransport;
 pub use ssh::SshTransport;
@@ -53,6 +54,23 @@ pub trait Running: Send + Sync {
     /// its end will never be known, so the pair is an ERROR with this reason.
     fn failure(&self) -> Option<String> {
         None
+    }
+    /// Wait up to `limit` until a socket listens on `port` on the script's host, in the
+    /// network namespace the script runs in (`open`), or until none does (`!open`),
+    /// reading the kernel's socket tables there at least every 50 ms and never
+    /// connecting (see [`crate::sockets`]). `Err` when this transport cannot see the
+    /// sockets of its host.
+    fn wait_port(
+        &self,
+        port: u16,
+        proto: Proto,
+        open: bool,
+        limit: Duration,
+    ) -> Result<Waited, TransportError> {
+        let _ = (port, proto, open, limit);
+        Err(TransportError::Host(
+            "this transport cannot read the socket tables of its host".into(),
+        ))
     }
 }
 

@@ -105,7 +105,7 @@ pub struct Netns {
 }
 
 impl Netns {
-    fn create() -> Netns {
+    pub fn create() -> Netns {
         static N: AtomicU32 = AtomicU32::new(0);
         let n = N.fetch_add(1, Ordering::SeqCst);
         let pid = std::process::id();

@@ -285,6 +285,41 @@ fn handle(req: Request, out: &Out, procs: &Procs, helpers: Option<&Path>) {
                 }
             }
         }
+        Request::WaitPort {
+            id,
+            proc_id,
+            port,
+            proto,
+            open,
+            timeout_ms,
+        } => {
+            let proc = lock(procs).get(&proc_id).map(|p| p.child.clone());
+            let Some(child) = proc else {
+                out.send(&failed(id, format!("no process {proc_id}")));
+                return;
+            };
+            let out = out.clone();
+            let _ = std::thread::Builder::new()
+                .name("agent-port".into())
+                .spawn(move || {
+                    let limit = Duration::from_millis(timeout_ms);
+                    let exited = || child.try_exit().is_some();
+                    out.send(&match crate::sockets::wait(
+                        child.pid(),
+                        port,
+                        proto,
+                        open,
+                        limit,
+                        exited,
+                    ) {
+                        Ok(w) => Event::Port {
+                            re: id,
+                            state: w.word().into(),
+                        },
+                        Err(e) => failed(id, e),
+                    });
+                });
+        }
         Request::Terminate {
             id,
             proc_id,

@@ -25,6 +25,7 @@ use super::connect::{Established, ping_every};
 use super::proto::{Event, Request};
 use crate::outcome::human;
 use crate::process::Exit;
+use crate::sockets::{Proto, Waited};
 use crate::transport::{Running, TransportError};
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -250,7 +251,10 @@ impl Shared {
             }
             ev => {
                 let Some(re) = ev.re() else { return };
-                let last = matches!(ev, Event::Done { .. } | Event::Failed { .. });
+                let last = matches!(
+                    ev,
+                    Event::Done { .. } | Event::Failed { .. } | Event::Port { .. }
+                );
                 let mut pending = lock(&self.pending);
                 if let Some(tx) = pending.get(&re) {
                     let _ = tx.send(ev);
@@ -274,7 +278,7 @@ impl Pending {
         let mut first_error = None;
         loop {
             match self.rx.recv_timeout(limit) {
-                Ok(ev @ Event::Done { .. }) => {
+                Ok(ev @ (Event::Done { .. } | Event::Port { .. })) => {
                     return match first_error {
                         Some(e) => Err(TransportError::Io(e)),
                         None => Ok(ev),
@@ -412,6 +416,39 @@ impl Running for RemoteProc {
 
     fn terminated_by_us(&self) -> bool {
         lock(&self.st.m).terminated_by_us
+    }
+
+    fn wait_port(
+        &self,
+        port: u16,
+        proto: Proto,
+        open: bool,
+        limit: Duration,
+    ) -> Result<Waited, TransportError> {
+        if let Some(why) = lock(&self.st.m).lost.clone() {
+            return Err(TransportError::Host(why));
+        }
+        let proc_id = self.id;
+        let timeout_ms = limit.as_millis() as u64;
+        let answer = self.shared.call(
+            |id| Request::WaitPort {
+                id,
+                proc_id,
+                port,
+                proto,
+                open,
+                timeout_ms,
+            },
+            limit + self.shared.timeout,
+        )?;
+        match answer {
+            Event::Port { state, .. } => Waited::from_word(&state).ok_or_else(|| {
+                TransportError::Host(format!("the agent answered '{state}' to a port wait"))
+            }),
+            _ => Err(TransportError::Host(
+                "the agent did not say how the port wait ended".into(),
+            )),
+        }
     }
 
     fn failure(&self) -> Option<String> {

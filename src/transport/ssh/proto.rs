@@ -54,6 +54,17 @@ pub enum Request {
         id: u64,
         path: String,
     },
+    /// Wait up to `timeout_ms` until `port` listens (`open`) or does not, in the network
+    /// namespace of process `proc_id`, reading the socket tables on the remote host;
+    /// answered with a `port` event.
+    WaitPort {
+        id: u64,
+        proc_id: u64,
+        port: u16,
+        proto: crate::sockets::Proto,
+        open: bool,
+        timeout_ms: u64,
+    },
 }
 
 /// agent → pairbench.
@@ -85,6 +96,9 @@ pub enum Event {
     },
     /// Request `re` failed.
     Failed { re: u64, error: String },
+    /// The answer to a `wait_port`: `reached`, `exited` or `timeout`
+    /// ([`crate::sockets::Waited::word`]).
+    Port { re: u64, state: String },
     /// Part of a `pack` answer: a chunk of a file.
     File {
         re: u64,
@@ -117,6 +131,7 @@ impl Event {
         match self {
             Event::Done { re, .. }
             | Event::Failed { re, .. }
+            | Event::Port { re, .. }
             | Event::File { re, .. }
             | Event::Dir { re, .. }
             | Event::Link { re, .. } => Some(*re),

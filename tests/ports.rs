@@ -1,0 +1,245 @@
+//! The port helpers: `wait_for_remote_port_open` / `_close` check the listening state on
+//! the remote host itself (its kernel's socket tables, in the remote test's network
+//! namespace), never by connecting, so servers that serve exactly one client (`nc -l`)
+//! are not used up. A fixture in mirage-bench's pattern (a one-shot `nc -l` server, a
+//! client that waits for the port and connects once, hooks that use mirage-bench's
+//! variables) runs on this machine and over SSH; a server that counts connections sees
+//! exactly one; `--udp` waits for a bound UDP socket; a server in another network
+//! namespace is seen there and nowhere else.
+
+mod common;
+#[path = "common/sshd.rs"]
+mod sshd;
+
+use std::path::Path;
+
+use common::Project;
+use sshd::Sshd;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Group `nc-example`: a one-shot `nc -l` server that must receive the client's line,
+/// a client that waits for its port, sends one line over one connection and waits for
+/// the server to end, and hooks that write what mirage-bench's variables say.
+fn nc_group(p: &Project, port: u16) {
+    p.bash(
+        "nc-example/remote/nc_server",
+        &format!(
+            "nc -l {port} > received\n\
+             grep -qx 'hello from the client' received || {{ echo \"got: $(cat received)\"; exit 1; }}\n\
+             echo served once"
+        ),
+    );
+    p.bash(
+        "nc-example/local/client",
+        &format!(
+            "wait_for_remote_port_open {port} --timeout 30s || exit 1\n\
+             exec 3<>/dev/tcp/$REMOTE_HOST/{port} || exit 1\n\
+             echo 'hello from the client' >&3\n\
+             exec 3>&-\n\
+             wait_for_remote --timeout 30s"
+        ),
+    );
+    for side in ["local", "remote"] {
+        let root = if side == "local" {
+            "LOCAL_RESULTS_ROOT_PATH"
+        } else {
+            "REMOTE_RESULTS_ROOT_PATH"
+        };
+        p.bash(
+            &format!("nc-example/before_first_test_{side}"),
+            &format!("echo \"$TEST $RESULTS_TAG $PWD\" > \"${root}/before_{side}\""),
+        );
+    }
+    // After the last pair, every result has come back to this machine.
+    p.bash(
+        "nc-example/after_last_test_local",
+        "cat \"$LOCAL_RESULTS_ROOT_PATH/client_x_nc_server/remote/received\" > \"$LOCAL_RESULTS_ROOT_PATH/gathered\"",
+    );
+}
+
+fn check_nc_run(p: &Project, tag: &str) {
+    let pair = p.pair("nc-example", "client_x_nc_server");
+    assert_eq!(
+        pair.status(),
+        "SUCCESS",
+        "{}\n--- local stderr\n{}\n--- remote stdout\n{}",
+        pair.reason(),
+        pair.read("local/stderr"),
+        pair.read("remote/stdout")
+    );
+    assert_eq!(pair.read("remote/received"), "hello from the client\n");
+    assert!(pair.read("remote/stdout").contains("served once"));
+    let stderr = pair.read("local/stderr");
+    assert!(
+        stderr.contains("is listening after") && stderr.contains("without connecting"),
+        "{stderr}"
+    );
+    let group = p.latest().join("nc-example");
+    let read = |f: &str| std::fs::read_to_string(group.join(f)).unwrap_or_default();
+    for side in ["local", "remote"] {
+        let seen = read(&format!("before_{side}"));
+        assert!(
+            seen.starts_with(&format!("nc-example {tag} /")),
+            "{side} hook saw: {seen:?}"
+        );
+    }
+    assert_eq!(read("gathered"), "hello from the client\n");
+}
+
+#[test]
+fn a_one_shot_nc_server_is_waited_for_and_then_served_exactly_once() {
+    let p = Project::new();
+    nc_group(&p, free_port());
+    p.run(&["run", "--progress", "never", "--tag", "nc"])
+        .expect_code(0);
+    check_nc_run(&p, "nc");
+}
+
+#[test]
+fn a_one_shot_nc_server_over_ssh_is_waited_for_on_the_remote_host() {
+    let Some(s) = Sshd::start() else { return };
+    s.trust();
+    let p = Project::new();
+    nc_group(&p, free_port());
+    let work = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ssh-remote-work");
+    std::fs::write(
+        p.path().join("pairbench.toml"),
+        format!(
+            "[[remote]]\nname = \"box\"\nhost = \"{}\"\nuser = \"{}\"\nport = {}\nidentity_file = \"~/.ssh/id_ed25519\"\nworkdir = \"{}\"\n",
+            s.host,
+            s.user,
+            s.port,
+            work.display()
+        ),
+    )
+    .unwrap();
+    let mut cmd = p.cmd();
+    s.client(&mut cmd);
+    let out = cmd
+        .args([
+            "run",
+            "--progress",
+            "never",
+            "--tag",
+            "nc",
+            "--remote",
+            "box",
+        ])
+        .output()
+        .unwrap();
+    common::Run {
+        out,
+        project_dir: p.path().to_path_buf(),
+    }
+    .expect_code(0);
+    check_nc_run(&p, "nc");
+}
+
+#[test]
+fn a_server_that_counts_its_connections_sees_exactly_one() {
+    let p = Project::new();
+    let port = free_port();
+    p.script(
+        "g/remote/counting",
+        &format!(
+            "#!/usr/bin/env python3\nimport socket, time\ntime.sleep(0.3)\n\
+             s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+             s.bind(('127.0.0.1', {port})); s.listen()\nn = 0\n\
+             while True:\n    c, _ = s.accept(); n += 1\n    open('connections', 'w').write(str(n))\n    c.close()\n"
+        ),
+    );
+    p.bash(
+        "g/local/client",
+        &format!(
+            "wait_for_remote_port_open {port} --timeout 30s || exit 1\n\
+             wait_for_remote_port_open {port} --timeout 30s || exit 1\n\
+             exec 3<>/dev/tcp/127.0.0.1/{port}; exec 3>&-\n\
+             for i in $(seq 100); do [ -s \"$REMOTE_RESULTS_PATH/connections\" ] && break; sleep 0.05; done\n\
+             sleep 0.3"
+        ),
+    );
+    p.run(&["run", "--progress", "never", "--kill-grace", "100ms"])
+        .expect_code(0);
+    assert_eq!(
+        p.pair("g", "client_x_counting").read("remote/connections"),
+        "1",
+        "the helpers connected to the server"
+    );
+}
+
+#[test]
+fn udp_waits_for_a_bound_socket_which_a_tcp_wait_does_not_see() {
+    let p = Project::new();
+    let port = free_port();
+    p.script(
+        "g/remote/udp_server",
+        &format!(
+            "#!/usr/bin/env python3\nimport socket, time\ntime.sleep(0.3)\n\
+             s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+             s.bind(('127.0.0.1', {port}))\ndata, _ = s.recvfrom(100)\n\
+             open('received', 'wb').write(data)\n"
+        ),
+    );
+    p.bash(
+        "g/local/client",
+        &format!(
+            "wait_for_remote_port_open {port} --udp --timeout 30s; echo \"udp open $?\" > rc\n\
+             wait_for_remote_port_open {port} --timeout 300ms; echo \"tcp open $?\" >> rc\n\
+             echo datagram > /dev/udp/127.0.0.1/{port}\n\
+             wait_for_remote_port_close {port} --udp --timeout 30s; echo \"udp close $?\" >> rc"
+        ),
+    );
+    p.run(&["run", "--progress", "never"]).expect_code(0);
+    let pair = p.pair("g", "client_x_udp_server");
+    assert_eq!(
+        pair.read("local/rc"),
+        "udp open 0\ntcp open 124\nudp close 0\n",
+        "{}",
+        pair.read("local/stderr")
+    );
+    assert_eq!(pair.read("remote/received"), "datagram\n");
+    assert!(pair.read("local/stderr").contains("UDP port"));
+}
+
+#[test]
+fn the_socket_tables_read_are_those_of_the_remote_tests_network_namespace() {
+    if !sshd::netns_available() {
+        return;
+    }
+    let ns = sshd::Netns::create();
+    let p = Project::new();
+    let (inside, outside) = (free_port(), free_port());
+    // Listening on `outside` here, in this machine's namespace, where the remote is not.
+    let _here = std::net::TcpListener::bind(("127.0.0.1", outside)).unwrap();
+    p.bash(
+        "g/remote/in_namespace",
+        &format!(
+            "exec ip netns exec {} python3 -c 'import socket, time\n\
+             s = socket.socket(); s.bind((\"127.0.0.1\", {inside})); s.listen(); time.sleep(300)'",
+            ns.name
+        ),
+    );
+    p.bash(
+        "g/local/client",
+        &format!(
+            "wait_for_remote_port_open {inside} --timeout 30s; echo \"inside $?\" > rc\n\
+             wait_for_remote_port_open {outside} --timeout 500ms; echo \"outside $?\" >> rc"
+        ),
+    );
+    p.run(&["run", "--progress", "never", "--kill-grace", "100ms"])
+        .expect_code(0);
+    let pair = p.pair("g", "client_x_in_namespace");
+    assert_eq!(
+        pair.read("local/rc"),
+        "inside 0\noutside 124\n",
+        "{}",
+        pair.read("local/stderr")
+    );
+}
