@@ -63,13 +63,23 @@ pub fn summarize(values: &[f64]) -> Summary {
     } else {
         Vec::new()
     };
+    let (min, max) = (sorted[0], sorted[n - 1]);
+    // Equal values have that value as their mean and no spread; a spread below a
+    // billionth of the mean is the rounding of the sums above, not a measurement.
+    let mean = if min == max { min } else { mean };
+    let stddev = var.sqrt();
+    let stddev = if stddev <= 1e-9 * mean.abs() {
+        0.0
+    } else {
+        stddev
+    };
     Summary {
         n,
         mean,
-        stddev: var.sqrt(),
+        stddev,
         median,
-        min: sorted[0],
-        max: sorted[n - 1],
+        min,
+        max,
         outliers,
     }
 }
@@ -257,5 +267,14 @@ mod tests {
         let flat = summarize(&[1.0, 1.0, 1.0, 1.0, 9.0]);
         assert_eq!(flat.outliers, vec![4]);
         assert!(summarize(&[3.0]).outliers.is_empty());
+    }
+
+    #[test]
+    fn equal_values_have_no_spread_and_their_own_mean() {
+        let s = summarize(&[460.6, 460.6, 460.6]);
+        assert_eq!((s.mean, s.stddev), (460.6, 0.0));
+        let s = summarize(&[0.1 + 0.2, 0.3, 0.3]);
+        assert_eq!(s.stddev, 0.0, "a spread of 1e-17 is rounding");
+        assert!(summarize(&[1.0, 1.000001]).stddev > 0.0);
     }
 }

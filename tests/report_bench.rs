@@ -1,13 +1,17 @@
 //! Plots of benchmark runs (issue 6, SPEC §8 item 4): error bars of ± one standard
 //! deviation on the metric and duration bar charts, and a line chart per numeric parameter with a
-//! line per pair, drawn the same way twice.
+//! line per pair, drawn the same way twice; text that fits, axes that do not go below
+//! zero for data that cannot, and a decimal point on the baseline in PNGs.
 
 mod common;
+#[path = "common/report_tools.rs"]
+mod report_tools;
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use common::Project;
+use report_tools::read_png;
 
 const CLIENT: &str = "cl ient";
 
@@ -250,5 +254,98 @@ fn only_numeric_parameters_get_line_charts_and_the_others_label_the_lines() {
         !files_in(&plots).iter().any(|f| f.contains(".duration")),
         "{:#?}",
         files_in(&plots)
+    );
+}
+
+/// The PNG's pixels that are the bar colour, as (x0, y0, x1, y1), first bar from the top.
+fn first_bar(img: &report_tools::Image) -> (u32, u32, u32, u32) {
+    let mut found: Option<(u32, u32, u32, u32)> = None;
+    for y in 0..img.height {
+        for x in 0..img.width {
+            if img.pixel(x, y)[..3] == [52, 101, 164] {
+                found = Some(match found {
+                    None => (x, y, x, y),
+                    // Only the first run of bar rows (the first bar).
+                    Some((x0, y0, x1, y1)) if y <= y1 + 1 => (x0.min(x), y0, x1.max(x), y),
+                    Some(f) => f,
+                });
+            }
+        }
+    }
+    found.expect("a bar in the PNG")
+}
+
+/// The lowest inked row of each glyph (a run of columns with ink) right of `x` in rows
+/// `y0..=y1`.
+fn glyph_bottoms(img: &report_tools::Image, x: u32, y0: u32, y1: u32) -> Vec<u32> {
+    let dark = |x: u32, y: u32| {
+        let [r, g, b, _] = img.pixel(x, y);
+        u32::from(r) + u32::from(g) + u32::from(b) < 3 * 185
+    };
+    let mut bottoms = Vec::new();
+    let mut x = x;
+    while x < img.width {
+        if (y0..=y1).any(|y| dark(x, y)) {
+            let mut bottom = 0;
+            while x < img.width && (y0..=y1).any(|y| dark(x, y)) {
+                bottom = bottom.max((y0..=y1).rev().find(|&y| dark(x, y)).unwrap());
+                x += 1;
+            }
+            bottoms.push(bottom);
+        }
+        x += 1;
+    }
+    bottoms
+}
+
+#[test]
+fn chart_text_fits_axes_of_non_negative_data_start_at_zero_and_equal_values_have_no_spread() {
+    let p = Project::new();
+    p.bash(
+        "g/local/client",
+        "case $PAIRBENCH_REPETITION in 1) big=1 skew=1;; 2) big=50000 skew=1;; *) big=25125 skew=100;; esac\n\
+         report_metric big \"$big\" requests/second\n\
+         report_metric skewed \"$skew\" ms\n\
+         report_metric same 460.6 ms",
+    );
+    p.bash("g/remote/srv", "exit 0");
+    p.run(&["run", "--progress", "never", "--repeat", "3"])
+        .expect_code(0);
+    let plots = p.latest().join("plots");
+
+    // Identical values: "± 0", not a rounding error like "± 6.962e-14".
+    let same = read(&plots.join(plot_file(&plots, &[".metric.same"], ".svg")));
+    assert!(same.contains("460.6 ms (mean of 3) ± 0\n</text>"), "{same}");
+
+    // 1, 1, 100 ms: mean 34 ± 57, but no value is negative, so neither is the axis: no
+    // tick label below 0, and the error bar stops at the axis.
+    let skewed = read(&plots.join(plot_file(&plots, &[".metric.skewed"], ".svg")));
+    assert!(skewed.contains("34 ms (mean of 3) ± 57.16"), "{skewed}");
+    assert!(!skewed.contains(">-"), "a negative tick label: {skewed}");
+    let bar = elements(&skewed, "rect", "fill", "#3465A4")[0];
+    let bar_x: i32 = attr(bar, "x").unwrap().parse().unwrap();
+    let across = points(elements(&skewed, "polyline", "stroke", "#111111")[0]);
+    assert!(
+        across[0].0 >= bar_x,
+        "{across:?} starts left of the axis at {bar_x}"
+    );
+
+    // "25042 requests/second (mean of 3) ± 25000": all of it inside the PNG, whose
+    // last columns (the chart's right margin) hold no ink.
+    let big = read_png(&plots.join(plot_file(&plots, &[".metric.big"], ".png")));
+    let margin = big.dark_pixels(big.width - 12, 0, big.width, big.height);
+    assert_eq!(margin, 0, "text runs into the right edge of the chart");
+    let svg = read(&plots.join(plot_file(&plots, &[".metric.big"], ".svg")));
+    assert!(svg.contains("(mean of 3) ± 25000\n</text>"), "{svg}");
+
+    // In the PNG the decimal point of "460.6" sits on the digits' baseline.
+    let png = read_png(&plots.join(plot_file(&plots, &[".metric.same"], ".png")));
+    let (_, y0, x1, y1) = first_bar(&png);
+    let bottoms = glyph_bottoms(&png, x1 + 3, y0.saturating_sub(3), y1 + 3);
+    assert!(bottoms.len() >= 5, "{bottoms:?}");
+    assert!(
+        bottoms[..5].iter().all(|&b| b == bottoms[0]),
+        "bottoms of 4, 6, 0, ., 6: {:?}",
+        &bottoms[..5]
     );
 }

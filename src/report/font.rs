@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use plotters::style::FontStyle;
 
 /// DejaVu Sans 2.37 (Bitstream Vera licence; see assets/fonts/LICENSE-DejaVu).
-static DEJAVU_SANS: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
+pub(crate) static DEJAVU_SANS: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
 
 /// The family name plots use for all their text.
 pub const FAMILY: &str = "sans-serif";

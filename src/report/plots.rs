@@ -17,6 +17,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use rayon::prelude::*;
 
 mod lines;
+mod png;
 
 use super::font::{self, FAMILY};
 use super::load::{GroupRun, Run};
@@ -61,6 +62,20 @@ pub struct Plot {
     pub png: bool,
     /// Why there is no PNG, when there is none.
     pub no_png: Option<String>,
+    /// The numbers the plot shows, for a table beside it (empty for a matrix).
+    pub rows: Vec<Row>,
+    /// The unit of those numbers.
+    pub unit: String,
+}
+
+/// One number a chart shows: a bar, or a point of a line.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub label: String,
+    pub mean: f64,
+    /// Sample standard deviation (0 for a single value).
+    pub sd: f64,
+    pub n: usize,
 }
 
 impl Plot {
@@ -196,11 +211,16 @@ fn output<P: Painter>(painter: &P, mut plot: Plot, dir: &Path) -> (Plot, Option<
         ));
     } else {
         let path = dir.join(plot.png_name());
-        let root = BitMapBackend::new(&path, (w, h)).into_drawing_area();
-        match painter
-            .paint(&root)
-            .and_then(|()| root.present().map_err(err))
-        {
+        let drawn = match png::Png::new(BitMapBackend::new(&path, (w, h))) {
+            Some(backend) => {
+                let root = backend.into_drawing_area();
+                painter
+                    .paint(&root)
+                    .and_then(|()| root.present().map_err(err))
+            }
+            None => Err("the embedded font cannot be read".to_string()),
+        };
+        match drawn {
             Ok(()) => plot.png = true,
             Err(e) => {
                 plot.no_png = Some(format!("no PNG: {e}"));
@@ -297,6 +317,8 @@ impl Matrix {
                 svg: false,
                 png: false,
                 no_png: None,
+                rows: Vec::new(),
+                unit: String::new(),
             },
             title,
             locals: g.locals.clone(),
@@ -439,30 +461,76 @@ struct Bar {
     value: f64,
     /// Their sample standard deviation (0 for a single value).
     sd: f64,
+    /// The smallest of them.
+    min: f64,
     remote: bool,
     n: usize,
+    /// The text beside the bar (value, unit, mean of n ± sd) and its width in pixels.
+    text: String,
+    text_w: u32,
 }
+
+/// The size of the text beside each bar.
+const VALUE_FONT: f64 = 11.0;
 
 impl Bar {
     fn has_error(&self) -> bool {
         self.n >= 2 && self.sd.is_finite()
     }
 
-    /// The lowest and highest value the bar reaches (its error bar included).
-    fn extent(&self) -> (f64, f64) {
-        if self.has_error() {
+    /// The lowest and highest value the bar reaches (its error bar included; not below
+    /// 0 when `floor` is set: data that cannot be negative).
+    fn extent(&self, floor: bool) -> (f64, f64) {
+        let (lo, hi) = if self.has_error() {
             (self.value - self.sd, self.value + self.sd)
         } else {
             (self.value, self.value)
+        };
+        (if floor { lo.max(0.0) } else { lo }, hi)
+    }
+}
+
+/// The value axis `lo..hi` of bars in a plot area `width` pixels wide: it holds every
+/// bar and error bar, starts at 0 when no value is negative (so error bars never push
+/// the axis below zero for data that cannot be negative), and leaves room for the text
+/// beside each bar (right of a bar that reaches right, left of one that reaches left).
+fn value_axis(bars: &[Bar], width: u32) -> (f64, f64) {
+    let floor = bars.iter().all(|b| b.min >= 0.0);
+    let (mut lo, mut hi) = bars.iter().fold((0.0f64, 0.0f64), |(lo, hi), b| {
+        let (a, z) = b.extent(floor);
+        (lo.min(a), hi.max(z))
+    });
+    if hi - lo <= f64::EPSILON * hi.abs().max(1.0) {
+        hi = lo + 1.0;
+    }
+    let pad = (hi - lo) * 0.03;
+    hi += pad;
+    if !floor {
+        lo -= pad;
+    }
+    let w = f64::from(width.max(1));
+    // Each pass makes room for the widest overflow; a few passes settle it.
+    for _ in 0..4 {
+        for b in bars {
+            // A text may take at most 80% of the width (the chart is made wide enough).
+            let need = (f64::from(b.text_w + 8) / w).min(0.8);
+            let (a, z) = b.extent(floor);
+            if b.value < 0.0 {
+                // (a - lo) / (hi - lo) >= need
+                lo = lo.min((a - need * hi) / (1.0 - need));
+            } else {
+                // (z - lo) / (hi - lo) <= 1 - need
+                hi = hi.max(lo + (z - lo) / (1.0 - need));
+            }
         }
     }
+    (lo, hi)
 }
 
 struct Chart {
     plot: Plot,
     title: String,
     axis: String,
-    unit: String,
     bars: Vec<Bar>,
     label_w: u32,
     both_sides: bool,
@@ -572,12 +640,27 @@ impl Chart {
                 if both_sides {
                     label.push_str(if remote { " · remote" } else { " · local" });
                 }
+                let mut text = fmt_value(summary.mean);
+                if !unit.is_empty() {
+                    text.push(' ');
+                    text.push_str(&printable(&unit));
+                }
+                if summary.n > 1 {
+                    text.push_str(&format!(
+                        " (mean of {}) ± {}",
+                        summary.n,
+                        fmt_value(summary.stddev)
+                    ));
+                }
                 Bar {
                     label,
                     value: summary.mean,
                     sd: summary.stddev,
+                    min: summary.min,
                     remote,
                     n: summary.n,
+                    text_w: text_width(&font_of(VALUE_FONT), &text),
+                    text,
                 }
             })
             .collect();
@@ -593,6 +676,15 @@ impl Chart {
             format!("{} ({})", printable(name), printable(&unit))
         };
         let title = format!("{}: {}", g.name, axis);
+        let rows = bars
+            .iter()
+            .map(|b| Row {
+                label: b.label.clone(),
+                mean: b.value,
+                sd: b.sd,
+                n: b.n,
+            })
+            .collect();
         Chart {
             plot: Plot {
                 group: g.name.clone(),
@@ -603,10 +695,11 @@ impl Chart {
                 svg: false,
                 png: false,
                 no_png: None,
+                rows,
+                unit: unit.clone(),
             },
             title,
             axis,
-            unit,
             bars,
             label_w,
             both_sides,
@@ -629,28 +722,33 @@ fn safe_stem_named(name: &str, key: &str) -> String {
     }
 }
 
+/// Pixels of a chart's width outside its plot area, besides the label area: the
+/// margins (12 and 24) and the mesh's own edge.
+const CHART_EDGES: u32 = 12 + 24 + 4;
+
+impl Chart {
+    /// The width of the plot area (where bars are) in a chart `w` pixels wide.
+    fn plot_width(&self, w: u32) -> u32 {
+        w.saturating_sub(self.label_w + CHART_EDGES)
+    }
+}
+
 impl Painter for Chart {
     fn size(&self) -> (u32, u32) {
         let h = 60 + self.bars.len().max(1) as u32 * BAR_H + 70;
-        (CHART_W + self.label_w.saturating_sub(160), h)
+        // Wide enough that the longest text beside a bar takes at most 60% of the plot.
+        let text_w = self.bars.iter().map(|b| b.text_w + 8).max().unwrap_or(0);
+        let w = (CHART_W + self.label_w.saturating_sub(160))
+            .max(self.label_w + CHART_EDGES + text_w * 5 / 3);
+        (w, h)
     }
 
     fn paint<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
         root.fill(&WHITE).map_err(err)?;
         let (w, _) = self.size();
         let n = self.bars.len().max(1);
-        let (mut lo, mut hi) = self.bars.iter().fold((0.0f64, 0.0f64), |(lo, hi), b| {
-            let (a, z) = b.extent();
-            (lo.min(a), hi.max(z))
-        });
-        if hi - lo <= f64::EPSILON {
-            hi = lo + 1.0;
-        }
-        let span = hi - lo;
-        hi += span * 0.22;
-        if lo < 0.0 {
-            lo -= span * 0.18;
-        }
+        let floor = self.bars.iter().all(|b| b.min >= 0.0);
+        let (lo, hi) = value_axis(&self.bars, self.plot_width(w));
         let tick = font_of(12.0);
         let labels: Vec<String> = self
             .bars
@@ -688,10 +786,11 @@ impl Painter for Chart {
                 )
             }))
             .map_err(err)?;
-        // Error bars: the mean ± one standard deviation, when there are 2 values or more.
+        // Error bars: the mean ± one standard deviation, when there are 2 values or more
+        // (cut at 0 for data that cannot be negative).
         for (i, b) in self.bars.iter().enumerate().filter(|(_, b)| b.has_error()) {
             let y = row(i) + 0.5;
-            let (x0, x1) = (b.value - b.sd, b.value + b.sd);
+            let (x0, x1) = b.extent(floor);
             let line = ERROR_BAR.stroke_width(2);
             chart
                 .draw_series([
@@ -701,24 +800,17 @@ impl Painter for Chart {
                 ])
                 .map_err(err)?;
         }
-        let value_style = text_style(11.0, &INK, Pos::new(HPos::Left, VPos::Center));
-        let neg_style = text_style(11.0, &INK, Pos::new(HPos::Right, VPos::Center));
+        let value_style = text_style(VALUE_FONT, &INK, Pos::new(HPos::Left, VPos::Center));
+        let neg_style = text_style(VALUE_FONT, &INK, Pos::new(HPos::Right, VPos::Center));
         chart
             .draw_series(self.bars.iter().enumerate().map(|(i, b)| {
-                let mut s = fmt_value(b.value);
-                if !self.unit.is_empty() {
-                    s.push(' ');
-                    s.push_str(&printable(&self.unit));
-                }
-                if b.n > 1 {
-                    s.push_str(&format!(" (mean of {}) ± {}", b.n, fmt_value(b.sd)));
-                }
                 let (style, dx, at) = if b.value < 0.0 {
-                    (&neg_style, -4, b.extent().0)
+                    (&neg_style, -4, b.extent(floor).0)
                 } else {
-                    (&value_style, 4, b.extent().1)
+                    (&value_style, 4, b.extent(floor).1)
                 };
-                EmptyElement::at((at, row(i) + 0.5)) + Text::new(s, (dx, 0), style.clone())
+                EmptyElement::at((at, row(i) + 0.5))
+                    + Text::new(b.text.clone(), (dx, 0), style.clone())
             }))
             .map_err(err)?;
         // The pairs' names, left of the axis, one per bar.

@@ -10,7 +10,9 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::{ERROR_BAR, INK, Kind, Painter, Plot, err, fit, font_of, safe_stem_named, text_style};
+use super::{
+    ERROR_BAR, INK, Kind, Painter, Plot, Row, err, fit, font_of, safe_stem_named, text_style,
+};
 use crate::report::fmt_value;
 use crate::report::load::GroupRun;
 use crate::report::names::{printable, safe_stem};
@@ -38,15 +40,19 @@ struct Point {
     mean: f64,
     sd: f64,
     n: usize,
+    /// The smallest of the values: no point below 0 means data that cannot be negative.
+    min: f64,
 }
 
 impl Point {
     fn has_error(&self) -> bool {
         self.n >= 2 && self.sd.is_finite()
     }
+    /// The low end of the error bar (not below 0 for data that cannot be negative).
     fn low(&self) -> f64 {
         if self.has_error() {
-            self.mean - self.sd
+            let low = self.mean - self.sd;
+            if self.min >= 0.0 { low.max(0.0) } else { low }
         } else {
             self.mean
         }
@@ -159,7 +165,7 @@ fn chart(
     if raw.is_empty() {
         return None;
     }
-    let series = raw
+    let series: Vec<Series> = raw
         .into_iter()
         .map(|((pair, others), mut xs)| {
             xs.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -179,6 +185,7 @@ fn chart(
                     mean: s.mean,
                     sd: s.stddev,
                     n: s.n,
+                    min: s.min,
                 });
             }
             let mut label = printable(&pair);
@@ -206,6 +213,17 @@ fn chart(
     } else {
         format!("{name}-by-{param}")
     };
+    let rows = series
+        .iter()
+        .flat_map(|s| {
+            s.points.iter().map(|p| Row {
+                label: format!("{} · {}={}", s.label, printable(param), fmt_value(p.x)),
+                mean: p.mean,
+                sd: p.sd,
+                n: p.n,
+            })
+        })
+        .collect();
     Some(LineChart {
         plot: Plot {
             group: g.name.clone(),
@@ -225,6 +243,8 @@ fn chart(
             svg: false,
             png: false,
             no_png: None,
+            rows,
+            unit: unit.to_string(),
         },
         title,
         x_desc: printable(param),
@@ -269,6 +289,12 @@ impl Painter for LineChart {
             fold(Point::high, false).unwrap_or(1.0),
             0.1,
         );
+        // Data that cannot be negative keeps its axis at or above 0.
+        let y_lo = if points().all(|p| p.min >= 0.0) {
+            y_lo.max(0.0)
+        } else {
+            y_lo
+        };
         let (plot_area, legend_area) = root.split_vertically(PLOT_H);
         let title = fit(&font_of(16.0), &self.title, WIDTH - 24);
         let mut chart = ChartBuilder::on(&plot_area)
