@@ -107,10 +107,14 @@ fn bench(name: &str, locals: usize, remotes: usize) {
                 .is_some_and(|x| x == "png")
         })
         .count();
+    let index = std::fs::metadata(tag.join("index.html"))
+        .map(|m| m.len())
+        .unwrap_or(0);
     println!(
-        "report {name:<12} {pairs:>5} pairs: median {:>7.1} ms over {} renderings ({pngs} PNGs)",
+        "report {name:<12} {pairs:>5} pairs: median {:>7.1} ms over {} renderings ({pngs} PNGs), index.html {:.1} KiB",
         median(times.clone()).as_secs_f64() * 1000.0,
-        times.len()
+        times.len(),
+        index as f64 / 1024.0
     );
 }
 
@@ -118,4 +122,5 @@ fn main() {
     bench("32 x 32", 32, 32);
     bench("44 x 44", 44, 44);
     bench("1 x 1000", 1, 1000);
+    bench("100 x 100", 100, 100);
 }

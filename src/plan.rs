@@ -155,6 +155,59 @@ pub struct Planned {
     pub hash: Hash,
 }
 
+/// What a run plans for one group: the local and remote tests of its pairs and, when
+/// not every combination of them runs, which pairs. Kept in run.json (`plan`), so that
+/// the report of an interrupted run shows the pairs that never ran as not run.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct GroupPlan {
+    pub group: String,
+    pub local: Vec<String>,
+    pub remote: Vec<String>,
+    /// Indices into `local` and `remote`; absent when every combination is planned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pairs: Option<Vec<(u32, u32)>>,
+}
+
+/// The plan of each group that has planned runs, in the groups' order.
+pub fn group_plans(planned: &[Planned], groups: &[Group]) -> Vec<GroupPlan> {
+    use std::collections::{BTreeMap, BTreeSet};
+    let mut by_group: BTreeMap<u32, BTreeSet<(u32, u32)>> = BTreeMap::new();
+    for p in planned {
+        by_group
+            .entry(p.pair.group)
+            .or_default()
+            .insert((p.pair.local, p.pair.remote));
+    }
+    by_group
+        .into_iter()
+        .map(|(gi, pairs)| {
+            let g = &groups[gi as usize];
+            let locals: BTreeSet<u32> = pairs.iter().map(|p| p.0).collect();
+            let remotes: BTreeSet<u32> = pairs.iter().map(|p| p.1).collect();
+            let at =
+                |set: &BTreeSet<u32>, i: u32| set.iter().position(|&x| x == i).unwrap_or(0) as u32;
+            let all = pairs.len() == locals.len() * remotes.len();
+            GroupPlan {
+                group: g.name.clone(),
+                local: locals
+                    .iter()
+                    .map(|&i| g.local[i as usize].name.clone())
+                    .collect(),
+                remote: remotes
+                    .iter()
+                    .map(|&i| g.remote[i as usize].name.clone())
+                    .collect(),
+                pairs: (!all).then(|| {
+                    pairs
+                        .iter()
+                        .map(|&(l, r)| (at(&locals, l), at(&remotes, r)))
+                        .collect()
+                }),
+            }
+        })
+        .collect()
+}
+
 /// A 128-bit content hash.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Hash(pub [u8; 16]);

@@ -894,11 +894,17 @@ window.addEventListener('load', function () {
         .lines()
         .find(|l| l.contains("id=\"probe\""))
         .unwrap_or_else(|| panic!("the probe did not run:\n{dom}"));
-    assert!(probe_line.contains("images=4 broken=[]"), "{probe_line}");
+    // The two metric charts; each matrix is shown once, as a table (its plot is linked).
+    assert!(probe_line.contains("images=2 broken=[]"), "{probe_line}");
     assert_eq!(
         dom.matches("class=\"matrix\"").count(),
         2,
         "a matrix per group"
+    );
+    assert_eq!(
+        dom.matches("class=\"numbers\"").count(),
+        2,
+        "a table of numbers beside each metric chart"
     );
 }
 

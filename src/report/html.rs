@@ -1,17 +1,33 @@
-//! `index.html`: one self-contained page (inline CSS, no script, no request leaves the
-//! result folder: a Content-Security-Policy says so) with the run's counts and hosts and,
-//! per group, the local × remote matrix linking every pair's folder and logs, the reasons
-//! of pairs that did not succeed, the group's hook logs, and its plots (relative `<img>`
-//! links to plots/). Every link is relative and percent-encoded per path segment.
+//! `index.html` and the pages below `pages/`: self-contained HTML (inline CSS, no script,
+//! no request leaves the result folder: a Content-Security-Policy says so) that a person
+//! can use at any size of run (docs/results.md, "The page").
+//!
+//! The index opens with the run's counts and what did not succeed (reasons and links to
+//! the pair and its logs, at most [`FAILURES_SHOWN`], then "and N more" leading to
+//! `pages/failures.html`). A small run then shows every group on the index: its
+//! local × remote matrix (each cell linking the pair's folder and logs), its hooks, and
+//! its plots, each metric chart beside the table of its numbers (mean ± sd, n). A large
+//! run (more than [`INLINE_RUNS`] runs, [`INLINE_CELLS`] matrix cells or
+//! [`INLINE_GROUPS`] groups) lists its groups on the index instead, each with a page of
+//! its own (`pages/<group>.html`). A matrix of more than [`matrix::FULL_CELLS`] cells is
+//! collapsed to the rows and columns that hold a pair that did not succeed (or to a line
+//! per local test when even that is too large), with the full matrix one click away
+//! (`pages/<group>.matrix.html`). So the index stays small at any size: at most about
+//! 512 KiB (about 100 KiB at 10,000 pairs; benches/report.rs measures it).
+//!
+//! Every link is relative and percent-encoded per path segment; page names come from
+//! [`safe_stem`], so no group name can collide with them or leave `pages/`.
 
 use std::fmt::Write as _;
 use std::path::Path;
 
 use super::load::{Cell, GroupRun, Run, run_dir, run_label, run_parts};
-use super::names::{href, html as h};
-use super::plots::Plot;
-use super::{counts_line, fmt_duration};
+use super::matrix::{self, View};
+use super::names::{ellipsize, href, html as h, safe_stem};
+use super::plots::{Kind, Plot};
+use super::{fmt_duration, fmt_value, group_counts_line};
 use crate::results::{PairRecord, Status};
+use crate::runner::progress::Counts;
 
 const CSS: &str = r#"
 :root { color-scheme: light; }
@@ -23,6 +39,7 @@ code { background: #f4f4f4; padding: 0 .2em; }
 table { border-collapse: collapse; }
 th, td { border: 1px solid #ccc; padding: .3rem .45rem; vertical-align: top; }
 th { background: #f7f7f7; text-align: left; font-weight: 600; white-space: nowrap; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 .scroll { overflow-x: auto; max-width: 100%; }
 .matrix td { min-width: 7.5rem; font-size: .85rem; }
 .matrix td a.status { font-weight: 700; text-decoration: none; color: inherit; }
@@ -33,62 +50,180 @@ td.SUCCESS { background: #2e9e44; color: #fff; }
 td.FAILED { background: #d64541; color: #fff; }
 td.ERROR { background: #f0a020; color: #222; }
 td.none { background: #ddd; color: #555; }
-.counts .SUCCESS { color: #1d7a31; } .counts .FAILED { color: #b8302c; } .counts .ERROR { color: #a86400; }
-figure.plot { margin: 1rem 0; }
+td.unplanned { background: #fff; color: #999; }
+.counts .SUCCESS { color: #1d7a31; } .counts .FAILED { color: #b8302c; } .counts .ERROR { color: #a86400; } .counts .none { color: #666; }
+ul.reasons li { margin: .15rem 0; }
+ul.reasons .status { font-weight: 700; }
+.note { color: #555; font-size: .9rem; }
+.chart { display: flex; flex-wrap: wrap; gap: 1rem; align-items: flex-start; margin: 1rem 0; }
+.chart figure { margin: 0; }
 figure.plot img { max-width: 100%; height: auto; border: 1px solid #eee; }
 figure.plot.wide img { max-width: none; }
 figcaption { font-size: .85rem; color: #555; }
+table.numbers { font-size: .85rem; }
 dl.meta { display: grid; grid-template-columns: max-content auto; gap: .1rem 1rem; }
 dl.meta dt { font-weight: 600; } dl.meta dd { margin: 0; }
 footer { margin-top: 2rem; font-size: .85rem; color: #555; }
 "#;
 
+/// Runs, matrix cells and groups a run may have and still show every group on the index.
+pub const INLINE_RUNS: usize = 400;
+pub const INLINE_CELLS: usize = 400;
+pub const INLINE_GROUPS: usize = 20;
+/// Pairs that did not succeed listed on the index (all are in `pages/failures.html`).
+pub const FAILURES_SHOWN: usize = 100;
+/// ... and on a group's page.
+const GROUP_FAILURES_SHOWN: usize = 500;
+/// Groups listed on the index of a large run (all are in `pages/groups.html`).
+pub const GROUPS_SHOWN: usize = 100;
+/// Lines of a collapsed matrix's summary (a line per local test).
+const SUMMARY_ROWS: usize = 200;
+/// Problems of the tree listed (all are in `pages/problems.html`).
+const WARNINGS_SHOWN: usize = 50;
+/// Rows of a chart's table of numbers shown (stats.csv has them all).
+const TABLE_ROWS: usize = 100;
+/// Characters of a reason shown in a list (the marker file has it whole).
+const REASON_CHARS: usize = 300;
 /// Plots wider than this (pixels) are shown at their size in a scrolling box.
 const WIDE: u32 = 2400;
+/// Plots taller than this are linked, not shown on the page.
+const TALL: u32 = 3000;
+/// Runs of a pair linked one by one in its cell, at most (the pair folder has them all).
+const MAX_RUN_LINKS: usize = 60;
 
-/// The index.html text of a run whose plots are `plots`.
-pub fn render(run: &Run, plots: &[Plot]) -> String {
-    let mut s = String::with_capacity(16 * 1024 + run.records().count() * 600);
-    let title = format!("pairbench run {}", run.tag);
+/// The index and the pages below `pages/` (file name, text) of a run.
+pub struct Site {
+    pub index: String,
+    pub pages: Vec<(String, String)>,
+}
+
+/// Where a page is: links from it to the tree start with `up`.
+#[derive(Clone, Copy)]
+struct At {
+    up: &'static str,
+}
+
+const INDEX: At = At { up: "" };
+const PAGE: At = At { up: "../" };
+
+impl At {
+    /// A link to a path below the tag folder.
+    fn tree(self, parts: &[&str]) -> String {
+        format!("{}{}", self.up, href(parts))
+    }
+    /// A link to a page in `pages/`.
+    fn page(self, name: &str) -> String {
+        if self.up.is_empty() {
+            href(&["pages", name])
+        } else {
+            href(&[name])
+        }
+    }
+    fn index(self) -> String {
+        format!("{}index.html", self.up)
+    }
+}
+
+/// Is the run too large to show every group on the index?
+pub fn paged(run: &Run) -> bool {
+    let cells: usize = run
+        .groups
+        .iter()
+        .map(|g| g.locals.len() * g.remotes.len())
+        .sum();
+    run.records().count() > INLINE_RUNS || cells > INLINE_CELLS || run.groups.len() > INLINE_GROUPS
+}
+
+/// The page of a group, in `pages/`.
+pub fn group_page(g: &GroupRun) -> String {
+    format!("{}.html", safe_stem(&g.name))
+}
+
+fn full_matrix_page(g: &GroupRun) -> String {
+    format!("{}.matrix.html", safe_stem(&g.name))
+}
+
+/// The index.html text and pages of a run whose plots are `plots`.
+pub fn render(run: &Run, plots: &[Plot]) -> Site {
+    let mut pages = Vec::new();
+    let paged = paged(run);
+    let mut s = String::with_capacity(64 * 1024);
+    head(&mut s, &format!("pairbench run {}", run.tag));
+    let _ = writeln!(s, "<h1>pairbench run <code>{}</code></h1>", h(&run.tag));
+    let not_run: usize = run.groups.iter().map(GroupRun::not_run).sum();
+    let _ = writeln!(
+        s,
+        "<p class=\"counts\" id=\"counts\">{}</p>",
+        counts_html(run.counts(), not_run)
+    );
+    meta(&mut s, run);
+    warnings(&mut s, run, &mut pages);
+    let bad: Vec<&PairRecord> = run
+        .records()
+        .filter(|p| p.status != Status::Success)
+        .collect();
+    failures(&mut s, INDEX, &run.dir, &bad, FAILURES_SHOWN, true);
+    if bad.len() > FAILURES_SHOWN {
+        pages.push(("failures.html".into(), failures_page(run, &bad)));
+    }
+    if paged {
+        groups_table(&mut s, run, &mut pages);
+        for g in &run.groups {
+            let page = group_page_html(run, g, plots, &mut pages);
+            pages.push((group_page(g), page));
+        }
+    } else {
+        if run.groups.len() > 1 {
+            s.push_str("<nav><h2>Groups</h2>\n<ul>\n");
+            for (i, g) in run.groups.iter().enumerate() {
+                let _ = writeln!(
+                    s,
+                    "<li><a href=\"#group-{}\">{}</a>: {}</li>",
+                    i + 1,
+                    h(&g.name),
+                    h(&group_counts_line(g))
+                );
+            }
+            s.push_str("</ul></nav>\n");
+        }
+        for (i, g) in run.groups.iter().enumerate() {
+            let _ = writeln!(s, "<section class=\"group\" id=\"group-{}\">", i + 1);
+            let _ = writeln!(s, "<h2>{}</h2>", h(&g.name));
+            group_body(&mut s, INDEX, run, g, plots, &mut pages);
+            s.push_str("</section>\n");
+        }
+    }
+    hosts(&mut s, run);
+    footer(&mut s, run, INDEX);
+    Site { index: s, pages }
+}
+
+fn head(s: &mut String, title: &str) {
     s.push_str("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n");
     s.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n");
     s.push_str(
         "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; img-src 'self' file: data:; style-src 'unsafe-inline'\">\n",
     );
     s.push_str("<link rel=\"icon\" href=\"data:,\">\n");
-    let _ = writeln!(s, "<title>{}</title>", h(&title));
+    let _ = writeln!(s, "<title>{}</title>", h(title));
     let _ = writeln!(s, "<style>{CSS}</style>\n</head>\n<body>");
-    let _ = writeln!(s, "<h1>pairbench run <code>{}</code></h1>", h(&run.tag));
+}
+
+/// The start of a page in `pages/`: its title and the way back to the index.
+fn page_head(run: &Run, title: &str) -> String {
+    let mut s = String::new();
+    head(&mut s, &format!("{title} · pairbench run {}", run.tag));
     let _ = writeln!(
         s,
-        "<p class=\"counts\" id=\"counts\">{}</p>",
-        counts_html(run.counts())
+        "<p><a href=\"{}\">← pairbench run {}</a></p>\n<h1>{}</h1>",
+        PAGE.index(),
+        h(&run.tag),
+        h(title)
     );
-    meta(&mut s, run);
-    if !run.warnings.is_empty() {
-        s.push_str("<h2>Problems found in the result tree</h2>\n<ul class=\"warnings\">\n");
-        for w in &run.warnings {
-            let _ = writeln!(s, "<li>{}</li>", h(w));
-        }
-        s.push_str("</ul>\n");
-    }
-    if run.groups.len() > 1 {
-        s.push_str("<nav><h2>Groups</h2>\n<ul>\n");
-        for (i, g) in run.groups.iter().enumerate() {
-            let _ = writeln!(
-                s,
-                "<li><a href=\"#group-{}\">{}</a>: {}</li>",
-                i + 1,
-                h(&g.name),
-                h(&counts_line(g.counts()))
-            );
-        }
-        s.push_str("</ul></nav>\n");
-    }
-    for (i, g) in run.groups.iter().enumerate() {
-        group(&mut s, run, i + 1, g, plots);
-    }
-    hosts(&mut s, run);
+    s
+}
+
+fn footer(s: &mut String, run: &Run, at: At) {
     s.push_str("<footer>Files of this run: ");
     let files = [
         "results.csv",
@@ -101,7 +236,7 @@ pub fn render(run: &Run, plots: &[Plot]) -> String {
     let links: Vec<String> = files
         .iter()
         .filter(|f| run.dir.join(f).is_file())
-        .map(|f| format!("<a href=\"{}\">{}</a>", href(&[f]), h(f)))
+        .map(|f| format!("<a href=\"{}\">{}</a>", at.tree(&[f]), h(f)))
         .collect();
     s.push_str(&links.join(" · "));
     let version = if run.manifest.pairbench_version.is_empty() {
@@ -115,18 +250,21 @@ pub fn render(run: &Run, plots: &[Plot]) -> String {
         h(version),
         h(&run.tag)
     );
-    s
 }
 
-fn counts_html(c: crate::runner::progress::Counts) -> String {
-    format!(
+fn counts_html(c: Counts, not_run: usize) -> String {
+    let mut s = format!(
         "{} pair{}: <span class=\"SUCCESS\">{} SUCCESS</span>, <span class=\"FAILED\">{} FAILED</span>, <span class=\"ERROR\">{} ERROR</span>",
         c.total(),
         super::plural(c.total()),
         c.success,
         c.failed,
         c.error
-    )
+    );
+    if not_run > 0 {
+        let _ = write!(s, ", <span class=\"none\">{not_run} not run</span>");
+    }
+    s
 }
 
 fn meta(s: &mut String, run: &Run) {
@@ -154,84 +292,416 @@ fn meta(s: &mut String, run: &Run) {
     s.push_str("</dl>\n");
 }
 
-fn group(s: &mut String, run: &Run, n: usize, g: &GroupRun, plots: &[Plot]) {
-    let _ = writeln!(s, "<section class=\"group\" id=\"group-{n}\">");
-    let _ = writeln!(s, "<h2>{}</h2>", h(&g.name));
-    let _ = writeln!(s, "<p class=\"counts\">{}</p>", counts_html(g.counts()));
+fn warnings(s: &mut String, run: &Run, pages: &mut Vec<(String, String)>) {
+    if run.warnings.is_empty() {
+        return;
+    }
+    s.push_str("<h2>Problems found in the result tree</h2>\n<ul class=\"warnings\">\n");
+    for w in run.warnings.iter().take(WARNINGS_SHOWN) {
+        let _ = writeln!(s, "<li>{}</li>", h(&ellipsize(w, REASON_CHARS)));
+    }
+    s.push_str("</ul>\n");
+    if run.warnings.len() > WARNINGS_SHOWN {
+        let _ = writeln!(
+            s,
+            "<p>… and {} more: <a href=\"{}\">all {} problems</a></p>",
+            run.warnings.len() - WARNINGS_SHOWN,
+            INDEX.page("problems.html"),
+            run.warnings.len()
+        );
+        let mut p = page_head(run, "Problems found in the result tree");
+        p.push_str("<ul class=\"warnings\">\n");
+        for w in &run.warnings {
+            let _ = writeln!(p, "<li>{}</li>", h(w));
+        }
+        p.push_str("</ul>\n");
+        footer(&mut p, run, PAGE);
+        pages.push(("problems.html".into(), p));
+    }
+}
+
+/// The list of runs that did not succeed, at most `shown` of them, with "and N more"
+/// leading to the page of all of them.
+fn failures(
+    s: &mut String,
+    at: At,
+    tag_dir: &Path,
+    bad: &[&PairRecord],
+    shown: usize,
+    with_group: bool,
+) {
+    if bad.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "<h2 id=\"failures\">Not successful ({})</h2>\n<ul class=\"reasons\">",
+        bad.len()
+    );
+    for p in bad.iter().take(shown) {
+        failure_item(s, at, tag_dir, p, with_group);
+    }
+    s.push_str("</ul>\n");
+    if bad.len() > shown {
+        let _ = writeln!(
+            s,
+            "<p>… and {} more: <a href=\"{}\">all {} that did not succeed</a></p>",
+            bad.len() - shown,
+            at.page("failures.html"),
+            bad.len()
+        );
+    }
+}
+
+fn failure_item(s: &mut String, at: At, tag_dir: &Path, p: &PairRecord, with_group: bool) {
+    let parts = run_parts(p);
+    let label = if with_group {
+        format!("{}/{}", p.group, run_label(p))
+    } else {
+        run_label(p)
+    };
+    let _ = write!(
+        s,
+        "<li><span class=\"status\">{}</span> <a href=\"{}/\">{}</a>: {}",
+        p.status,
+        at.tree(&parts),
+        h(&label),
+        h(&ellipsize(&p.reason, REASON_CHARS))
+    );
+    // The logs, where a person looks next.
+    let dir = run_dir(tag_dir, p);
+    for side in ["local", "remote"] {
+        for stream in ["stdout", "stderr"] {
+            if !dir.join(side).join(stream).is_file() {
+                continue;
+            }
+            let mut target = parts.clone();
+            target.extend([side, stream]);
+            let _ = write!(
+                s,
+                " <a class=\"log\" href=\"{}\">{side} {stream}</a>",
+                at.tree(&target)
+            );
+        }
+    }
+    s.push_str("</li>\n");
+}
+
+fn failures_page(run: &Run, bad: &[&PairRecord]) -> String {
+    let mut s = page_head(run, "Not successful");
+    let _ = writeln!(
+        s,
+        "<p class=\"counts\">{}</p>",
+        counts_html(run.counts(), 0)
+    );
+    s.push_str("<ul class=\"reasons\">\n");
+    for p in bad {
+        failure_item(&mut s, PAGE, &run.dir, p, true);
+    }
+    s.push_str("</ul>\n");
+    footer(&mut s, run, PAGE);
+    s
+}
+
+/// The groups of a large run: a line each (at most [`GROUPS_SHOWN`] on the index), the
+/// groups with pairs that did not succeed first.
+fn groups_table(s: &mut String, run: &Run, pages: &mut Vec<(String, String)>) {
+    let mut order: Vec<&GroupRun> = run.groups.iter().collect();
+    order.sort_by_key(|g| {
+        let c = g.counts();
+        std::cmp::Reverse(c.failed + c.error + g.not_run())
+    });
+    let table = |groups: &[&GroupRun], at: At| {
+        let mut t = String::from(
+            "<div class=\"scroll\"><table class=\"groups\">\n<thead><tr><th>group</th><th>pairs</th><th>SUCCESS</th><th>FAILED</th><th>ERROR</th><th>not run</th><th>time</th></tr></thead>\n<tbody>\n",
+        );
+        for g in groups {
+            let c = g.counts();
+            let _ = writeln!(
+                t,
+                "<tr><td><a href=\"{}\">{}</a></td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+                at.page(&group_page(g)),
+                h(&ellipsize(&g.name, 120)),
+                c.total(),
+                c.success,
+                c.failed,
+                c.error,
+                g.not_run(),
+                h(&fmt_duration(g.time()))
+            );
+        }
+        t.push_str("</tbody></table></div>\n");
+        t
+    };
+    let _ = writeln!(
+        s,
+        "<h2 id=\"groups\">Groups ({})</h2>\n<p class=\"note\">This run is large, so each group has a page of its own.</p>",
+        run.groups.len()
+    );
+    s.push_str(&table(&order[..order.len().min(GROUPS_SHOWN)], INDEX));
+    if order.len() > GROUPS_SHOWN {
+        let _ = writeln!(
+            s,
+            "<p>… and {} more: <a href=\"{}\">all {} groups</a></p>",
+            order.len() - GROUPS_SHOWN,
+            INDEX.page("groups.html"),
+            order.len()
+        );
+        let mut p = page_head(run, "Groups");
+        p.push_str(&table(&order, PAGE));
+        footer(&mut p, run, PAGE);
+        pages.push(("groups.html".into(), p));
+    }
+}
+
+fn group_page_html(
+    run: &Run,
+    g: &GroupRun,
+    plots: &[Plot],
+    pages: &mut Vec<(String, String)>,
+) -> String {
+    let mut s = page_head(run, &g.name);
+    group_body(&mut s, PAGE, run, g, plots, pages);
+    footer(&mut s, run, PAGE);
+    s
+}
+
+/// A group's counts, what did not succeed, its matrix, hooks and plots.
+fn group_body(
+    s: &mut String,
+    at: At,
+    run: &Run,
+    g: &GroupRun,
+    plots: &[Plot],
+    pages: &mut Vec<(String, String)>,
+) {
+    let _ = writeln!(
+        s,
+        "<p class=\"counts\">{}</p>",
+        counts_html(g.counts(), g.not_run())
+    );
+    // On the index, the run's own list says what did not succeed.
+    if !at.up.is_empty() {
+        let bad: Vec<&PairRecord> = g
+            .runs
+            .iter()
+            .filter(|p| p.status != Status::Success)
+            .collect();
+        failures(s, at, &run.dir, &bad, GROUP_FAILURES_SHOWN, false);
+    }
+    s.push_str("<h3>Matrix</h3>\n");
+    if matches!(matrix::view(g), View::Full) {
+        matrix(s, at, run, g, &g.locals, &g.remotes);
+    } else {
+        collapsed(s, at, run, g);
+        let mut p = page_head(run, &format!("{}: the full matrix", g.name));
+        let _ = writeln!(
+            p,
+            "<p><a href=\"{}\">the group's page</a></p>",
+            PAGE.page(&group_page(g))
+        );
+        matrix(&mut p, PAGE, run, g, &g.locals, &g.remotes);
+        footer(&mut p, run, PAGE);
+        pages.push((full_matrix_page(g), p));
+    }
+    let mine: Vec<&Plot> = plots.iter().filter(|p| p.group == g.name).collect();
+    // The matrix plot (for papers and slides): linked, not shown a second time.
+    if let Some(m) = mine.iter().find(|p| p.kind == Kind::Matrix && p.svg) {
+        let _ = write!(
+            s,
+            "<p class=\"note\">The matrix as a plot: <a href=\"{}\">SVG</a>",
+            at.tree(&["plots", &m.svg_name()])
+        );
+        if m.png {
+            let _ = write!(
+                s,
+                " · <a href=\"{}\">PNG</a>",
+                at.tree(&["plots", &m.png_name()])
+            );
+        }
+        s.push_str("</p>\n");
+    }
+    hooks(s, at, &run.dir, g);
+    let charts: Vec<&&Plot> = mine
+        .iter()
+        .filter(|p| p.kind != Kind::Matrix && p.svg)
+        .collect();
+    if !charts.is_empty() {
+        s.push_str("<h3>Plots</h3>\n");
+        for p in charts {
+            chart(s, at, p);
+        }
+    }
+}
+
+/// A chart and, beside it, the table of its numbers.
+fn chart(s: &mut String, at: At, p: &Plot) {
+    let svg = at.tree(&["plots", &p.svg_name()]);
+    s.push_str("<div class=\"chart\">");
+    if p.size.1 <= TALL {
+        let _ = write!(
+            s,
+            "<figure class=\"plot{}\"><div class=\"scroll\"><img src=\"{svg}\" alt=\"{}\" width=\"{}\" height=\"{}\"></div><figcaption>{} — <a href=\"{svg}\">SVG</a>",
+            // Very wide plots scroll at their size instead of shrinking to a sliver.
+            if p.size.0 > WIDE { " wide" } else { "" },
+            h(&p.title),
+            p.size.0,
+            p.size.1,
+            h(&p.title)
+        );
+    } else {
+        let _ = write!(
+            s,
+            "<figure class=\"plot\"><figcaption>{} — <a href=\"{svg}\">SVG</a> ({} × {} pixels, too tall to show here; its numbers are beside)",
+            h(&p.title),
+            p.size.0,
+            p.size.1
+        );
+    }
+    if p.png {
+        let _ = write!(
+            s,
+            " · <a href=\"{}\">PNG</a>",
+            at.tree(&["plots", &p.png_name()])
+        );
+    } else if let Some(why) = &p.no_png {
+        let _ = write!(s, " ({})", h(why));
+    }
+    s.push_str("</figcaption></figure>\n");
+    numbers(s, at, p);
+    s.push_str("</div>\n");
+}
+
+/// The table of a chart's numbers: mean ± sd and n per bar (or point).
+fn numbers(s: &mut String, at: At, p: &Plot) {
+    if p.rows.is_empty() {
+        return;
+    }
+    let unit = if p.unit.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", h(&p.unit))
+    };
+    let what = match &p.kind {
+        Kind::Line { .. } => "series · parameter",
+        _ => "pair",
+    };
+    let _ = writeln!(
+        s,
+        "<div class=\"scroll\"><table class=\"numbers\">\n<caption class=\"note\">{}</caption>\n<thead><tr><th>{what}</th><th>mean{unit}</th><th>± sd</th><th>n</th></tr></thead>\n<tbody>",
+        h(&p.title)
+    );
+    for r in p.rows.iter().take(TABLE_ROWS) {
+        let _ = writeln!(
+            s,
+            "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+            h(&r.label),
+            h(&fmt_value(r.mean)),
+            if r.n > 1 {
+                h(&fmt_value(r.sd))
+            } else {
+                String::new()
+            },
+            r.n
+        );
+    }
+    s.push_str("</tbody></table>");
+    if p.rows.len() > TABLE_ROWS {
+        let _ = write!(
+            s,
+            "<p class=\"note\">… and {} more rows: <a href=\"{}\">stats.csv</a> has them all.</p>",
+            p.rows.len() - TABLE_ROWS,
+            at.tree(&["stats.csv"])
+        );
+    }
+    s.push_str("</div>\n");
+}
+
+/// The matrix of `locals` × `remotes`.
+fn matrix(s: &mut String, at: At, run: &Run, g: &GroupRun, locals: &[String], remotes: &[String]) {
     s.push_str("<div class=\"scroll\"><table class=\"matrix\">\n<thead><tr><th scope=\"col\">local \\ remote</th>");
-    for r in &g.remotes {
+    for r in remotes {
         let _ = write!(s, "<th scope=\"col\">{}</th>", h(r));
     }
     s.push_str("</tr></thead>\n<tbody>\n");
-    for l in &g.locals {
+    for l in locals {
         let _ = write!(s, "<tr><th scope=\"row\">{}</th>", h(l));
-        for r in &g.remotes {
+        for r in remotes {
             match g.cell(l, r) {
-                Some(c) => cell(s, &run.dir, &c),
-                None => s.push_str("<td class=\"none\">not run</td>"),
+                Some(c) => cell(s, at, &run.dir, &c),
+                None if g.planned(l, r) => s.push_str("<td class=\"none\">not run</td>"),
+                None => {
+                    s.push_str("<td class=\"unplanned\" title=\"not selected in this run\">—</td>")
+                }
             }
         }
         s.push_str("</tr>\n");
     }
     s.push_str("</tbody></table></div>\n");
-
-    let bad: Vec<&PairRecord> = g
-        .runs
-        .iter()
-        .filter(|p| p.status != Status::Success)
-        .collect();
-    if !bad.is_empty() {
-        s.push_str("<h3>Not successful</h3>\n<ul class=\"reasons\">\n");
-        for p in bad {
-            let _ = writeln!(
-                s,
-                "<li><a href=\"{}/\">{}</a>: {}: {}</li>",
-                href(&run_parts(p)),
-                h(&run_label(p)),
-                p.status,
-                h(&p.reason)
-            );
-        }
-        s.push_str("</ul>\n");
-    }
-    hooks(s, &run.dir, g);
-    let mine: Vec<&Plot> = plots
-        .iter()
-        .filter(|p| p.group == g.name && p.svg)
-        .collect();
-    if !mine.is_empty() {
-        s.push_str("<h3>Plots</h3>\n");
-        for p in mine {
-            let svg = href(&["plots", &p.svg_name()]);
-            let _ = write!(
-                s,
-                "<figure class=\"plot{}\"><div class=\"scroll\"><img src=\"{svg}\" alt=\"{}\" width=\"{}\" height=\"{}\"></div><figcaption>{} — <a href=\"{svg}\">SVG</a>",
-                // Very wide plots scroll at their size instead of shrinking to a sliver.
-                if p.size.0 > WIDE { " wide" } else { "" },
-                h(&p.title),
-                p.size.0,
-                p.size.1,
-                h(&p.title)
-            );
-            if p.png {
-                let _ = write!(
-                    s,
-                    " · <a href=\"{}\">PNG</a>",
-                    href(&["plots", &p.png_name()])
-                );
-            } else if let Some(why) = &p.no_png {
-                let _ = write!(s, " ({})", h(why));
-            }
-            s.push_str("</figcaption></figure>\n");
-        }
-    }
-    s.push_str("</section>\n");
 }
 
-/// Runs of a pair linked one by one in its cell, at most (the pair folder has them all).
-const MAX_RUN_LINKS: usize = 60;
+/// A large matrix: the rows and columns holding a pair that did not succeed, or, when
+/// even those are too many, a line per local test; the full matrix is a page of its own.
+fn collapsed(s: &mut String, at: At, run: &Run, g: &GroupRun) {
+    let full = at.page(&full_matrix_page(g));
+    let (nl, nr) = (g.locals.len(), g.remotes.len());
+    match matrix::view(g) {
+        View::Full => matrix(s, at, run, g, &g.locals, &g.remotes),
+        View::AllSucceeded => {
+            let _ = writeln!(
+                s,
+                "<p>All {} pairs of the {nl} × {nr} matrix succeeded. <a href=\"{full}\">The full matrix</a></p>",
+                nl * nr
+            );
+        }
+        View::Part(rows, cols) => {
+            let _ = writeln!(
+                s,
+                "<p class=\"note\">The matrix is {nl} × {nr}: shown are the {} local and {} remote tests that have a pair that did not succeed; every pair not shown succeeded. <a href=\"{full}\">The full matrix</a></p>",
+                rows.len(),
+                cols.len()
+            );
+            let locals: Vec<String> = rows.iter().map(|&i| g.locals[i].clone()).collect();
+            let remotes: Vec<String> = cols.iter().map(|&j| g.remotes[j].clone()).collect();
+            matrix(s, at, run, g, &locals, &remotes);
+        }
+        View::PerLocal(rows) => {
+            let _ = writeln!(
+                s,
+                "<p class=\"note\">The matrix is {nl} × {nr}, and {} of its local tests have a pair that did not succeed: shown is a line per such local test. <a href=\"{full}\">The full matrix</a></p>",
+                rows.len()
+            );
+            s.push_str("<div class=\"scroll\"><table class=\"summary\">\n<thead><tr><th>local test</th><th>SUCCESS</th><th>FAILED</th><th>ERROR</th><th>not run</th><th>did not succeed with</th></tr></thead>\n<tbody>\n");
+            let lines = matrix::lines(g, &rows, 5);
+            for line in lines.iter().take(SUMMARY_ROWS) {
+                let mut with: Vec<String> = line.with.iter().map(|r| h(r)).collect();
+                if line.bad() > with.len() {
+                    with.push("…".into());
+                }
+                let _ = writeln!(
+                    s,
+                    "<tr><th scope=\"row\">{}</th><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
+                    h(&line.local),
+                    line.success,
+                    line.failed,
+                    line.error,
+                    line.not_run,
+                    with.join(", ")
+                );
+            }
+            s.push_str("</tbody></table></div>\n");
+            if lines.len() > SUMMARY_ROWS {
+                let _ = writeln!(
+                    s,
+                    "<p>… and {} more local tests: <a href=\"{full}\">the full matrix</a></p>",
+                    lines.len() - SUMMARY_ROWS
+                );
+            }
+        }
+    }
+}
 
-fn cell(s: &mut String, tag_dir: &Path, c: &Cell) {
+fn cell(s: &mut String, at: At, tag_dir: &Path, c: &Cell) {
     let Some(first) = c.runs.first() else {
         return;
     };
@@ -240,12 +710,12 @@ fn cell(s: &mut String, tag_dir: &Path, c: &Cell) {
         .iter()
         .find(|r| r.status == c.status)
         .unwrap_or(first);
-    let pair_href = href(&[&first.group, &first.pair]);
+    let pair_href = at.tree(&[&first.group, &first.pair]);
     let _ = write!(
         s,
         "<td class=\"{}\" title=\"{}\"><a class=\"status\" href=\"{pair_href}/\">{}</a>",
         c.status,
-        h(&worst.reason),
+        h(&ellipsize(&worst.reason, REASON_CHARS)),
         c.status,
     );
     if c.runs.len() == 1 {
@@ -257,7 +727,7 @@ fn cell(s: &mut String, tag_dir: &Path, c: &Cell) {
         if c.flaky {
             s.push_str("<span class=\"dur\">flaky</span>");
         }
-        logs(s, tag_dir, first);
+        logs(s, at, tag_dir, first);
     } else {
         let _ = write!(
             s,
@@ -271,7 +741,7 @@ fn cell(s: &mut String, tag_dir: &Path, c: &Cell) {
             let _ = write!(
                 s,
                 " <a href=\"{}/\" title=\"{}: {}\">{}</a>",
-                href(&run_parts(r)),
+                at.tree(&run_parts(r)),
                 h(&r.variant),
                 r.status,
                 i + 1
@@ -286,7 +756,7 @@ fn cell(s: &mut String, tag_dir: &Path, c: &Cell) {
 }
 
 /// Links to one run's logs.
-fn logs(s: &mut String, tag_dir: &Path, r: &PairRecord) {
+fn logs(s: &mut String, at: At, tag_dir: &Path, r: &PairRecord) {
     let dir = run_dir(tag_dir, r);
     let parts = run_parts(r);
     s.push_str("<span class=\"logs\">");
@@ -297,7 +767,7 @@ fn logs(s: &mut String, tag_dir: &Path, r: &PairRecord) {
             if dir.join(side).join(stream).is_file() {
                 let mut target = parts.clone();
                 target.extend([side, stream]);
-                links.push(format!("<a href=\"{}\">{short}</a>", href(&target)));
+                links.push(format!("<a href=\"{}\">{short}</a>", at.tree(&target)));
             }
         }
         if links.is_empty() {
@@ -312,7 +782,7 @@ fn logs(s: &mut String, tag_dir: &Path, r: &PairRecord) {
     s.push_str("</span>");
 }
 
-fn hooks(s: &mut String, tag_dir: &Path, g: &GroupRun) {
+fn hooks(s: &mut String, at: At, tag_dir: &Path, g: &GroupRun) {
     let dir = tag_dir.join(&g.name).join("hooks");
     let Ok(rd) = std::fs::read_dir(&dir) else {
         return;
@@ -335,7 +805,7 @@ fn hooks(s: &mut String, tag_dir: &Path, g: &GroupRun) {
         let _ = write!(
             s,
             "<li><a href=\"{}/\">{}</a>: {}",
-            href(&[&g.name, "hooks", &name]),
+            at.tree(&[&g.name, "hooks", &name]),
             h(&name),
             h(&exit)
         );
@@ -344,7 +814,7 @@ fn hooks(s: &mut String, tag_dir: &Path, g: &GroupRun) {
                 let _ = write!(
                     s,
                     " <a href=\"{}\">{stream}</a>",
-                    href(&[&g.name, "hooks", &name, stream])
+                    at.tree(&[&g.name, "hooks", &name, stream])
                 );
             }
         }

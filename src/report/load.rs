@@ -6,7 +6,7 @@
 //! Damage is reported as one warning per problem, never a panic; whatever can be read
 //! is kept.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -28,6 +28,8 @@ pub struct Manifest {
     pub hosts: Vec<HostInfo>,
     pub interrupted: bool,
     pub options: serde_json::Value,
+    /// The pairs the run planned, per group (absent in runs of older versions).
+    pub plan: Vec<crate::plan::GroupPlan>,
 }
 
 /// One group of a stored run.
@@ -42,6 +44,8 @@ pub struct GroupRun {
     /// The metric values of those runs.
     pub metrics: Vec<MetricRow>,
     cells: HashMap<(String, String), Vec<usize>>,
+    /// The pairs the run planned (`None`: not recorded, so every local × remote pair).
+    planned: Option<HashSet<(String, String)>>,
 }
 
 /// What a matrix cell shows: the runs of one pair, summed up.
@@ -88,6 +92,27 @@ impl GroupRun {
             c.add(p.status);
         }
         c
+    }
+
+    /// Was the pair of `l` and `r` planned? A planned pair without a result never ran
+    /// (an interrupted run); one that was not planned was not selected (`-f`, a shard).
+    pub fn planned(&self, l: &str, r: &str) -> bool {
+        self.planned
+            .as_ref()
+            .is_none_or(|p| p.contains(&(l.to_string(), r.to_string())))
+    }
+
+    /// Planned pairs that have no result.
+    pub fn not_run(&self) -> usize {
+        let mut n = 0;
+        for l in &self.locals {
+            for r in &self.remotes {
+                if self.planned(l, r) && !self.cells.contains_key(&(l.clone(), r.clone())) {
+                    n += 1;
+                }
+            }
+        }
+        n
     }
 
     /// Sum of the runs' durations.
@@ -191,13 +216,22 @@ pub fn load(tag_dir: &Path) -> Run {
         let g = by_group.entry(rec.group.clone()).or_default();
         g.runs.push(rec);
     }
+    // Planned groups with no finished pair are shown too (all not run).
+    for plan in &run.manifest.plan {
+        by_group.entry(plan.group.clone()).or_default();
+    }
     for (name, mut g) in by_group {
+        g.planned = planned_pairs(&run.manifest.plan, &name);
         g.name = name;
         g.runs.sort_by(run_order);
         g.runs
             .dedup_by(|a, b| a.pair == b.pair && a.variant == b.variant);
         let mut locals: Vec<String> = g.runs.iter().map(|p| p.local_test.clone()).collect();
         let mut remotes: Vec<String> = g.runs.iter().map(|p| p.remote_test.clone()).collect();
+        if let Some(plan) = run.manifest.plan.iter().find(|p| p.group == g.name) {
+            locals.extend(plan.local.iter().cloned());
+            remotes.extend(plan.remote.iter().cloned());
+        }
         locals.sort();
         locals.dedup();
         remotes.sort();
@@ -220,6 +254,26 @@ pub fn load(tag_dir: &Path) -> Run {
         ));
     }
     run
+}
+
+/// The pairs `plan` lists for `group`, if it has an entry for it.
+fn planned_pairs(
+    plan: &[crate::plan::GroupPlan],
+    group: &str,
+) -> Option<HashSet<(String, String)>> {
+    let p = plan.iter().find(|p| p.group == group)?;
+    let name = |names: &[String], i: u32| names.get(i as usize).cloned();
+    Some(match &p.pairs {
+        None => p
+            .local
+            .iter()
+            .flat_map(|l| p.remote.iter().map(move |r| (l.clone(), r.clone())))
+            .collect(),
+        Some(pairs) => pairs
+            .iter()
+            .filter_map(|&(l, r)| Some((name(&p.local, l)?, name(&p.remote, r)?)))
+            .collect(),
+    })
 }
 
 /// The order runs are shown in: by pair, then parameter values (numbers by value), the

@@ -14,6 +14,7 @@ mod html;
 mod junit;
 pub mod load;
 mod make_graphs;
+mod matrix;
 pub mod names;
 pub mod plots;
 mod summary;
@@ -51,10 +52,28 @@ pub fn draw(run: &Run) -> Drawn {
     };
     put("junit.xml", junit::render(run));
     put("summary.md", Ok(summary::render(run).into_bytes()));
-    let (plots, plot_problems) = draw_plots(run);
+    let (plots, plot_problems) = fresh_folder(run, "plots", "draws no plots", |tmp| {
+        plots::draw_all(run, tmp)
+    });
     problems.extend(plot_problems);
-    let page = html::render(run, &plots);
-    if let Err(e) = results::write_atomic(&dir.join("index.html"), page.as_bytes()) {
+    let plots = plots.unwrap_or_default();
+    let site = html::render(run, &plots);
+    if !site.pages.is_empty() {
+        let (_, page_problems) = fresh_folder(run, "pages", "writes no group pages", |tmp| {
+            let mut problems = Vec::new();
+            for (name, text) in &site.pages {
+                if let Err(e) = results::write_atomic(&tmp.join(name), text.as_bytes()) {
+                    problems.push(format!("cannot write pages/{name}: {e}"));
+                }
+            }
+            ((), problems)
+        });
+        problems.extend(page_problems);
+    } else if not_ours(&dir.join("pages")).is_none() {
+        // Pages of an earlier, larger rendering.
+        let _ = std::fs::remove_dir_all(dir.join("pages"));
+    }
+    if let Err(e) = results::write_atomic(&dir.join("index.html"), site.index.as_bytes()) {
         problems.push(format!(
             "cannot write index.html in '{}': {e}",
             dir.display()
@@ -63,52 +82,55 @@ pub fn draw(run: &Run) -> Drawn {
     Drawn { plots, problems }
 }
 
-/// Draw the plots into a fresh folder, then put it in place of `plots/`, so the folder
-/// never mixes plots of two renderings.
-fn draw_plots(run: &Run) -> (Vec<plots::Plot>, Vec<String>) {
+/// Fill a fresh folder with `fill`, then put it in place of `<tag>/<name>` (plots/ or
+/// pages/), so the folder never mixes files of two renderings. A `<name>` that is not
+/// the report's own (a group of that name) is left alone: `refusal` says what is not
+/// done then.
+fn fresh_folder<T>(
+    run: &Run,
+    name: &str,
+    refusal: &str,
+    fill: impl FnOnce(&Path) -> (T, Vec<String>),
+) -> (Option<T>, Vec<String>) {
     let pid = std::process::id();
-    let tmp = run.dir.join(format!(".plots.tmp{pid}"));
-    let old = run.dir.join(format!(".plots.old{pid}"));
-    let dest = run.dir.join("plots");
+    let tmp = run.dir.join(format!(".{name}.tmp{pid}"));
+    let old = run.dir.join(format!(".{name}.old{pid}"));
+    let dest = run.dir.join(name);
     let _ = std::fs::remove_dir_all(&tmp);
-    if let Err(e) = std::fs::create_dir(&tmp) {
-        return (
-            Vec::new(),
-            vec![format!(
-                "cannot create {}: {e}; no plots drawn",
-                tmp.display()
-            )],
-        );
-    }
     if let Some(why) = not_ours(&dest) {
-        let _ = std::fs::remove_dir_all(&tmp);
         return (
-            Vec::new(),
+            None,
             vec![format!(
-                "'{}' {why}, so pairbench leaves it alone and draws no plots (a group named 'plots'? rename it)",
+                "'{}' {why}, so pairbench leaves it alone and {refusal} (a group named '{name}'? rename it)",
                 dest.display()
             )],
         );
     }
-    let (plots, mut problems) = plots::draw_all(run, &tmp);
+    if let Err(e) = std::fs::create_dir(&tmp) {
+        return (
+            None,
+            vec![format!("cannot create {}: {e}; {refusal}", tmp.display())],
+        );
+    }
+    let (made, mut problems) = fill(&tmp);
     let _ = std::fs::remove_dir_all(&old);
     let moved_old = std::fs::symlink_metadata(&dest).is_ok();
     if moved_old && let Err(e) = std::fs::rename(&dest, &old) {
         problems.push(format!("cannot replace {}: {e}", dest.display()));
         let _ = std::fs::remove_dir_all(&tmp);
-        return (Vec::new(), problems);
+        return (None, problems);
     }
     if let Err(e) = std::fs::rename(&tmp, &dest) {
-        problems.push(format!("cannot move the plots to {}: {e}", dest.display()));
+        problems.push(format!("cannot move {name} to {}: {e}", dest.display()));
         if moved_old {
             let _ = std::fs::rename(&old, &dest);
         }
-        return (Vec::new(), problems);
+        return (None, problems);
     }
     if moved_old {
         let _ = std::fs::remove_dir_all(&old);
     }
-    (plots, problems)
+    (Some(made), problems)
 }
 
 /// Rebuild results.csv, metrics.csv and stats.csv from the run folders, as a run does
@@ -155,18 +177,19 @@ fn rebuild_tables(run: &Run) -> bool {
     ok
 }
 
-/// Why `plots` is not a plots folder pairbench drew (which holds files only), if it is not.
-fn not_ours(plots: &Path) -> Option<&'static str> {
-    let meta = std::fs::symlink_metadata(plots).ok()?;
+/// Why `folder` is not a plots/ or pages/ folder pairbench wrote (which holds files
+/// only), if it is not.
+fn not_ours(folder: &Path) -> Option<&'static str> {
+    let meta = std::fs::symlink_metadata(folder).ok()?;
     if !meta.is_dir() {
         return Some("is not a folder");
     }
-    let Ok(rd) = std::fs::read_dir(plots) else {
+    let Ok(rd) = std::fs::read_dir(folder) else {
         return Some("cannot be read");
     };
     for e in rd.flatten() {
         if e.file_type().map_or(true, |t| t.is_dir()) {
-            return Some("holds folders (pairbench's plots folder holds files only)");
+            return Some("holds folders (the report's own folders hold files only)");
         }
     }
     None
@@ -245,6 +268,16 @@ pub fn counts_line(c: Counts) -> String {
         c.failed,
         c.error
     )
+}
+
+/// A group's counts line, and, when some of its planned pairs never ran, `, 3 not run`.
+pub fn group_counts_line(g: &load::GroupRun) -> String {
+    let mut s = counts_line(g.counts());
+    let not_run = g.not_run();
+    if not_run > 0 {
+        s.push_str(&format!(", {not_run} not run"));
+    }
+    s
 }
 
 /// A pair's duration for people: `850 ms`, `12.34 s`, `3m 05s`.

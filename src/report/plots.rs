@@ -22,7 +22,7 @@ mod png;
 use super::font::{self, FAMILY};
 use super::load::{GroupRun, Run};
 use super::names::{ellipsize, printable, safe_stem};
-use super::{counts_line, fmt_duration, fmt_value};
+use super::{fmt_duration, fmt_value, group_counts_line};
 use crate::results::Status;
 use crate::stats::summarize;
 
@@ -272,6 +272,8 @@ struct Matrix {
     remotes: Vec<String>,
     /// Row-major cells.
     cells: Vec<Option<CellView>>,
+    /// Row-major: was the pair planned (a planned pair without a result did not run)?
+    planned: Vec<bool>,
     legend: String,
     row_head_w: u32,
     legend_w: u32,
@@ -288,8 +290,10 @@ impl Matrix {
             .unwrap_or(0)
             .clamp(90, 320);
         let mut cells = Vec::with_capacity(g.locals.len() * g.remotes.len());
+        let mut planned = Vec::with_capacity(cells.capacity());
         for l in &g.locals {
             for r in &g.remotes {
+                planned.push(g.planned(l, r));
                 cells.push(g.cell(l, r).map(|c| CellView {
                     status: c.status,
                     mean_s: c.mean_s,
@@ -299,7 +303,7 @@ impl Matrix {
             }
         }
         let title = format!("{}: local × remote", g.name);
-        let legend = counts_line(g.counts());
+        let legend = group_counts_line(g);
         let small = font_of(12.0);
         let legend_w = LEGEND_ITEMS
             .iter()
@@ -324,6 +328,7 @@ impl Matrix {
             locals: g.locals.clone(),
             remotes: g.remotes.clone(),
             cells,
+            planned,
             legend,
             row_head_w,
             legend_w,
@@ -385,7 +390,11 @@ impl Painter for Matrix {
             for j in 0..cols {
                 let x = x0 + (j as u32 * CELL_W) as i32;
                 let cell = self.cells.get(i * cols + j).copied().flatten();
-                let (fill, ink) = status_colors(cell.map(|c| c.status));
+                let planned = self.planned.get(i * cols + j).copied().unwrap_or(true);
+                let (fill, ink) = match cell {
+                    None if !planned => (WHITE, RGBColor(153, 153, 153)),
+                    _ => status_colors(cell.map(|c| c.status)),
+                };
                 root.draw(&Rectangle::new(
                     [
                         (x + 1, y + 1),
@@ -400,7 +409,8 @@ impl Painter for Matrix {
                         format!("mean {}", fmt_duration(c.mean_s)),
                     ),
                     Some(c) => (c.status.marker().to_string(), fmt_duration(c.mean_s)),
-                    None => ("not run".to_string(), String::new()),
+                    None if planned => ("not run".to_string(), String::new()),
+                    None => ("—".to_string(), String::new()),
                 };
                 let cx = x + (CELL_W / 2) as i32;
                 root.draw(&Text::new(

@@ -1,10 +1,12 @@
 //! `summary.md`: the run's counts, then per group the local × remote matrix with each
-//! pair's status and duration, its counts, and the reason of every pair that did not
-//! succeed. Names are Markdown-escaped so any group or test name keeps the tables intact.
+//! pair's status and duration (collapsed as on the page when it is large, see
+//! [`matrix`]), its counts, and the reason of each pair that did not succeed (at most
+//! 100 per group, so the file stays within what a CI job summary takes). Names are Markdown-escaped so any group or test name keeps the tables intact.
 
 use super::load::{GroupRun, Run};
+use super::matrix::{self, View};
 use super::names::markdown as md;
-use super::{counts_line, fmt_duration};
+use super::{counts_line, fmt_duration, group_counts_line};
 use crate::results::Status;
 
 /// The summary.md text of a run.
@@ -24,7 +26,12 @@ pub fn render(run: &Run) -> String {
     if !m.command_line.is_empty() {
         s.push_str(&format!("- command: {}\n", md(&m.command_line.join(" "))));
     }
-    s.push_str(&format!("- {}\n", md(&counts_line(run.counts()))));
+    let mut counts = counts_line(run.counts());
+    let not_run: usize = run.groups.iter().map(GroupRun::not_run).sum();
+    if not_run > 0 {
+        counts.push_str(&format!(", {not_run} not run"));
+    }
+    s.push_str(&format!("- {}\n", md(&counts)));
     for g in &run.groups {
         s.push('\n');
         group(&mut s, g);
@@ -32,21 +39,107 @@ pub fn render(run: &Run) -> String {
     s
 }
 
+/// Runs that did not succeed listed per group (results.csv has them all).
+const FAILURES_SHOWN: usize = 100;
+/// Lines of a collapsed matrix's summary.
+const SUMMARY_ROWS: usize = 100;
+
 fn group(s: &mut String, g: &GroupRun) {
     s.push_str(&format!("## {}\n\n", md(&g.name)));
-    s.push_str(&format!("{}\n\n", md(&counts_line(g.counts()))));
+    s.push_str(&format!("{}\n\n", md(&group_counts_line(g))));
+    let (nl, nr) = (g.locals.len(), g.remotes.len());
+    match matrix::view(g) {
+        View::Full => table(s, g, &g.locals, &g.remotes),
+        View::AllSucceeded => {
+            s.push_str(&format!(
+                "All {} pairs of the {nl} × {nr} matrix succeeded.\n",
+                nl * nr
+            ));
+        }
+        View::Part(rows, cols) => {
+            s.push_str(&format!(
+                "The matrix is {nl} × {nr}: shown are the {} local and {} remote tests that have a pair that did not succeed; every pair not shown succeeded.\n\n",
+                rows.len(),
+                cols.len()
+            ));
+            let locals: Vec<String> = rows.iter().map(|&i| g.locals[i].clone()).collect();
+            let remotes: Vec<String> = cols.iter().map(|&j| g.remotes[j].clone()).collect();
+            table(s, g, &locals, &remotes);
+        }
+        View::PerLocal(rows) => {
+            s.push_str(&format!(
+                "The matrix is {nl} × {nr}, and {} of its local tests have a pair that did not succeed:\n\n",
+                rows.len()
+            ));
+            s.push_str("| local test | SUCCESS | FAILED | ERROR | not run | did not succeed with |\n| --- | --- | --- | --- | --- | --- |\n");
+            let lines = matrix::lines(g, &rows, 5);
+            for line in lines.iter().take(SUMMARY_ROWS) {
+                let mut with: Vec<String> = line.with.iter().map(|r| md(r)).collect();
+                if line.bad() > with.len() {
+                    with.push("…".into());
+                }
+                s.push_str(&format!(
+                    "| {} | {} | {} | {} | {} | {} |\n",
+                    md(&line.local),
+                    line.success,
+                    line.failed,
+                    line.error,
+                    line.not_run,
+                    with.join(", ")
+                ));
+            }
+            if lines.len() > SUMMARY_ROWS {
+                s.push_str(&format!(
+                    "\n… and {} more local tests (index.html has the full matrix).\n",
+                    lines.len() - SUMMARY_ROWS
+                ));
+            }
+        }
+    }
+    let bad: Vec<_> = g
+        .runs
+        .iter()
+        .filter(|p| p.status != Status::Success)
+        .collect();
+    if !bad.is_empty() {
+        s.push_str("\nNot successful:\n\n");
+        for p in bad.iter().take(FAILURES_SHOWN) {
+            let variant = if p.variant.is_empty() {
+                String::new()
+            } else {
+                format!(" \\[{}\\]", md(&p.variant))
+            };
+            s.push_str(&format!(
+                "- {} × {}{variant}: {}: {}\n",
+                md(&p.local_test),
+                md(&p.remote_test),
+                p.status,
+                md(&p.reason)
+            ));
+        }
+        if bad.len() > FAILURES_SHOWN {
+            s.push_str(&format!(
+                "- … and {} more (results.csv lists them all)\n",
+                bad.len() - FAILURES_SHOWN
+            ));
+        }
+    }
+}
+
+/// The matrix of `locals` × `remotes` as a Markdown table.
+fn table(s: &mut String, g: &GroupRun, locals: &[String], remotes: &[String]) {
     s.push_str("| local \\\\ remote |");
-    for r in &g.remotes {
+    for r in remotes {
         s.push_str(&format!(" {} |", md(r)));
     }
     s.push_str("\n| --- |");
-    for _ in &g.remotes {
+    for _ in remotes {
         s.push_str(" --- |");
     }
     s.push('\n');
-    for l in &g.locals {
+    for l in locals {
         s.push_str(&format!("| {} |", md(l)));
-        for r in &g.remotes {
+        for r in remotes {
             match g.cell(l, r) {
                 Some(c) => {
                     s.push_str(&format!(" {} {}", c.status, md(&fmt_duration(c.mean_s))));
@@ -62,31 +155,10 @@ fn group(s: &mut String, g: &GroupRun) {
                     }
                     s.push_str(" |");
                 }
-                None => s.push_str(" not run |"),
+                None if g.planned(l, r) => s.push_str(" not run |"),
+                None => s.push_str(" — |"),
             }
         }
         s.push('\n');
-    }
-    let bad: Vec<_> = g
-        .runs
-        .iter()
-        .filter(|p| p.status != Status::Success)
-        .collect();
-    if !bad.is_empty() {
-        s.push_str("\nNot successful:\n\n");
-        for p in bad {
-            let variant = if p.variant.is_empty() {
-                String::new()
-            } else {
-                format!(" \\[{}\\]", md(&p.variant))
-            };
-            s.push_str(&format!(
-                "- {} × {}{variant}: {}: {}\n",
-                md(&p.local_test),
-                md(&p.remote_test),
-                p.status,
-                md(&p.reason)
-            ));
-        }
     }
 }

@@ -73,6 +73,8 @@ struct Manifest<'a> {
     interrupted: bool,
     /// The seed of --shuffle.
     shuffle_seed: Option<u64>,
+    /// Per group, the pairs planned (for the report's "not run").
+    plan: Vec<plan::GroupPlan>,
 }
 
 /// `<group>/<pair>` plus the run's folder, as [`PairRecord::id`] writes it.
@@ -197,6 +199,7 @@ pub fn run(opts: RunOptions, command_line: Vec<String>) -> anyhow::Result<i32> {
 
     let pool = make_pool(&opts)?;
     let control = Control::start().context("cannot start the helpers' control socket")?;
+    let group_plans = plan::group_plans(&planned, &groups);
     let to_run = planned.iter().filter(|p| p.decision.runs()).count();
     let skipped = planned.len() - to_run;
     let mut hosts = vec![hostinfo::this_machine("local", "local", "127.0.0.1")];
@@ -237,6 +240,7 @@ pub fn run(opts: RunOptions, command_line: Vec<String>) -> anyhow::Result<i32> {
         pairs_skipped: skipped,
         interrupted: false,
         shuffle_seed: ctx.opts.shuffle.then_some(seed),
+        plan: group_plans,
     };
     write_manifest(&tree, &manifest);
     if skipped > 0 {
