@@ -72,8 +72,10 @@ pub const INLINE_CELLS: usize = 400;
 pub const INLINE_GROUPS: usize = 20;
 /// Pairs that did not succeed listed on the index (all are in `pages/failures.html`).
 pub const FAILURES_SHOWN: usize = 100;
-/// ... and on a group's page.
-const GROUP_FAILURES_SHOWN: usize = 500;
+/// With more runs that did not succeed than this, a table of their reasons comes first.
+const REASONS_FROM: usize = 10;
+/// Reasons in that table.
+const REASONS_SHOWN: usize = 10;
 /// Groups listed on the index of a large run (all are in `pages/groups.html`).
 pub const GROUPS_SHOWN: usize = 100;
 /// Lines of a collapsed matrix's summary (a line per local test).
@@ -333,11 +335,11 @@ fn failures(
     if bad.is_empty() {
         return;
     }
-    let _ = writeln!(
-        s,
-        "<h2 id=\"failures\">Not successful ({})</h2>\n<ul class=\"reasons\">",
-        bad.len()
-    );
+    let _ = writeln!(s, "<h2 id=\"failures\">Not successful ({})</h2>", bad.len());
+    if bad.len() > REASONS_FROM {
+        reasons(s, bad);
+    }
+    s.push_str("<ul class=\"reasons\">\n");
     for p in bad.iter().take(shown) {
         failure_item(s, at, tag_dir, p, with_group);
     }
@@ -349,6 +351,33 @@ fn failures(
             bad.len() - shown,
             at.page("failures.html"),
             bad.len()
+        );
+    }
+}
+
+/// Many runs that did not succeed: first how many for each reason, the most common
+/// first (at most [`REASONS_SHOWN`] reasons).
+fn reasons(s: &mut String, bad: &[&PairRecord]) {
+    let mut by: std::collections::HashMap<(Status, &str), usize> = Default::default();
+    for p in bad {
+        *by.entry((p.status, p.reason.as_str())).or_default() += 1;
+    }
+    let mut by: Vec<((Status, &str), usize)> = by.into_iter().collect();
+    by.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    s.push_str("<table class=\"why\">\n<thead><tr><th>runs</th><th>status</th><th>reason</th></tr></thead>\n<tbody>\n");
+    for ((status, reason), n) in by.iter().take(REASONS_SHOWN) {
+        let _ = writeln!(
+            s,
+            "<tr><td class=\"num\">{n}</td><td>{status}</td><td>{}</td></tr>",
+            h(&ellipsize(reason, REASON_CHARS))
+        );
+    }
+    s.push_str("</tbody></table>\n");
+    if by.len() > REASONS_SHOWN {
+        let _ = writeln!(
+            s,
+            "<p class=\"note\">… and {} other reasons.</p>",
+            by.len() - REASONS_SHOWN
         );
     }
 }
@@ -487,7 +516,7 @@ fn group_body(
             .iter()
             .filter(|p| p.status != Status::Success)
             .collect();
-        failures(s, at, &run.dir, &bad, GROUP_FAILURES_SHOWN, false);
+        failures(s, at, &run.dir, &bad, FAILURES_SHOWN, false);
     }
     s.push_str("<h3>Matrix</h3>\n");
     if matches!(matrix::view(g), View::Full) {
