@@ -1,7 +1,9 @@
 //! What the report costs at the end of a run: synthetic result trees (pair.json, marker,
 //! logs and metrics per pair, as a run leaves them) drawn by `report::write_all`:
 //! a 32 × 32 group (1,024 pairs), a 44 × 44 group (the largest matrix still drawn as
-//! PNG), and a 1 × 1,000 group. Prints the median of several renderings.
+//! PNG), a 1 × 1,000 group and a 100 × 100 group (10,000 pairs). Prints the median of
+//! several renderings and the size of index.html, which must stay within its bound
+//! (512 KiB, docs/results.md) at any size.
 //!
 //! `cargo bench --bench report`
 
