@@ -643,6 +643,15 @@ exit 0"#
         processes_with_env(&marker).is_empty(),
         "make_graphs left a process behind"
     );
+    // The page, drawn again after make_graphs, links what it wrote and its logs.
+    let targets = checked_links(&tag_dir);
+    for want in [
+        format!("{GROUP}/my_graph.txt"),
+        format!("{GROUP}/hooks/make_graphs/stdout"),
+        "plain/hooks/make_graphs/stderr".to_string(),
+    ] {
+        assert!(targets.contains(&want), "no link to {want}: {targets:#?}");
+    }
 }
 
 #[test]

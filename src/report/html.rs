@@ -551,6 +551,7 @@ fn group_body(
         s.push_str("</p>\n");
     }
     hooks(s, at, &run.dir, g);
+    group_files(s, at, &run.dir, g);
     let charts: Vec<&&Plot> = mine
         .iter()
         .filter(|p| p.kind != Kind::Matrix && p.svg)
@@ -850,6 +851,61 @@ fn hooks(s: &mut String, at: At, tag_dir: &Path, g: &GroupRun) {
         s.push_str("</li>\n");
     }
     s.push_str("</ul>\n");
+}
+
+/// Files shown of a group's result folder, at most (images among them are shown).
+const GROUP_FILES: usize = 100;
+const GROUP_IMAGES: usize = 20;
+
+/// The plain files in the group's result folder: what its hooks and `make_graphs` wrote
+/// there (graphs, tables), linked; images shown. Links are not followed.
+fn group_files(s: &mut String, at: At, tag_dir: &Path, g: &GroupRun) {
+    let Ok(rd) = std::fs::read_dir(tag_dir.join(&g.name)) else {
+        return;
+    };
+    let mut names: Vec<String> = rd
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .filter_map(|e| e.file_name().to_str().map(str::to_string))
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    if names.is_empty() {
+        return;
+    }
+    names.sort();
+    let is_image = |n: &str| {
+        let n = n.to_ascii_lowercase();
+        [".png", ".svg", ".jpg", ".jpeg", ".gif", ".webp"]
+            .iter()
+            .any(|x| n.ends_with(x))
+    };
+    s.push_str("<h3>Files of the group</h3>\n<p class=\"note\">What the hooks and <code>make_graphs</code> wrote in the group's result folder.</p>\n<ul class=\"files\">\n");
+    for n in names.iter().take(GROUP_FILES) {
+        let _ = writeln!(
+            s,
+            "<li><a href=\"{}\">{}</a></li>",
+            at.tree(&[&g.name, n]),
+            h(n)
+        );
+    }
+    s.push_str("</ul>\n");
+    if names.len() > GROUP_FILES {
+        let _ = writeln!(
+            s,
+            "<p class=\"note\">… and {} more files in <a href=\"{}/\">the group's folder</a>.</p>",
+            names.len() - GROUP_FILES,
+            at.tree(&[&g.name])
+        );
+    }
+    for n in names.iter().filter(|n| is_image(n)).take(GROUP_IMAGES) {
+        let src = at.tree(&[&g.name, n]);
+        let _ = writeln!(
+            s,
+            "<figure class=\"plot\"><img src=\"{src}\" alt=\"{}\"><figcaption><a href=\"{src}\">{}</a></figcaption></figure>",
+            h(n),
+            h(n)
+        );
+    }
 }
 
 fn hosts(s: &mut String, run: &Run) {

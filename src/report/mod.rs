@@ -57,7 +57,15 @@ pub fn draw(run: &Run) -> Drawn {
     });
     problems.extend(plot_problems);
     let plots = plots.unwrap_or_default();
-    let site = html::render(run, &plots);
+    problems.extend(write_pages(run, &plots));
+    Drawn { plots, problems }
+}
+
+/// Write index.html and `pages/` of a run whose plots are `plots`; returns problems.
+fn write_pages(run: &Run, plots: &[plots::Plot]) -> Vec<String> {
+    let dir = &run.dir;
+    let mut problems = Vec::new();
+    let site = html::render(run, plots);
     if !site.pages.is_empty() {
         let (_, page_problems) = fresh_folder(run, "pages", "writes no group pages", |tmp| {
             let mut problems = Vec::new();
@@ -79,7 +87,7 @@ pub fn draw(run: &Run) -> Drawn {
             dir.display()
         ));
     }
-    Drawn { plots, problems }
+    problems
 }
 
 /// Fill a fresh folder with `fill`, then put it in place of `<tag>/<name>` (plots/ or
@@ -243,12 +251,20 @@ pub fn command(results_dir: &Path, tag: &str, groups_dir: &Path) -> anyhow::Resu
     );
     let groups_dir = make_graphs::groups_dir(&run, groups_dir);
     let mut graphs_failed = false;
-    for o in make_graphs::run_all(&run, &groups_dir) {
+    let graphs = make_graphs::run_all(&run, &groups_dir);
+    for o in &graphs {
         if o.ok {
             println!("pairbench: {}", o.line);
         } else {
             eprintln!("pairbench: warning: {}", o.line);
             graphs_failed = true;
+        }
+    }
+    if !graphs.is_empty() {
+        // The pages again, with what make_graphs wrote and its logs.
+        for w in write_pages(&run, &drawn.plots) {
+            eprintln!("pairbench: warning: {w}");
+            incomplete = true;
         }
     }
     Ok(if incomplete || graphs_failed { 1 } else { 0 })
