@@ -161,62 +161,6 @@ fn kill_remote_ends_the_remote_test_and_returns_when_it_is_gone() {
 }
 
 #[test]
-fn wait_for_remote_port_open_sees_the_port_and_gives_up_at_once_when_the_remote_exits() {
-    let p = Project::new();
-    let port = free_port();
-    p.bash(
-        "g/local/client",
-        &format!("wait_for_remote_port_open {port} --timeout 60s; echo $? > rc"),
-    );
-    p.script(
-        "g/remote/listens",
-        &format!(
-            "#!/usr/bin/env python3\nimport socket, time\ntime.sleep(0.3)\n\
-             s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
-             s.bind(('127.0.0.1', {port})); s.listen(); time.sleep(300)\n"
-        ),
-    );
-    p.bash("g/remote/dies", "sleep 0.2; exit 0");
-    let start = std::time::Instant::now();
-    p.run(&["run", "--kill-grace", "100ms"]).expect_code(0);
-    assert!(
-        start.elapsed().as_secs() < 50,
-        "did not wait for the 60 s timeout"
-    );
-    assert_eq!(p.pair("g", "client_x_listens").read("local/rc"), "0\n");
-    let dies = p.pair("g", "client_x_dies");
-    assert_eq!(dies.read("local/rc"), "1\n");
-    assert!(
-        dies.read("local/stderr").contains("exited"),
-        "{}",
-        dies.read("local/stderr")
-    );
-}
-
-#[test]
-fn wait_for_remote_port_close_waits_for_the_port_to_close() {
-    let p = Project::new();
-    let port = free_port();
-    p.bash(
-        "g/local/client",
-        &format!(
-            "wait_for_remote_port_open {port}; wait_for_remote_port_close {port} --timeout 30s; echo $? > rc\n\
-             wait_for_remote_port_close 1 --timeout 1s; echo $? >> rc"
-        ),
-    );
-    p.script(
-        "g/remote/server",
-        &format!(
-            "#!/usr/bin/env python3\nimport socket, time\n\
-             s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
-             s.bind(('127.0.0.1', {port})); s.listen(); time.sleep(0.5); s.close(); time.sleep(300)\n"
-        ),
-    );
-    p.run(&["run", "--kill-grace", "100ms"]).expect_code(0);
-    assert_eq!(p.pair("g", "client_x_server").read("local/rc"), "0\n0\n");
-}
-
-#[test]
 fn report_metric_refuses_a_value_that_is_not_a_number() {
     let p = Project::new();
     p.bash(
@@ -264,12 +208,4 @@ fn the_default_helper_timeout_is_the_wait_timeout_option() {
     p.run(&["run", "--wait-timeout", "300ms", "--kill-grace", "100ms"])
         .expect_code(0);
     assert_eq!(p.pair("g", "l_x_r").read("local/rc"), "124\n");
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }

@@ -243,3 +243,59 @@ fn the_socket_tables_read_are_those_of_the_remote_tests_network_namespace() {
         pair.read("local/stderr")
     );
 }
+
+#[test]
+fn wait_for_remote_port_open_sees_the_port_and_gives_up_at_once_when_the_remote_exits() {
+    let p = Project::new();
+    let port = free_port();
+    p.bash(
+        "g/local/client",
+        &format!("wait_for_remote_port_open {port} --timeout 60s; echo $? > rc"),
+    );
+    p.script(
+        "g/remote/listens",
+        &format!(
+            "#!/usr/bin/env python3\nimport socket, time\ntime.sleep(0.3)\n\
+             s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+             s.bind(('127.0.0.1', {port})); s.listen(); time.sleep(300)\n"
+        ),
+    );
+    p.bash("g/remote/dies", "sleep 0.2; exit 0");
+    let start = std::time::Instant::now();
+    p.run(&["run", "--kill-grace", "100ms"]).expect_code(0);
+    assert!(
+        start.elapsed().as_secs() < 50,
+        "did not wait for the 60 s timeout"
+    );
+    assert_eq!(p.pair("g", "client_x_listens").read("local/rc"), "0\n");
+    let dies = p.pair("g", "client_x_dies");
+    assert_eq!(dies.read("local/rc"), "1\n");
+    assert!(
+        dies.read("local/stderr").contains("exited"),
+        "{}",
+        dies.read("local/stderr")
+    );
+}
+
+#[test]
+fn wait_for_remote_port_close_waits_for_the_port_to_close() {
+    let p = Project::new();
+    let port = free_port();
+    p.bash(
+        "g/local/client",
+        &format!(
+            "wait_for_remote_port_open {port}; wait_for_remote_port_close {port} --timeout 30s; echo $? > rc\n\
+             wait_for_remote_port_close 1 --timeout 1s; echo $? >> rc"
+        ),
+    );
+    p.script(
+        "g/remote/server",
+        &format!(
+            "#!/usr/bin/env python3\nimport socket, time\n\
+             s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+             s.bind(('127.0.0.1', {port})); s.listen(); time.sleep(0.5); s.close(); time.sleep(300)\n"
+        ),
+    );
+    p.run(&["run", "--kill-grace", "100ms"]).expect_code(0);
+    assert_eq!(p.pair("g", "client_x_server").read("local/rc"), "0\n0\n");
+}
