@@ -115,6 +115,7 @@ pub fn command(
             "runs '{a_tag}' and '{b_tag}' have no pairs (with results) in common: compare two runs of the same groups"
         );
     }
+    use crate::terminal::shown;
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
@@ -133,6 +134,8 @@ pub fn command(
         } else {
             format!("{} ({})", c.key.metric, c.key.side)
         };
+        // Names escaped for the terminal.
+        let (what, metric) = (shown(&what), shown(&metric));
         let verdict = if c.regressed {
             regressions += 1;
             "WORSE"

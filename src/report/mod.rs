@@ -23,6 +23,7 @@ use std::path::Path;
 
 use crate::results;
 use crate::runner::progress::Counts;
+use crate::terminal::shown;
 use load::Run;
 
 /// What drawing a run's report produced.
@@ -222,7 +223,7 @@ pub fn command(results_dir: &Path, tag: &str, groups_dir: &Path) -> anyhow::Resu
     let run = load::load(&dir);
     let mut incomplete = run.unreadable > 0;
     for w in &run.warnings {
-        eprintln!("pairbench: warning: {w}");
+        eprintln!("pairbench: warning: {}", shown(w));
     }
     if run_in_progress(&dir) {
         // The run appends to results.csv and rewrites both tables when it ends.
@@ -235,7 +236,7 @@ pub fn command(results_dir: &Path, tag: &str, groups_dir: &Path) -> anyhow::Resu
     }
     let drawn = draw(&run);
     for w in &drawn.problems {
-        eprintln!("pairbench: warning: {w}");
+        eprintln!("pairbench: warning: {}", shown(w));
         incomplete = true;
     }
     let c = run.counts();
@@ -254,16 +255,16 @@ pub fn command(results_dir: &Path, tag: &str, groups_dir: &Path) -> anyhow::Resu
     let graphs = make_graphs::run_all(&run, &groups_dir);
     for o in &graphs {
         if o.ok {
-            println!("pairbench: {}", o.line);
+            println!("pairbench: {}", shown(&o.line));
         } else {
-            eprintln!("pairbench: warning: {}", o.line);
+            eprintln!("pairbench: warning: {}", shown(&o.line));
             graphs_failed = true;
         }
     }
     if !graphs.is_empty() {
         // The pages again, with what make_graphs wrote and its logs.
         for w in write_pages(&run, &drawn.plots) {
-            eprintln!("pairbench: warning: {w}");
+            eprintln!("pairbench: warning: {}", shown(&w));
             incomplete = true;
         }
     }

@@ -297,7 +297,7 @@ pub fn run(opts: RunOptions, command_line: Vec<String>) -> anyhow::Result<i32> {
         eprintln!("pairbench: warning: cannot update results/latest: {e}");
     }
     for w in crate::report::write_all(&tree.root) {
-        eprintln!("pairbench: warning: {w}");
+        eprintln!("pairbench: warning: {}", crate::terminal::shown(&w));
     }
 
     print_summary(
