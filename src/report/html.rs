@@ -7,13 +7,14 @@
 //! `pages/failures.html`). A small run then shows every group on the index: its
 //! local × remote matrix (each cell linking the pair's folder and logs), its hooks, and
 //! its plots, each metric chart beside the table of its numbers (mean ± sd, n). A large
-//! run (more than [`INLINE_RUNS`] runs, [`INLINE_CELLS`] matrix cells or
-//! [`INLINE_GROUPS`] groups) lists its groups on the index instead, each with a page of
+//! run (more than [`INLINE_RUNS`] runs, [`INLINE_CELLS`] matrix cells, [`INLINE_GROUPS`]
+//! groups or [`INLINE_ROWS`] rows of numbers) lists its groups on the index instead, each with a page of
 //! its own (`pages/<group>.html`). A matrix of more than [`matrix::FULL_CELLS`] cells is
 //! collapsed to the rows and columns that hold a pair that did not succeed (or to a line
 //! per local test when even that is too large), with the full matrix one click away
-//! (`pages/<group>.matrix.html`). So the index stays small at any size: at most about
-//! 512 KiB (about 100 KiB at 10,000 pairs; benches/report.rs measures it).
+//! (`pages/<group>.matrix.html`). Every list on the index is capped, so it stays small
+//! at any size: about 50 KiB at 10,000 pairs, a few hundred KiB at most for names of
+//! usual length (benches/report.rs checks 512 KiB).
 //!
 //! Every link is relative and percent-encoded per path segment; page names come from
 //! [`safe_stem`], so no group name can collide with them or leave `pages/`.
@@ -126,14 +127,21 @@ impl At {
     }
 }
 
+/// Rows of the charts' tables a run may have and still show every group on the index.
+pub const INLINE_ROWS: usize = 500;
+
 /// Is the run too large to show every group on the index?
-pub fn paged(run: &Run) -> bool {
+pub fn paged(run: &Run, plots: &[Plot]) -> bool {
     let cells: usize = run
         .groups
         .iter()
         .map(|g| g.locals.len() * g.remotes.len())
         .sum();
-    run.records().count() > INLINE_RUNS || cells > INLINE_CELLS || run.groups.len() > INLINE_GROUPS
+    let rows: usize = plots.iter().map(|p| p.rows.len().min(TABLE_ROWS)).sum();
+    run.records().count() > INLINE_RUNS
+        || cells > INLINE_CELLS
+        || run.groups.len() > INLINE_GROUPS
+        || rows > INLINE_ROWS
 }
 
 /// The page of a group, in `pages/`.
@@ -148,7 +156,7 @@ fn full_matrix_page(g: &GroupRun) -> String {
 /// The index.html text and pages of a run whose plots are `plots`.
 pub fn render(run: &Run, plots: &[Plot]) -> Site {
     let mut pages = Vec::new();
-    let paged = paged(run);
+    let paged = paged(run, plots);
     let mut s = String::with_capacity(64 * 1024);
     head(&mut s, &format!("pairbench run {}", run.tag));
     let _ = writeln!(s, "<h1>pairbench run <code>{}</code></h1>", h(&run.tag));
