@@ -1,9 +1,12 @@
-//! The helpers a local test calls (SPEC §4): `wait_for_remote`, `kill_remote`,
-//! `wait_for_remote_port_open`, `wait_for_remote_port_close`, `report_metric`.
+//! The helpers a local test calls (docs/groups-and-scripts.md, "Helpers"):
+//! `wait_for_remote`, `kill_remote`, `wait_for_remote_port_open`,
+//! `wait_for_remote_port_close`, `report_metric`.
 //!
 //! They are the pairbench executable itself, called through links named after them (so
 //! any language can run them), and they talk to the run over its control socket
-//! ([`crate::control`]). Each says on stderr what it waits for and what it saw.
+//! ([`crate::control`]); the port helpers ask the pair's transport to read the remote
+//! host's socket tables ([`crate::sockets`]), never connecting. Each says on stderr what
+//! it waits for and what it saw.
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
