@@ -155,6 +155,9 @@ pub struct RunOptions {
     pub warmup: u32,
     /// Parameters: each pair runs once per combination of values.
     pub params: Vec<(String, Vec<String>)>,
+    /// `--repeat`, `--warmup` or `--param` was given (on the command line or in the
+    /// file); otherwise `--resume` reuses the tag's run plan.
+    pub plan_given: bool,
     /// Randomise the order of runs (seeded).
     pub shuffle: bool,
     pub seed: Option<u64>,

@@ -11,7 +11,7 @@ use super::load::{Cell, GroupRun, Run, run_dir, run_label, run_parts};
 use super::names::{href, html as h};
 use super::plots::Plot;
 use super::{counts_line, fmt_duration};
-use crate::results::{PairRecord, Status};
+use crate::tree::{PairRecord, Status};
 
 const CSS: &str = r#"
 :root { color-scheme: light; }
@@ -118,7 +118,7 @@ pub fn render(run: &Run, plots: &[Plot]) -> String {
     s
 }
 
-fn counts_html(c: crate::runner::progress::Counts) -> String {
+fn counts_html(c: crate::tree::Counts) -> String {
     format!(
         "{} pair{}: <span class=\"SUCCESS\">{} SUCCESS</span>, <span class=\"FAILED\">{} FAILED</span>, <span class=\"ERROR\">{} ERROR</span>",
         c.total(),
