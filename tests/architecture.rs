@@ -28,7 +28,10 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "tree",
         ],
     ),
-    ("compare", &["config", "console", "exit_status", "stats", "tree"]),
+    (
+        "compare",
+        &["config", "console", "exit_status", "stats", "tree"],
+    ),
     ("config", &[]),
     ("console", &["interrupt"]),
     ("control", &["helpers", "transport"]),
@@ -177,7 +180,9 @@ fn every_import_follows_the_module_map() {
     let mut bad = Vec::new();
     for (m, deps) in graph() {
         let Some(ok) = allowed.get(m.as_str()) else {
-            bad.push(format!("module '{m}' is not in the module map (tests/architecture.rs)"));
+            bad.push(format!(
+                "module '{m}' is not in the module map (tests/architecture.rs)"
+            ));
             continue;
         };
         for d in deps {
@@ -228,8 +233,5 @@ fn no_two_top_level_modules_import_each_other_even_through_others() {
 #[test]
 fn the_scanner_sees_uses_and_skips_comments() {
     let u = uses("use crate::{tree::Status, plan};\n// crate::runner\nlet x = crate::stats::f();");
-    assert_eq!(
-        u.into_iter().collect::<Vec<_>>(),
-        ["plan", "stats", "tree"]
-    );
+    assert_eq!(u.into_iter().collect::<Vec<_>>(), ["plan", "stats", "tree"]);
 }

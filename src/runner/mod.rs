@@ -128,23 +128,15 @@ fn now() -> String {
     chrono::Local::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-/// Which tag this run writes, and whether it is new (its folder just claimed).
-fn choose_tag(opts: &RunOptions) -> anyhow::Result<(String, bool)> {
-    let results_dir = &opts.results_dir;
+/// Which existing tag this run continues (`--resume`, `--tag`); `None` for a new tag
+/// named by the start time, claimed once the run is sure to start.
+fn chosen_tag(opts: &RunOptions) -> anyhow::Result<Option<String>> {
     if opts.resume {
-        let (tag, _) =
-            lock::resolve(results_dir, "latest").context("--resume continues the latest run")?;
-        return Ok((tag, false));
+        let (tag, _) = lock::resolve(&opts.results_dir, "latest")
+            .context("--resume continues the latest run")?;
+        return Ok(Some(tag));
     }
-    if let Some(t) = &opts.tag {
-        return Ok((t.clone(), false));
-    }
-    if opts.dry_run {
-        return Ok((layout::time_tag(chrono::Local::now()), true));
-    }
-    let tag = layout::claim_time_tag(results_dir, chrono::Local::now())
-        .map_err(|e| WriteError::new(results_dir, e))?;
-    Ok((tag, true))
+    Ok(opts.tag.clone())
 }
 
 /// The run plan of this run, against the one the tag was made with. `--resume` without
@@ -200,9 +192,15 @@ pub fn run(mut opts: RunOptions, command_line: Vec<String>) -> anyhow::Result<Ru
         pairs.retain(|p| plan::in_shard(&p.id(&groups), shard));
     }
 
-    let (tag, _claimed) = choose_tag(&opts)?;
+    for g in &groups {
+        layout::check_group_name(&g.name).map_err(plan::PlanError::from)?;
+    }
+    let chosen = chosen_tag(&opts)?;
+    let tag = chosen
+        .clone()
+        .unwrap_or_else(|| layout::time_tag(chrono::Local::now()));
     let tree = Tree::new(&opts.results_dir, &tag);
-    let exists = tree.root.is_dir();
+    let exists = chosen.is_some() && tree.root.is_dir();
     let stored = if exists {
         manifest::read(&tree.root).unwrap_or_else(|e| {
             eprintln!("pairbench: warning: tag '{tag}': {e}; its earlier invocations are not kept");
@@ -251,7 +249,14 @@ pub fn run(mut opts: RunOptions, command_line: Vec<String>) -> anyhow::Result<Ru
         });
     }
 
-    std::fs::create_dir_all(&tree.root).map_err(|e| WriteError::new(&tree.root, e))?;
+    let tag = match chosen {
+        Some(t) => {
+            std::fs::create_dir_all(&tree.root).map_err(|e| WriteError::new(&tree.root, e))?;
+            t
+        }
+        None => layout::claim_time_tag(&opts.results_dir, chrono::Local::now())
+            .map_err(|e| WriteError::new(&opts.results_dir, e))?,
+    };
     let results_dir = std::fs::canonicalize(&opts.results_dir)
         .with_context(|| format!("cannot resolve '{}'", opts.results_dir.display()))?;
     let tree = Tree::new(&results_dir, &tag);
