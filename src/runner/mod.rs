@@ -402,15 +402,11 @@ pub fn run(mut opts: RunOptions, command_line: Vec<String>) -> anyhow::Result<Ru
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .clone();
-    if let Some(first) = unrecorded.first() {
-        let more = unrecorded.len() - 1;
+    if unrecorded.len() > 1 {
+        // The first was printed when it happened.
         eprintln!(
-            "pairbench: results not recorded: {first}{}",
-            if more > 0 {
-                format!(" (and {more} more)")
-            } else {
-                String::new()
-            }
+            "pairbench: {} writes of the result tree failed (the first is above)",
+            unrecorded.len()
         );
     }
     let status = if crate::console::closed() {
