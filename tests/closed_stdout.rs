@@ -15,7 +15,15 @@ fn a_closed_stdout_stops_the_run_quietly_and_the_after_hooks_still_run() {
     p.bash("g/after_last_test_local", "echo after > after.log");
     let mut child = p
         .cmd()
-        .args(["run", "--tag", "P", "--progress", "never", "--kill-grace", "200ms"])
+        .args([
+            "run",
+            "--tag",
+            "P",
+            "--progress",
+            "never",
+            "--kill-grace",
+            "200ms",
+        ])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -28,7 +36,10 @@ fn a_closed_stdout_stops_the_run_quietly_and_the_after_hooks_still_run() {
     let done = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&done.stderr);
     assert_eq!(done.status.code(), Some(141), "{err}");
-    assert!(!err.contains("Broken pipe") && !err.contains("panicked"), "{err}");
+    assert!(
+        !err.contains("Broken pipe") && !err.contains("panicked"),
+        "{err}"
+    );
     let group = p.path().join("results/P/g");
     assert_eq!(
         std::fs::read_to_string(group.join("after.log")).unwrap(),
@@ -39,7 +50,10 @@ fn a_closed_stdout_stops_the_run_quietly_and_the_after_hooks_still_run() {
         .flatten()
         .filter(|e| e.file_name().to_string_lossy().ends_with("_x_r"))
         .count();
-    assert!(done_pairs < 6, "the run stopped starting pairs ({done_pairs} ran)");
+    assert!(
+        done_pairs < 6,
+        "the run stopped starting pairs ({done_pairs} ran)"
+    );
     // --resume runs what is missing.
     p.run(&["run", "--resume", "--progress", "never"])
         .expect_code(0);

@@ -60,7 +60,10 @@ fn a_full_disk_exits_2_naming_the_path_and_the_next_run_recovers() {
     std::fs::write(&flag, "").unwrap();
     p.bash(
         "g/local/a",
-        &format!("[ -e '{}' ] && head -c 4M /dev/zero > big 2>/dev/null; exit 0", flag.display()),
+        &format!(
+            "[ -e '{}' ] && head -c 4M /dev/zero > big 2>/dev/null; exit 0",
+            flag.display()
+        ),
     );
     p.bash("g/local/b", "exit 0");
     p.bash("g/remote/r", "exit 0");
@@ -80,7 +83,10 @@ fn a_full_disk_exits_2_naming_the_path_and_the_next_run_recovers() {
     let tag = p.path().join("results/T");
     for row in read_csv(&tag.join("results.csv")) {
         assert!(
-            tag.join(&row["group"]).join(&row["pair"]).join(&row["status"]).is_file(),
+            tag.join(&row["group"])
+                .join(&row["pair"])
+                .join(&row["status"])
+                .is_file(),
             "a results.csv row without its folder: {row:?}"
         );
     }
