@@ -46,7 +46,10 @@ fn odd_group(p: &Project) {
     // ended is known when the local test ends.
     let wait = "wait_for_remote --timeout 1s >/dev/null 2>&1;";
     p.bash("web|site/local/get *", &format!("{wait} exit 0"));
-    p.bash("web|site/local/post", &format!("{wait} echo boom >&2; exit 1"));
+    p.bash(
+        "web|site/local/post",
+        &format!("{wait} echo boom >&2; exit 1"),
+    );
     p.bash("web|site/remote/nginx", "sleep 30");
     p.bash("web|site/remote/[broken]", "exit 2");
     p.file("web|site/local/notes.txt", "not a test");
