@@ -1,7 +1,7 @@
 //! A run: which pairs, in which order, on which transport; the group's hooks around its
 //! pairs; the run's tables at the end; the exit status (SPEC §2, §3, §7). The tree module
 //! owns every path and file of the result tree; the cli draws the report afterwards.
-//! See the README, "What a run does" and "Running again on a tag".
+//! See the README, "A five-minute tour" and "Running again on a tag".
 
 pub mod env;
 mod group;

@@ -2,7 +2,7 @@
 //! [`PairRun::start_local`], [`wait_local`], [`PairRun::end_both`] (the remote
 //! test is ended if it still runs, and everything both scripts started), [`settle`] (how
 //! the remote side ended, its folder copied back) and [`PairRun::record`] (one outcome,
-//! committed by the tree). See the README, "What a run does".
+//! committed by the tree). See the README, "A five-minute tour".
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
