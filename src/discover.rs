@@ -24,11 +24,8 @@ pub enum DiscoverError {
         "groups folder '{0}' does not exist: create it (pairbench new GROUP) or point -g/--groups-dir at your groups"
     )]
     MissingGroupsDir(PathBuf),
-    #[error("cannot read groups folder '{path}': {source}")]
-    Unreadable {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error("cannot read groups folder '{path}': {err}")]
+    Unreadable { path: PathBuf, err: std::io::Error },
     #[error(
         "{path:?} is not named in UTF-8, so pairbench cannot name it in its results: rename it (nothing was run)"
     )]
@@ -109,9 +106,9 @@ pub fn discover(root: &Path) -> Result<Vec<Group>, DiscoverError> {
     if !root.is_dir() {
         return Err(DiscoverError::MissingGroupsDir(root.to_path_buf()));
     }
-    let root = fs::canonicalize(root).map_err(|source| DiscoverError::Unreadable {
+    let root = fs::canonicalize(root).map_err(|err| DiscoverError::Unreadable {
         path: root.to_path_buf(),
-        source,
+        err,
     })?;
     let mut groups = Vec::new();
     let mut walker = walkdir::WalkDir::new(&root)

@@ -30,7 +30,7 @@ pub struct Launch {
 /// Why something could not be done on a transport: becomes an ERROR reason.
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
-    #[error("{0}")]
+    #[error(transparent)]
     Spawn(#[from] crate::process::SpawnError),
     #[error("{0}")]
     Io(String),
