@@ -108,6 +108,42 @@ pub struct PairRecord {
 }
 
 impl PairRecord {
+    /// A record of which only where it is and its status are known (its variant's
+    /// parameters and repetition are read from the variant's folder name).
+    pub fn known_only_by_place(
+        tag: &str,
+        group: &str,
+        pair: &str,
+        variant: &str,
+        status: Status,
+    ) -> PairRecord {
+        let (local_test, remote_test) = super::tables::split_pair(pair);
+        let (params, repetition, warmup) = super::walk::parse_variant(variant);
+        PairRecord {
+            tag: tag.to_string(),
+            group: group.to_string(),
+            local_test,
+            remote_test,
+            pair: pair.to_string(),
+            status,
+            reason: String::new(),
+            local_exit: None,
+            remote_exit: None,
+            remote_ended: None,
+            started_at: String::new(),
+            duration_s: 0.0,
+            remote_host: String::new(),
+            attempt: 1,
+            scripts_hash: String::new(),
+            flaky: false,
+            variant: variant.to_string(),
+            params,
+            repetition,
+            warmup,
+            notes: Vec::new(),
+        }
+    }
+
     /// `<group>/<pair>[/<variant>]`: one run of a pair.
     pub fn id(&self) -> String {
         run_id(&self.group, &self.pair, &self.variant)

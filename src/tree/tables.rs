@@ -83,6 +83,25 @@ pub fn param_names<'a>(records: impl IntoIterator<Item = &'a PairRecord>) -> Vec
     set.into_iter().cloned().collect()
 }
 
+/// The columns both tables end with: `repetition`, `warmup`, then each parameter.
+fn variant_columns<'a>(
+    repetition: Option<u32>,
+    warmup: bool,
+    params: &'a BTreeMap<String, String>,
+    names: &'a [String],
+) -> impl Iterator<Item = String> + 'a {
+    [
+        repetition.map(|r| r.to_string()).unwrap_or_default(),
+        warmup.to_string(),
+    ]
+    .into_iter()
+    .chain(
+        names
+            .iter()
+            .map(|n| params.get(n).cloned().unwrap_or_default()),
+    )
+}
+
 fn results_row(r: &PairRecord, param_names: &[String]) -> Vec<String> {
     let opt = |v: Option<i32>| v.map(|c| c.to_string()).unwrap_or_default();
     [
@@ -103,15 +122,14 @@ fn results_row(r: &PairRecord, param_names: &[String]) -> Vec<String> {
         r.remote_host.clone(),
         r.attempt.to_string(),
         r.flaky.to_string(),
-        r.repetition.map(|r| r.to_string()).unwrap_or_default(),
-        r.warmup.to_string(),
     ]
     .into_iter()
-    .chain(
-        param_names
-            .iter()
-            .map(|n| r.params.get(n).cloned().unwrap_or_default()),
-    )
+    .chain(variant_columns(
+        r.repetition,
+        r.warmup,
+        &r.params,
+        param_names,
+    ))
     .collect()
 }
 
@@ -176,15 +194,9 @@ pub fn write_metrics(path: &Path, rows: &[MetricRow]) -> std::io::Result<()> {
             m.value.to_string(),
             m.unit.clone(),
             m.attempt.to_string(),
-            m.repetition.map(|r| r.to_string()).unwrap_or_default(),
-            m.warmup.to_string(),
         ]
         .into_iter()
-        .chain(
-            params
-                .iter()
-                .map(|n| m.params.get(n).cloned().unwrap_or_default()),
-        )
+        .chain(variant_columns(m.repetition, m.warmup, &m.params, &params))
         .collect::<Vec<String>>()
     });
     write_table(path, header, body)

@@ -14,7 +14,7 @@ use rayon::prelude::*;
 use super::layout::{EXIT_FILE, RESERVED, SIDES, Tree};
 use super::nofollow::{self, Kind};
 use super::record::{Counts, MetricRow, PairRecord, Status};
-use super::tables::{self, RunKey, run_key, split_pair};
+use super::tables::{self, RunKey, run_key};
 
 /// One run folder found, with its record.
 #[derive(Debug, Clone)]
@@ -103,7 +103,6 @@ impl Walked {
         let mut problems = Vec::new();
         for (rows, p) in per_run {
             out.extend(rows);
-            // Problems of earlier attempts are not the report's business.
             problems.extend(p);
         }
         (out, problems)
@@ -385,35 +384,15 @@ fn settle(
             let marker_text = nofollow::read_beneath(&c.dir, Path::new(status.marker()))
                 .map(|b| String::from_utf8_lossy(&b).into_owned())
                 .unwrap_or_default();
-            let (l, r) = split_pair(&pair);
-            let (params, repetition, warmup) = parse_variant(&variant);
-            PairRecord {
-                tag: tag.to_string(),
-                group: group.clone(),
-                local_test: l,
-                remote_test: r,
-                pair: pair.clone(),
-                status,
-                reason: marker_text
-                    .trim()
-                    .split_once(' ')
-                    .map(|(_, r)| r.to_string())
-                    .unwrap_or_default(),
-                local_exit: read_exit(&c.dir, "local"),
-                remote_exit: read_exit(&c.dir, "remote"),
-                remote_ended: None,
-                started_at: String::new(),
-                duration_s: 0.0,
-                remote_host: String::new(),
-                attempt: 1,
-                scripts_hash: String::new(),
-                flaky: false,
-                variant: variant.clone(),
-                params,
-                repetition,
-                warmup,
-                notes: Vec::new(),
-            }
+            let mut r = PairRecord::known_only_by_place(tag, &group, &pair, &variant, status);
+            r.reason = marker_text
+                .trim()
+                .split_once(' ')
+                .map(|(_, r)| r.to_string())
+                .unwrap_or_default();
+            r.local_exit = read_exit(&c.dir, "local");
+            r.remote_exit = read_exit(&c.dir, "remote");
+            r
         }
     };
     // The folder is the truth: it is where links point and where the marker is.
