@@ -313,7 +313,7 @@ fn logs(s: &mut String, tag_dir: &Path, r: &PairRecord) {
 }
 
 fn hooks(s: &mut String, tag_dir: &Path, g: &GroupRun) {
-    let dir = tag_dir.join(&g.name).join("hooks");
+    let dir = crate::tree::Tree::at(tag_dir).hooks(&g.name);
     let Ok(rd) = std::fs::read_dir(&dir) else {
         return;
     };
@@ -329,8 +329,8 @@ fn hooks(s: &mut String, tag_dir: &Path, g: &GroupRun) {
     names.sort();
     s.push_str("<h3>Hooks</h3>\n<ul class=\"hooks\">\n");
     for name in names {
-        let exit = std::fs::read_to_string(dir.join(&name).join("exit_code"))
-            .map(|e| format!("exit {}", e.trim()))
+        let exit = crate::tree::nofollow::read_beneath(&dir, &Path::new(&name).join("exit_code"))
+            .map(|e| format!("exit {}", String::from_utf8_lossy(&e).trim()))
             .unwrap_or_else(|_| "no exit code".into());
         let _ = write!(
             s,

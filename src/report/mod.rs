@@ -132,6 +132,7 @@ fn draw_plots(run: &Run) -> (Vec<plots::Plot>, Vec<String>) {
 /// their record was damaged included). False when a table could not be written.
 fn rebuild_tables(run: &Run) -> bool {
     let dir = &run.dir;
+    let tree = crate::tree::Tree::at(dir);
     let mut ok = true;
     let mut fail = |name: &str, e: std::io::Error| {
         eprintln!(
@@ -140,15 +141,15 @@ fn rebuild_tables(run: &Run) -> bool {
         );
         ok = false;
     };
-    if let Err(e) = tables::write_results(&dir.join("results.csv"), &run.walked.all_records()) {
+    if let Err(e) = tables::write_results(&tree.file("results.csv"), &run.walked.all_records()) {
         fail("results.csv", e);
     }
     let (metrics, _) = run.walked.metrics(true);
-    if let Err(e) = tables::write_metrics(&dir.join("metrics.csv"), &metrics) {
+    if let Err(e) = tables::write_metrics(&tree.file("metrics.csv"), &metrics) {
         fail("metrics.csv", e);
     }
     let stats = crate::stats::compute(run.walked.latest(), &metrics);
-    if let Err(e) = crate::stats::write_csv(&dir.join("stats.csv"), &stats) {
+    if let Err(e) = crate::stats::write_csv(&tree.file("stats.csv"), &stats) {
         fail("stats.csv", e);
     }
     ok

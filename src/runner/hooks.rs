@@ -71,7 +71,7 @@ pub fn run(g: &GroupCtx, h: &HostCtx, name: &str) -> Option<HookResult> {
         env: envv,
         stdout: out.join("stdout"),
         stderr: out.join("stderr"),
-        marker: format!("{}-{}-{name}", g.run.run_id, g.run.next_seq()),
+        marker: format!("{}-{}-{name}", g.run.marker_prefix, g.run.next_seq()),
     };
     let started: Result<Box<dyn Running>, _> = if remote_side {
         h.transport.start(&launch)

@@ -41,7 +41,8 @@ pub struct RunCtx {
     pub control: Control,
     live: Option<Live>,
     pub progress: Progress,
-    pub run_id: String,
+    /// Prefix of the markers of the processes this run starts (pid and start time).
+    pub marker_prefix: String,
     /// The runs of each pair (parameters, repetitions).
     pub variants: Vec<plan::Variant>,
     seq: AtomicU64,
@@ -322,7 +323,7 @@ pub fn run(mut opts: RunOptions, command_line: Vec<String>) -> anyhow::Result<Ru
         groups,
         tree: tree.clone(),
         control,
-        run_id: format!(
+        marker_prefix: format!(
             "{}-{}",
             std::process::id(),
             started_at.replace([':', '.'], "")

@@ -217,7 +217,11 @@ impl<'a> PairRun<'a> {
     }
 
     fn marker(&self, side: &str) -> String {
-        format!("{}-{}-{side}", self.g.run.run_id, self.g.run.next_seq())
+        format!(
+            "{}-{}-{side}",
+            self.g.run.marker_prefix,
+            self.g.run.next_seq()
+        )
     }
 
     /// Start the remote test, in its folder on its host.
