@@ -81,14 +81,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "transport",
         &[
-            "config",
-            "discover",
-            "helpers",
-            "hostinfo",
-            "interrupt",
-            "outcome",
-            "process",
-            "tree",
+            "config", "discover", "helpers", "hostinfo", "outcome", "process", "tree",
         ],
     ),
     ("tree", &["hostinfo"]),

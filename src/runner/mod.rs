@@ -361,6 +361,9 @@ pub fn run(mut opts: RunOptions, command_line: Vec<String>) -> anyhow::Result<Ru
     let walked = walk::walk(&tree.root);
     write_tables(&ctx, &walked);
     let interrupted = crate::interrupt::requested();
+    // A stdout closed while pairs ran stopped the run; one closed only for the summary
+    // below did not.
+    let stdout_closed = crate::console::closed();
     let wanted: HashSet<String> = planned
         .iter()
         .map(|p| {
@@ -410,7 +413,7 @@ pub fn run(mut opts: RunOptions, command_line: Vec<String>) -> anyhow::Result<Ru
             unrecorded.len()
         );
     }
-    let status = if crate::console::closed() {
+    let status = if stdout_closed {
         ExitStatus::STDOUT_CLOSED
     } else if interrupted {
         ExitStatus::INTERRUPTED
