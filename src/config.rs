@@ -10,11 +10,8 @@ use serde::{Deserialize, Serialize};
 /// A configuration or flag value that cannot be used; the message says what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config file '{path}': {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error("cannot read config file '{path}': {err}")]
+    Read { path: PathBuf, err: std::io::Error },
     #[error("config file '{path}' is not valid: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("bad duration '{value}' for {what}: write it like 500ms, 30s or 10m")]
@@ -89,7 +86,7 @@ impl FileConfig {
             Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => {
                 return Ok(FileConfig::default());
             }
-            Err(source) => return Err(ConfigError::Read { path, source }),
+            Err(err) => return Err(ConfigError::Read { path, err }),
         };
         toml::from_str(&text).map_err(|e| ConfigError::Parse {
             path,
@@ -155,6 +152,9 @@ pub struct RunOptions {
     pub warmup: u32,
     /// Parameters: each pair runs once per combination of values.
     pub params: Vec<(String, Vec<String>)>,
+    /// `--repeat`, `--warmup` or `--param` was given (on the command line or in the
+    /// file); otherwise `--resume` reuses the tag's run plan.
+    pub plan_given: bool,
     /// Randomise the order of runs (seeded).
     pub shuffle: bool,
     pub seed: Option<u64>,

@@ -22,6 +22,11 @@ pub fn install() {
     });
 }
 
+/// Stop as a first Ctrl-C does, without a word (pairbench's stdout was closed).
+pub fn request_stop() {
+    let _ = COUNT.compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst);
+}
+
 /// Has the user asked to stop?
 pub fn requested() -> bool {
     COUNT.load(Ordering::SeqCst) > 0

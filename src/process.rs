@@ -177,8 +177,8 @@ pub struct Spec {
 /// Why a script could not be started.
 #[derive(Debug, thiserror::Error)]
 pub enum SpawnError {
-    #[error("cannot create {path}: {source}")]
-    Output { path: PathBuf, source: io::Error },
+    #[error("cannot create {path}: {err}")]
+    Output { path: PathBuf, err: io::Error },
     #[error("cannot execute {}: {reason}", .path.display())]
     Exec { path: PathBuf, reason: String },
 }
@@ -201,9 +201,9 @@ impl fmt::Debug for Child {
 /// Start `spec` in a new process group with its output going straight to files.
 pub fn spawn(spec: &Spec) -> Result<Child, SpawnError> {
     let out = |p: &Path| {
-        File::create(p).map_err(|source| SpawnError::Output {
+        File::create(p).map_err(|err| SpawnError::Output {
             path: p.to_path_buf(),
-            source,
+            err,
         })
     };
     let stdout = out(&spec.stdout)?;

@@ -27,8 +27,7 @@ use super::matrix::{self, View};
 use super::names::{ellipsize, href, html as h, safe_stem};
 use super::plots::{Kind, Plot};
 use super::{fmt_duration, fmt_value, group_counts_line};
-use crate::results::{PairRecord, Status};
-use crate::runner::progress::Counts;
+use crate::tree::{Counts, PairRecord, Status};
 
 const CSS: &str = r#"
 :root { color-scheme: light; }
@@ -821,7 +820,7 @@ fn logs(s: &mut String, at: At, tag_dir: &Path, r: &PairRecord) {
 }
 
 fn hooks(s: &mut String, at: At, tag_dir: &Path, g: &GroupRun) {
-    let dir = tag_dir.join(&g.name).join("hooks");
+    let dir = crate::tree::Tree::at(tag_dir).hooks(&g.name);
     let Ok(rd) = std::fs::read_dir(&dir) else {
         return;
     };
@@ -837,8 +836,8 @@ fn hooks(s: &mut String, at: At, tag_dir: &Path, g: &GroupRun) {
     names.sort();
     s.push_str("<h3>Hooks</h3>\n<ul class=\"hooks\">\n");
     for name in names {
-        let exit = std::fs::read_to_string(dir.join(&name).join("exit_code"))
-            .map(|e| format!("exit {}", e.trim()))
+        let exit = crate::tree::nofollow::read_beneath(&dir, &Path::new(&name).join("exit_code"))
+            .map(|e| format!("exit {}", String::from_utf8_lossy(&e).trim()))
             .unwrap_or_else(|_| "no exit code".into());
         let _ = write!(
             s,
@@ -868,7 +867,7 @@ const GROUP_IMAGES: usize = 20;
 /// The plain files in the group's result folder: what its hooks and `make_graphs` wrote
 /// there (graphs, tables), linked; images shown. Links are not followed.
 fn group_files(s: &mut String, at: At, tag_dir: &Path, g: &GroupRun) {
-    let Ok(rd) = std::fs::read_dir(tag_dir.join(&g.name)) else {
+    let Ok(rd) = std::fs::read_dir(crate::tree::Tree::at(tag_dir).group(&g.name)) else {
         return;
     };
     let mut names: Vec<String> = rd

@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 
 use super::load::GroupRun;
-use crate::results::Status;
+use crate::tree::Status;
 
 /// A matrix with more cells than this is shown collapsed.
 pub const FULL_CELLS: usize = 400;

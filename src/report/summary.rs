@@ -1,13 +1,14 @@
 //! `summary.md`: the run's counts, then per group the local × remote matrix with each
 //! pair's status and duration (collapsed as on the page when it is large, see
 //! [`matrix`]), its counts, and the reason of each pair that did not succeed (at most
-//! 100 per group, so the file stays within what a CI job summary takes). Names are Markdown-escaped so any group or test name keeps the tables intact.
+//! 100 per group, so the file stays within what a CI job summary takes). Names are
+//! Markdown-escaped so any group or test name keeps the tables intact.
 
 use super::load::{GroupRun, Run};
 use super::matrix::{self, View};
 use super::names::markdown as md;
 use super::{counts_line, fmt_duration, group_counts_line};
-use crate::results::Status;
+use crate::tree::Status;
 
 /// The summary.md text of a run.
 pub fn render(run: &Run) -> String {

@@ -7,33 +7,12 @@ use std::sync::Mutex;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::config::ProgressMode;
-use crate::results::{PairRecord, Status};
 use crate::terminal::shown;
+use crate::tree::{Counts, PairRecord, Status};
 
 /// `line` with the names in it escaped for the terminal.
 fn shown_line(line: String) -> String {
     shown(&line).into_owned()
-}
-
-/// Counts by status.
-#[derive(Debug, Default, Clone, Copy, serde::Serialize)]
-pub struct Counts {
-    pub success: usize,
-    pub failed: usize,
-    pub error: usize,
-}
-
-impl Counts {
-    pub fn add(&mut self, s: Status) {
-        match s {
-            Status::Success => self.success += 1,
-            Status::Failed => self.failed += 1,
-            Status::Error => self.error += 1,
-        }
-    }
-    pub fn total(&self) -> usize {
-        self.success + self.failed + self.error
-    }
 }
 
 /// The run's display.
@@ -75,7 +54,9 @@ impl Progress {
         let line = &*shown(line);
         match &self.bar {
             Some(b) => b.println(line),
-            None => println!("{line}"),
+            None => {
+                crate::console::line(line);
+            }
         }
     }
 
@@ -110,7 +91,9 @@ impl Progress {
                 ));
                 b.inc(1);
             }
-            None => println!("{line}"),
+            None => {
+                crate::console::line(&line);
+            }
         }
     }
 
