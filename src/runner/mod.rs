@@ -199,8 +199,9 @@ pub fn run(opts: RunOptions, command_line: Vec<String>) -> anyhow::Result<i32> {
     let control = Control::start().context("cannot start the helpers' control socket")?;
     let to_run = planned.iter().filter(|p| p.decision.runs()).count();
     let skipped = planned.len() - to_run;
-    let mut hosts = vec![hostinfo::this_machine("local", "local", "127.0.0.1")];
-    hosts.extend(pool.hosts.iter().map(|t| t.host_info()));
+    // The remote hosts join run.json at the end: asking them now would wait for every
+    // connection before the first pair.
+    let this_machine = vec![hostinfo::this_machine("local", "local", "127.0.0.1")];
     let ctx = RunCtx {
         live: opts.verbose.then(Live::start),
         progress: Progress::new(to_run, opts.progress, opts.verbose),
@@ -230,7 +231,7 @@ pub fn run(opts: RunOptions, command_line: Vec<String>) -> anyhow::Result<i32> {
         started_at,
         ended_at: None,
         options: &ctx.opts,
-        hosts: &hosts,
+        hosts: &this_machine,
         counts: Counts::default(),
         pairs_planned: planned.len(),
         pairs_run: to_run,
@@ -260,6 +261,10 @@ pub fn run(opts: RunOptions, command_line: Vec<String>) -> anyhow::Result<i32> {
         group::run_group(&ctx, group, &pool, &mine);
     }
     ctx.progress.finish();
+    let mut hosts = this_machine.clone();
+    hosts.extend(pool.hosts.iter().map(|t| t.host_info()));
+    manifest.hosts = &hosts;
+    pool.close();
 
     // The run's files, from the tree itself.
     let records = results::collect_records(&tree.root);
