@@ -31,6 +31,8 @@ pub enum Command {
     Report(ReportArgs),
     /// Show each pair's change between two runs; exit 1 where something got worse
     Compare(CompareArgs),
+    /// Show the hosts that Ansible inventories give (as `--inventory` would use them)
+    Inventory(InventoryArgs),
     /// The remote end of an SSH transport (started by pairbench over SSH)
     #[command(hide = true)]
     Agent(crate::transport::ssh::agent::AgentArgs),
@@ -68,6 +70,9 @@ pub struct RunArgs {
     /// Where remote tests run: local, [user@]host[:port], an ~/.ssh/config alias or a [[remote]] name (repeatable)
     #[arg(long = "remote", value_name = "HOST")]
     pub remotes: Vec<String>,
+    /// Hosts of an Ansible inventory (INI or YAML), all or one group's, as the pool (repeatable)
+    #[arg(long = "inventory", value_name = "FILE[:GROUP]")]
+    pub inventories: Vec<String>,
     /// Only pairs whose id <group>/<L>_x_<R> matches this glob (repeatable)
     #[arg(short = 'f', long = "filter", value_name = "GLOB")]
     pub filters: Vec<String>,
@@ -137,6 +142,16 @@ pub struct RunArgs {
     /// Seed for --shuffle [default: random]
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct InventoryArgs {
+    /// Inventory files, each with an optional group: hosts.ini, hosts.yml:web
+    #[arg(required = true, value_name = "FILE[:GROUP]")]
+    pub inventories: Vec<String>,
+    /// Print each file's groups and host variables as `ansible-inventory --list` does (JSON)
+    #[arg(long)]
+    pub list: bool,
 }
 
 #[derive(Debug, Args)]
@@ -231,11 +246,25 @@ impl RunArgs {
         if let Some((name, _)) = params.iter().find(|(_, v)| v.is_empty()) {
             anyhow::bail!("parameter '{name}' has no values: give it at least one");
         }
-        let remotes = if self.remotes.is_empty() {
-            file.remotes
+        // The command line's hosts (--remote, then --inventory) replace the file's.
+        let (mut remotes, inventories) = if self.remotes.is_empty() && self.inventories.is_empty() {
+            (file.remotes, file.inventory)
         } else {
-            self.remotes
+            (self.remotes, self.inventories)
         };
+        let (from_inventories, inventory_defs) = crate::inventory::pool(&inventories)?;
+        for name in from_inventories {
+            if !remotes.contains(&name) {
+                remotes.push(name);
+            }
+        }
+        // A [[remote]] of pairbench.toml wins over an inventory host of the same name.
+        let mut remote_defs = file.remote;
+        for d in inventory_defs {
+            if !remote_defs.iter().any(|r| r.name == d.name) {
+                remote_defs.push(d);
+            }
+        }
         Ok(RunOptions {
             groups_dir: self
                 .common
@@ -249,7 +278,7 @@ impl RunArgs {
             tag: self.tag,
             groups: self.groups,
             remotes,
-            remote_defs: file.remote,
+            remote_defs,
             filters: self.filters,
             timeout: dur("--timeout", &self.timeout, &file.timeout, "10m")?,
             hook_timeout: dur(
@@ -376,6 +405,7 @@ fn dispatch(cli: Cli, args: &[String]) -> anyhow::Result<i32> {
                 .unwrap_or_else(|| "results".into());
             crate::compare::command(&results, &c.a, &c.b, &c.threshold, &file.metrics)
         }
+        Command::Inventory(inv) => crate::inventory::command(&inv.inventories, inv.list),
         Command::Helper { name, args } => Ok(crate::helpers::main(&name, &args)),
         Command::Agent(a) => Ok(crate::transport::ssh::agent::main(&a)),
     }

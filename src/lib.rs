@@ -9,6 +9,7 @@ pub mod discover;
 pub mod helpers;
 pub mod hostinfo;
 pub mod interrupt;
+pub mod inventory;
 pub mod list;
 pub mod outcome;
 pub mod plan;
