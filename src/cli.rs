@@ -33,6 +33,8 @@ pub enum Command {
     Compare(CompareArgs),
     /// Show the hosts that Ansible inventories give (as `--inventory` would use them)
     Inventory(InventoryArgs),
+    /// Run as N shards on a Slurm cluster (a job array), then merge them into one tag
+    Slurm(Box<crate::slurm::SlurmArgs>),
     /// The remote end of an SSH transport (started by pairbench over SSH)
     #[command(hide = true)]
     Agent(crate::transport::ssh::agent::AgentArgs),
@@ -405,6 +407,7 @@ fn dispatch(cli: Cli, args: &[String]) -> anyhow::Result<i32> {
                 .unwrap_or_else(|| "results".into());
             crate::compare::command(&results, &c.a, &c.b, &c.threshold, &file.metrics)
         }
+        Command::Slurm(s) => crate::slurm::command(&s),
         Command::Inventory(inv) => crate::inventory::command(&inv.inventories, inv.list),
         Command::Helper { name, args } => Ok(crate::helpers::main(&name, &args)),
         Command::Agent(a) => Ok(crate::transport::ssh::agent::main(&a)),

@@ -18,5 +18,6 @@ pub mod report;
 pub mod results;
 pub mod runner;
 pub mod skeleton;
+pub mod slurm;
 pub mod stats;
 pub mod transport;

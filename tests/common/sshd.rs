@@ -367,7 +367,7 @@ impl Sshd {
 }
 
 /// Children (and their children) of `pid`.
-fn descendants(pid: u32) -> Vec<u32> {
+pub fn descendants(pid: u32) -> Vec<u32> {
     let mut out = Vec::new();
     let mut todo = vec![pid];
     while let Some(p) = todo.pop() {
