@@ -288,6 +288,10 @@ fn a_bad_inventory_or_group_is_one_clear_line() {
             "[web]\nh1 ansible_host='{{ lookup(\"x\") }}'\n",
             "Jinja template",
         ),
+        (
+            "[web]\nh1 ansible_connection=docker\n",
+            "ansible_connection is",
+        ),
     ];
     for (i, (text, want)) in cases.iter().enumerate() {
         let path = dir.path().join(format!("bad{i}.ini"));
@@ -372,4 +376,21 @@ fn a_run_over_an_inventory_reaches_its_hosts_with_their_user_port_and_key() {
     let r = run(&["run", "--progress", "never", "--inventory", "lab.ini:nope"]);
     r.expect_code(2);
     assert!(r.stderr().contains("no group 'nope'"), "{}", r.stderr());
+}
+
+#[test]
+fn a_host_with_a_local_connection_runs_on_this_machine() {
+    let p = Project::new();
+    std::fs::write(
+        p.path().join("here.yml"),
+        "all:\n  hosts:\n    localhost:\n      ansible_connection: local\n",
+    )
+    .unwrap();
+    p.bash("g/local/l", "wait_for_remote --timeout 30s");
+    p.bash("g/remote/r", "echo \"$REMOTE_TEST_ROOT_PATH\"");
+    p.run(&["run", "--progress", "never", "--inventory", "here.yml"])
+        .expect_code(0);
+    let rows = p.results_csv();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["remote_host"], "local");
 }

@@ -380,6 +380,8 @@ pub fn split_spec(spec: &str) -> (PathBuf, String) {
 #[derive(Debug, Clone, PartialEq)]
 pub struct InventoryHost {
     pub def: RemoteDef,
+    /// `ansible_connection=local`: runs on this machine (pairbench's `local`).
+    pub local: bool,
     /// The groups it is in (directly), for display.
     pub groups: Vec<String>,
 }
@@ -405,18 +407,29 @@ pub fn hosts(spec: &str) -> Result<Vec<InventoryHost>, InventoryError> {
         .into_iter()
         .map(|h| {
             let vars = inv.vars_of(&h);
-            let def = remote_def(&h, &vars).map_err(|message| InventoryError::Host {
+            let host_error = |message| InventoryError::Host {
                 path: path.clone(),
                 host: h.clone(),
                 message,
-            })?;
+            };
+            let local = match vars.get("ansible_connection") {
+                None | Some(Value::Null) => false,
+                Some(Value::String(c)) if c == "local" => true,
+                Some(Value::String(c)) if ["ssh", "smart", "paramiko", "paramiko_ssh"].contains(&c.as_str()) => false,
+                Some(other) => {
+                    return Err(host_error(format!(
+                        "ansible_connection is {other}: pairbench reaches hosts over SSH (or runs on this machine with ansible_connection=local)"
+                    )));
+                }
+            };
+            let def = remote_def(&h, &vars).map_err(host_error)?;
             let groups = inv
                 .order
                 .iter()
                 .filter(|g| *g != "all" && inv.groups[*g].hosts.contains(&h))
                 .cloned()
                 .collect();
-            Ok(InventoryHost { def, groups })
+            Ok(InventoryHost { def, local, groups })
         })
         .collect()
 }
@@ -479,16 +492,23 @@ fn remote_def(name: &str, vars: &Map<String, Value>) -> Result<RemoteDef, String
     })
 }
 
-/// The pool that inventories give: their hosts' names in order (each once) and their
-/// `[[remote]]` entries.
+/// The pool that inventories give: their hosts' names in order (each once; `local` for
+/// `ansible_connection=local`) and their `[[remote]]` entries.
 pub fn pool(specs: &[String]) -> Result<(Vec<String>, Vec<RemoteDef>), InventoryError> {
     let mut names: Vec<String> = Vec::new();
     let mut defs: Vec<RemoteDef> = Vec::new();
     for spec in specs {
         for h in hosts(spec)? {
-            if !names.contains(&h.def.name) {
-                names.push(h.def.name.clone());
-                defs.push(h.def);
+            let name = if h.local {
+                "local".to_string()
+            } else {
+                h.def.name.clone()
+            };
+            if !names.contains(&name) {
+                names.push(name);
+                if !h.local {
+                    defs.push(h.def);
+                }
             }
         }
     }
@@ -518,7 +538,7 @@ pub fn command(specs: &[String], list: bool) -> anyhow::Result<i32> {
                 out,
                 "{}\t{}\t{}\t{}\t{}\t{}\t{}",
                 d.name,
-                d.host,
+                if h.local { "local" } else { &d.host },
                 d.port.map_or_else(dash, |p| p.to_string()),
                 d.user.clone().unwrap_or_else(dash),
                 d.identity_file.clone().unwrap_or_else(dash),
