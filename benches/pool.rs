@@ -18,7 +18,6 @@
 #[path = "../tests/common/sshd.rs"]
 mod sshd;
 
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -32,23 +31,6 @@ fn script(path: &Path, body: &str) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(path, body).unwrap();
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
-}
-
-/// One client HOME (the first host's) that knows every host and whose key all accept.
-fn one_client(hosts: &[sshd::Sshd]) {
-    let first = &hosts[0];
-    let key = first.home.join(".ssh/id_ed25519.pub");
-    let mut kh = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(first.known_hosts())
-        .unwrap();
-    for h in hosts {
-        if !std::ptr::eq(h, first) {
-            std::fs::copy(&key, h.dir.path().join("authorized_keys")).unwrap();
-        }
-        writeln!(kh, "{} {}", h.known_name(), h.host_key()).unwrap();
-    }
 }
 
 fn run(dir: &Path, home: &Path, tag: &str, hosts: usize) -> Duration {
@@ -108,7 +90,7 @@ fn measure(n: usize, extra_config: &str) -> (f64, f64) {
     let hosts: Vec<sshd::Sshd> = (0..n)
         .map(|_| sshd::Sshd::start_in_netns_with(extra_config).expect("a namespace host"))
         .collect();
-    one_client(&hosts);
+    sshd::one_client(&hosts.iter().collect::<Vec<_>>());
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     for l in 0..LOCAL_TESTS {

@@ -6,7 +6,6 @@ mod common;
 #[path = "common/sshd.rs"]
 mod sshd;
 
-use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -23,26 +22,6 @@ fn entry(name: &str, s: &Sshd) -> String {
         s.port,
         work.display()
     )
-}
-
-/// The first host's client HOME knows every host, and every host accepts its key.
-fn one_client(hosts: &[&Sshd]) {
-    let first = hosts[0];
-    let mut kh = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(first.known_hosts())
-        .unwrap();
-    for h in hosts {
-        if !std::ptr::eq(*h, first) {
-            std::fs::copy(
-                first.home.join(".ssh/id_ed25519.pub"),
-                h.dir.path().join("authorized_keys"),
-            )
-            .unwrap();
-        }
-        writeln!(kh, "{} {}", h.known_name(), h.host_key()).unwrap();
-    }
 }
 
 fn run(p: &Project, s: &Sshd, args: &[&str]) -> common::Run {
@@ -175,7 +154,7 @@ fn spans(log: &str, what: &str) -> Vec<(f64, f64, String)> {
 fn remote_hooks_of_the_hosts_run_at_the_same_time() {
     let Some(a) = Sshd::start() else { return };
     let Some(b) = Sshd::start() else { return };
-    one_client(&[&a, &b]);
+    sshd::one_client(&[&a, &b]);
     let p = Project::new();
     std::fs::write(
         p.path().join("pairbench.toml"),

@@ -42,14 +42,28 @@ fn pairs_of(trees: &[std::path::PathBuf]) -> Vec<(String, String)> {
     out
 }
 
+/// `pairbench slurm script ARGS` in `p`: the script it prints.
+fn script_of(p: &Project, args: &[&str]) -> String {
+    let out = p
+        .cmd()
+        .args(["slurm", "script"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 #[test]
 fn the_script_quotes_everything_and_chains_the_merge_after_the_shards() {
     let p = suite();
-    let out = p
-        .cmd()
-        .args([
-            "slurm",
-            "script",
+    let script = script_of(
+        &p,
+        &[
             "--shards",
             "4",
             "--tag",
@@ -59,15 +73,8 @@ fn the_script_quotes_everything_and_chains_the_merge_after_the_shards() {
             "--env",
             "X=$(rm -rf /) 'q'",
             "odd group",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
     );
-    let script = String::from_utf8(out.stdout).unwrap();
     let root = std::fs::canonicalize(p.path()).unwrap();
     let results = root.join("results");
     for want in [
@@ -282,11 +289,9 @@ fn with_two_nodes_a_task_uses_its_second_node_as_the_remote_host() {
         ),
     )
     .unwrap();
-    let out = p
-        .cmd()
-        .args([
-            "slurm",
-            "script",
+    let script = script_of(
+        &p,
+        &[
             "--shards",
             "1",
             "--nodes",
@@ -297,15 +302,8 @@ fn with_two_nodes_a_task_uses_its_second_node_as_the_remote_host() {
             "--progress",
             "never",
             "g",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
     );
-    let script = String::from_utf8(out.stdout).unwrap();
     assert!(script.contains("'--nodes=2'"), "{script}");
     // The array task's own script, run as Slurm runs it on the first node of two.
     let job = script

@@ -366,6 +366,26 @@ impl Sshd {
     }
 }
 
+/// One client HOME (the first host's) that knows every host, and whose key all accept.
+pub fn one_client(hosts: &[&Sshd]) {
+    let first = hosts[0];
+    let mut kh = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(first.known_hosts())
+        .unwrap();
+    for h in hosts {
+        if !std::ptr::eq(*h, first) {
+            std::fs::copy(
+                first.home.join(".ssh/id_ed25519.pub"),
+                h.dir.path().join("authorized_keys"),
+            )
+            .unwrap();
+        }
+        writeln!(kh, "{} {}", h.known_name(), h.host_key()).unwrap();
+    }
+}
+
 /// Children (and their children) of `pid`.
 pub fn descendants(pid: u32) -> Vec<u32> {
     let mut out = Vec::new();
