@@ -1,6 +1,6 @@
 //! Ansible inventories: what `pairbench inventory --list` reads from a set of INI and
 //! YAML inventories (the tricky cases included) equals what Ansible's own
-//! `ansible-inventory --list` reads; a group's hosts come in Ansible's order; and a run
+//! `ansible-inventory --list` reads (with `group_vars/` and `host_vars/`); a group's hosts come in Ansible's order; and a run
 //! with `--inventory` (or `inventory = [...]` in pairbench.toml) reaches its hosts over
 //! SSH with the user, port and key the inventory gives.
 
@@ -168,6 +168,25 @@ fn what_pairbench_reads_is_what_ansible_inventory_reads() {
         ("yaml-named-hosts", YAML),
         ("ini-named-hosts", INI),
     ];
+    // Variables files beside the inventories, as Ansible's host_group_vars plugin reads them.
+    let vars = dir.path();
+    for (rel, text) in [
+        (
+            "group_vars/all.yml",
+            "ansible_user: from-group-vars\nfile_all: 1\n",
+        ),
+        ("group_vars/web/a.yml", "file_web: a\ntier: web-file\n"),
+        ("group_vars/web/b.yaml", "file_web: b\n"),
+        (
+            "group_vars/db.json",
+            "{\"file_db\": true, \"tier\": \"db-file\"}",
+        ),
+        ("host_vars/web01.lab", "ansible_user: host-file\n"),
+    ] {
+        let f = vars.join(rel);
+        std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+        std::fs::write(f, text).unwrap();
+    }
     for (name, text) in files {
         let path = dir.path().join(name);
         std::fs::write(&path, text).unwrap();

@@ -1,6 +1,7 @@
 //! Ansible inventories as the host pool (docs/scaling-out.md): an INI or YAML inventory
 //! file read the way `ansible-inventory --list` reads it (groups, children, `vars`, host
-//! ranges, variable precedence by group depth, `ansible_group_priority` and name), and
+//! ranges, `group_vars/` and `host_vars/` beside it, variable precedence by group depth,
+//! `ansible_group_priority` and name), and
 //! its hosts turned into `[[remote]]` entries: `ansible_host`, `ansible_user`,
 //! `ansible_port`, `ansible_ssh_private_key_file`, and `pairbench_slots`,
 //! `pairbench_workdir`, `pairbench_agent` for pairbench's own fields.
@@ -51,6 +52,8 @@ pub enum InventoryError {
 #[derive(Debug, Default, Clone)]
 struct Group {
     vars: Map<String, Value>,
+    /// From `group_vars/<group>` beside the inventory (they win over `vars`).
+    file_vars: Map<String, Value>,
     hosts: Vec<String>,
     children: Vec<String>,
     parents: Vec<String>,
@@ -67,6 +70,8 @@ pub struct Inventory {
     /// Hosts in the order first named, with their own variables.
     hosts: Vec<String>,
     host_vars: BTreeMap<String, Map<String, Value>>,
+    /// From `host_vars/<host>` beside the inventory.
+    host_file_vars: BTreeMap<String, Map<String, Value>>,
 }
 
 impl Inventory {
@@ -77,6 +82,7 @@ impl Inventory {
             order: Vec::new(),
             hosts: Vec::new(),
             host_vars: BTreeMap::new(),
+            host_file_vars: BTreeMap::new(),
         };
         inv.add_group("all");
         inv.add_group("ungrouped");
@@ -233,12 +239,17 @@ impl Inventory {
         out
     }
 
-    /// A host's variables as Ansible resolves them: group variables from the shallowest
-    /// group to the deepest (then by `ansible_group_priority`, then by name), the host's
-    /// own last.
+    /// A host's variables as Ansible resolves them (its default `precedence`): `all`'s,
+    /// then those of its other groups from the shallowest to the deepest (then by
+    /// `ansible_group_priority`, then by name); then the same from the `group_vars/` files
+    /// beside the inventory; then the host's own, then its `host_vars/` file.
     pub fn vars_of(&self, host: &str) -> Map<String, Value> {
         let depth = self.depths();
-        let mut groups = self.groups_of(host);
+        let mut groups: Vec<&str> = self
+            .groups_of(host)
+            .into_iter()
+            .filter(|g| *g != "all")
+            .collect();
         groups.sort_by_key(|g| {
             (
                 depth.get(g).copied().unwrap_or(0),
@@ -247,17 +258,48 @@ impl Inventory {
             )
         });
         let mut vars = Map::new();
-        for g in groups {
-            for (k, v) in &self.groups[g].vars {
+        let mut add = |from: Option<&Map<String, Value>>| {
+            for (k, v) in from.into_iter().flatten() {
                 vars.insert(k.clone(), v.clone());
             }
+        };
+        let all = &self.groups["all"];
+        add(Some(&all.vars));
+        for g in &groups {
+            add(Some(&self.groups[*g].vars));
         }
-        if let Some(own) = self.host_vars.get(host) {
-            for (k, v) in own {
-                vars.insert(k.clone(), v.clone());
-            }
+        add(Some(&all.file_vars));
+        for g in &groups {
+            add(Some(&self.groups[*g].file_vars));
         }
+        add(self.host_vars.get(host));
+        add(self.host_file_vars.get(host));
         vars
+    }
+
+    /// Read `group_vars/` and `host_vars/` beside the inventory file, as Ansible's
+    /// host_group_vars plugin does: `NAME`, `NAME.yml`, `NAME.yaml`, `NAME.json`, or a
+    /// folder `NAME/` whose files are read in name order.
+    fn read_vars_files(&mut self) -> Result<(), InventoryError> {
+        let dir = self
+            .path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        for name in self.order.clone() {
+            let vars = vars_files(&dir.join("group_vars"), &name)?;
+            self.groups
+                .get_mut(&name)
+                .expect("a listed group")
+                .file_vars = vars;
+        }
+        for host in self.hosts.clone() {
+            let vars = vars_files(&dir.join("host_vars"), &host)?;
+            if !vars.is_empty() {
+                self.host_file_vars.insert(host, vars);
+            }
+        }
+        Ok(())
     }
 
     /// The hosts of `group` and of its descendants: its own first, then its children's,
@@ -359,7 +401,57 @@ pub fn load(path: &Path) -> Result<Inventory, InventoryError> {
         }
     }
     inv.reconcile();
+    inv.read_vars_files()?;
     Ok(inv)
+}
+
+/// The variables that the files for `name` under `dir` set, in Ansible's order.
+fn vars_files(dir: &Path, name: &str) -> Result<Map<String, Value>, InventoryError> {
+    let mut vars = Map::new();
+    if !dir.is_dir() || name.contains('/') || name.starts_with('.') {
+        return Ok(vars);
+    }
+    let vars_ext = |p: &Path| {
+        matches!(
+            p.extension().and_then(|e| e.to_str()),
+            None | Some("yml" | "yaml" | "json")
+        )
+    };
+    let mut files: Vec<PathBuf> = Vec::new();
+    let base = dir.join(name);
+    if base.is_dir() {
+        let mut inside: Vec<PathBuf> = walkdir::WalkDir::new(&base)
+            .sort_by_file_name()
+            .into_iter()
+            .flatten()
+            .filter(|e| e.file_type().is_file())
+            .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+            .map(|e| e.into_path())
+            .filter(|p| vars_ext(p))
+            .collect();
+        files.append(&mut inside);
+    } else {
+        for ext in ["", ".yml", ".yaml", ".json"] {
+            let f = dir.join(format!("{name}{ext}"));
+            if f.is_file() {
+                files.push(f);
+            }
+        }
+    }
+    for f in files {
+        let text = std::fs::read_to_string(&f).map_err(|source| InventoryError::Read {
+            path: f.clone(),
+            source,
+        })?;
+        let map = yaml::mapping(&text).map_err(|message| InventoryError::Invalid {
+            path: f.clone(),
+            message,
+        })?;
+        for (k, v) in map {
+            vars.insert(k, v);
+        }
+    }
+    Ok(vars)
 }
 
 /// `FILE[:GROUP]`: the file and the group (`all` when none is named). A path that

@@ -228,6 +228,18 @@ fn parse(text: &str) -> Result<Option<Node>, String> {
     Ok(b.root)
 }
 
+/// The variables of a `group_vars/` or `host_vars/` file: a mapping (or nothing).
+pub fn mapping(text: &str) -> Result<Vec<(String, Value)>, String> {
+    match parse(text).map_err(|e| format!("not valid YAML: {e}"))? {
+        None => Ok(Vec::new()),
+        Some(Node::Scalar(Value::Null, _)) => Ok(Vec::new()),
+        Some(Node::Map(entries)) => {
+            Ok(entries.into_iter().map(|(k, v)| (k, v.to_json())).collect())
+        }
+        Some(_) => Err("a variables file is a mapping of names to values".into()),
+    }
+}
+
 /// A YAML mapping of groups (not an INI file that happens to parse as YAML).
 pub fn looks_like_inventory(text: &str) -> bool {
     matches!(parse(text), Ok(Some(Node::Map(entries)))
