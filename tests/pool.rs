@@ -12,9 +12,10 @@ use std::time::{Duration, Instant};
 use common::Project;
 use sshd::Sshd;
 
-/// A `[[remote]]` entry for `s`, with its agent cached in the build's temporary folder.
-fn entry(name: &str, s: &Sshd) -> String {
-    let work = Path::new(env!("CARGO_TARGET_TMPDIR")).join("pool-remote-work");
+/// A `[[remote]]` entry for `s`, with its agent cached in the build's temporary folder
+/// (`work`: one per test, so no two tests upload a new build into one folder at once).
+fn entry(name: &str, s: &Sshd, work: &str) -> String {
+    let work = Path::new(env!("CARGO_TARGET_TMPDIR")).join(work);
     format!(
         "[[remote]]\nname = \"{name}\"\nhost = \"{}\"\nuser = \"{}\"\nport = {}\nidentity_file = \"~/.ssh/id_ed25519\"\nworkdir = \"{}\"\n",
         s.host,
@@ -55,7 +56,7 @@ fn a_host_slow_to_connect_holds_up_no_pair_of_the_others() {
         p.path().join("pairbench.toml"),
         format!(
             "[[remote]]\nname = \"mute\"\nhost = \"127.0.0.1\"\nport = {mute_port}\n{}",
-            entry("a", &a)
+            entry("a", &a, "pool-remote-work-slow")
         ),
     )
     .unwrap();
@@ -158,7 +159,11 @@ fn remote_hooks_of_the_hosts_run_at_the_same_time() {
     let p = Project::new();
     std::fs::write(
         p.path().join("pairbench.toml"),
-        format!("{}{}", entry("a", &a), entry("b", &b)),
+        format!(
+            "{}{}",
+            entry("a", &a, "pool-remote-work-hooks"),
+            entry("b", &b, "pool-remote-work-hooks")
+        ),
     )
     .unwrap();
     let log = p.path().join("hooks.log");
@@ -174,6 +179,29 @@ fn remote_hooks_of_the_hosts_run_at_the_same_time() {
         p.bash(&format!("g/local/{l}"), "sleep 0.2");
     }
     p.bash("g/remote/r", "exec sleep 60");
+    // The agent is uploaded first (once per build): a host still uploading is not ready,
+    // and its pairs would go to the other.
+    p.bash("warm/local/l", "true");
+    p.bash("warm/remote/r", "true");
+    run(
+        &p,
+        &a,
+        &[
+            "run",
+            "--progress",
+            "never",
+            "--tag",
+            "warm",
+            "-j",
+            "2",
+            "--remote",
+            "a",
+            "--remote",
+            "b",
+            "warm",
+        ],
+    )
+    .expect_code(0);
     let r = run(
         &p,
         &a,
@@ -181,6 +209,8 @@ fn remote_hooks_of_the_hosts_run_at_the_same_time() {
             "run",
             "--progress",
             "never",
+            "--tag",
+            "timed",
             "-j",
             "2",
             "--remote",
@@ -189,6 +219,7 @@ fn remote_hooks_of_the_hosts_run_at_the_same_time() {
             "b",
             "--env",
             &format!("HOOK_LOG={}", log.display()),
+            "g",
         ],
     );
     r.expect_code(0);

@@ -529,17 +529,18 @@ fn upload_agent(sess: &Session, t: &Target) -> Result<(PathBuf, PathBuf), Connec
         home.join(&t.workdir)
     };
     let bin = workdir.join("bin");
-    let mut made = PathBuf::new();
-    for c in bin.components() {
-        made.push(c);
-        if sftp.stat(&made).is_err() {
-            let _ = sftp.mkdir(&made, 0o700);
-        }
-    }
     let (size, hex) = agent_id(&exe)?;
     let dest = bin.join(format!("pairbench-{hex}"));
+    // One round trip when the agent is there already (the usual case).
     let have = sftp.stat(&dest).is_ok_and(|s| s.size == Some(size));
     if !have {
+        let mut made = PathBuf::new();
+        for c in bin.components() {
+            made.push(c);
+            if sftp.stat(&made).is_err() {
+                let _ = sftp.mkdir(&made, 0o700);
+            }
+        }
         if t.agent.is_none() {
             check_system(sess, t)?;
         }
