@@ -33,6 +33,10 @@ pub enum Command {
     Report(ReportArgs),
     /// Show each pair's change between two runs; exit 1 where something got worse
     Compare(CompareArgs),
+    /// Show the hosts that Ansible inventories give (as `--inventory` would use them)
+    Inventory(InventoryArgs),
+    /// Run as N shards on a Slurm cluster (a job array), then merge them into one tag
+    Slurm(Box<crate::slurm::SlurmArgs>),
     /// The remote end of an SSH transport (started by pairbench over SSH)
     #[command(hide = true)]
     Agent(crate::transport::ssh::agent::AgentArgs),
@@ -70,6 +74,9 @@ pub struct RunArgs {
     /// Where remote tests run: local, [user@]host[:port], an ~/.ssh/config alias or a [[remote]] name (repeatable)
     #[arg(long = "remote", value_name = "HOST")]
     pub remotes: Vec<String>,
+    /// Hosts of an Ansible inventory (INI or YAML), all or one group's, as the pool (repeatable)
+    #[arg(long = "inventory", value_name = "FILE[:GROUP]")]
+    pub inventories: Vec<String>,
     /// Only pairs whose id <group>/<L>_x_<R> matches this glob (repeatable)
     #[arg(short = 'f', long = "filter", value_name = "GLOB")]
     pub filters: Vec<String>,
@@ -139,6 +146,16 @@ pub struct RunArgs {
     /// Seed for --shuffle [default: random]
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct InventoryArgs {
+    /// Inventory files, each with an optional group: hosts.ini, hosts.yml:web
+    #[arg(required = true, value_name = "FILE[:GROUP]")]
+    pub inventories: Vec<String>,
+    /// Print each file's groups and host variables as `ansible-inventory --list` does (JSON)
+    #[arg(long)]
+    pub list: bool,
 }
 
 #[derive(Debug, Args)]
@@ -240,11 +257,25 @@ impl RunArgs {
             || file.repeat.is_some()
             || file.warmup.is_some()
             || file_params_given;
-        let remotes = if self.remotes.is_empty() {
-            file.remotes
+        // The command line's hosts (--remote, then --inventory) replace the file's.
+        let (mut remotes, inventories) = if self.remotes.is_empty() && self.inventories.is_empty() {
+            (file.remotes, file.inventory)
         } else {
-            self.remotes
+            (self.remotes, self.inventories)
         };
+        let (from_inventories, inventory_defs) = crate::inventory::pool(&inventories)?;
+        for name in from_inventories {
+            if !remotes.contains(&name) {
+                remotes.push(name);
+            }
+        }
+        // A [[remote]] of pairbench.toml wins over an inventory host of the same name.
+        let mut remote_defs = file.remote;
+        for d in inventory_defs {
+            if !remote_defs.iter().any(|r| r.name == d.name) {
+                remote_defs.push(d);
+            }
+        }
         Ok(RunOptions {
             groups_dir: self
                 .common
@@ -258,7 +289,7 @@ impl RunArgs {
             tag: self.tag,
             groups: self.groups,
             remotes,
-            remote_defs: file.remote,
+            remote_defs,
             filters: self.filters,
             timeout: dur("--timeout", &self.timeout, &file.timeout, "10m")?,
             hook_timeout: dur(
@@ -402,6 +433,13 @@ fn dispatch(cli: Cli, args: &[String]) -> anyhow::Result<ExitStatus> {
                 .unwrap_or_else(|| "results".into());
             crate::compare::command(&results, &c.a, &c.b, &c.threshold, &file.metrics)
         }
+        Command::Slurm(s) => {
+            let facts = slurm_run_facts(&s.run_args)?;
+            crate::slurm::command(&s, &facts).map(ExitStatus::from_code)
+        }
+        Command::Inventory(inv) => {
+            crate::inventory::command(&inv.inventories, inv.list).map(ExitStatus::from_code)
+        }
         Command::Helper { name, args } => {
             Ok(ExitStatus::from_code(crate::helpers::main(&name, &args)))
         }
@@ -409,4 +447,33 @@ fn dispatch(cli: Cli, args: &[String]) -> anyhow::Result<ExitStatus> {
             &a,
         ))),
     }
+}
+
+/// The facts `pairbench slurm` needs of the run arguments after `--`, checked as
+/// `pairbench run` would check them.
+fn slurm_run_facts(run_args: &[String]) -> anyhow::Result<crate::slurm::RunFacts> {
+    let mut argv = vec!["pairbench".to_string(), "run".to_string()];
+    argv.extend(run_args.iter().cloned());
+    let run = match Cli::try_parse_from(&argv) {
+        Ok(Cli {
+            command: Command::Run(r),
+        }) => r,
+        Ok(_) => anyhow::bail!("the arguments after -- must be those of `pairbench run`"),
+        Err(e) => {
+            let msg = e.to_string();
+            let first = msg.lines().next().unwrap_or_default();
+            anyhow::bail!(
+                "the run arguments after -- are not valid for `pairbench run`: {}",
+                first.trim_start_matches("error: ")
+            );
+        }
+    };
+    Ok(crate::slurm::RunFacts {
+        shard: run.shard.is_some(),
+        tag: run.tag.is_some(),
+        results_dir: run.results_dir.is_some(),
+        resume: run.resume,
+        hosts: !(run.remotes.is_empty() && run.inventories.is_empty()),
+        config: run.common.config,
+    })
 }

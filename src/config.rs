@@ -68,6 +68,9 @@ pub struct FileConfig {
     pub metrics: BTreeMap<String, Direction>,
     #[serde(default)]
     pub remotes: Vec<String>,
+    /// `["hosts.ini", "lab.yml:web"]`: Ansible inventories, as with `--inventory`.
+    #[serde(default)]
+    pub inventory: Vec<String>,
     #[serde(default)]
     pub env: BTreeMap<String, String>,
     #[serde(default)]

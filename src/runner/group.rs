@@ -1,8 +1,8 @@
 //! One group of a run: prepare its hosts, run its before-hooks, spread its pairs over the
 //! hosts' slots (`-j`), then the after-hooks, which always run (SPEC §2, §7).
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
 
 use super::pool::Pool;
 use super::{RunCtx, hooks, pair};
@@ -59,6 +59,48 @@ fn warn(ctx: &RunCtx, group: &Group, what: &str) {
         .println(&format!("pairbench: warning: {}: {what}", group.name));
 }
 
+/// "The remote" of the group's local hooks and of pairs that end before they start: the
+/// first host, in the order given, that is up. Found when first asked for, waiting for
+/// the hosts before it to be ready or down, so no pair waits for it.
+struct Primary<'s, 'a> {
+    pool: &'a Pool,
+    slots: &'s [OnceLock<HostCtx<'a>>],
+    index: OnceLock<Option<usize>>,
+    /// When no host is up (made when needed: making one asks the host for its address,
+    /// which waits for its connection).
+    fallback: OnceLock<HostCtx<'a>>,
+    local_paths: &'s GroupPaths,
+}
+
+impl<'s, 'a> Primary<'s, 'a> {
+    fn get(&self) -> &HostCtx<'a> {
+        let index = self
+            .index
+            .get_or_init(|| (0..self.slots.len()).find(|&i| self.pool.wait_settled(i)));
+        index.and_then(|i| self.slots[i].get()).unwrap_or_else(|| {
+            self.fallback.get_or_init(|| {
+                HostCtx::new(self.pool.hosts[0].as_ref(), self.local_paths.clone(), false)
+            })
+        })
+    }
+}
+
+/// Marks host `i` down when its preparation ends without marking it (a panic), so no
+/// pair waits for it forever.
+struct Settle<'p> {
+    pool: &'p Pool,
+    i: usize,
+}
+
+impl Drop for Settle<'_> {
+    fn drop(&mut self) {
+        if !self.pool.is_settled(self.i) {
+            self.pool
+                .mark_down(self.i, "pairbench: preparing the host failed unexpectedly");
+        }
+    }
+}
+
 /// Run the group's planned pairs with its hooks around them.
 pub fn run_group(ctx: &RunCtx, group: &Group, pool: &Pool, mine: &[&Planned]) {
     let local_results = ctx.tree.group(&group.name);
@@ -75,101 +117,121 @@ pub fn run_group(ctx: &RunCtx, group: &Group, pool: &Pool, mine: &[&Planned]) {
             results: local_results.clone(),
         },
     };
-    // Prepare every host that is up, at the same time (uploads can be slow).
-    let hosts: Vec<HostCtx> = std::thread::scope(|s| {
-        let handles: Vec<_> = pool
-            .hosts
-            .iter()
-            .enumerate()
-            .map(|(i, t)| {
-                let g = &g;
-                let local_results = &local_results;
-                s.spawn(move || {
-                    if pool.is_down(i).is_some() {
-                        return HostCtx::new(t.as_ref(), g.local_paths.clone(), false);
-                    }
-                    match t.prepare_group(group, &ctx.tree.tag, local_results) {
-                        Ok(p) => HostCtx::new(t.as_ref(), p, true),
-                        Err(e) => {
-                            pool.mark_down(i, &format!("remote host {}: {e}", t.name()));
-                            HostCtx::new(t.as_ref(), g.local_paths.clone(), false)
-                        }
-                    }
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .zip(pool.hosts.iter())
-            .map(|(h, t)| {
-                h.join()
-                    .unwrap_or_else(|_| HostCtx::new(t.as_ref(), g.local_paths.clone(), false))
-            })
-            .collect()
-    });
-    // Local hooks see the first host that is up as "the remote".
-    let primary = hosts.iter().position(|h| h.prepared).unwrap_or(0);
-
-    let mut local_error = None;
-    if let Some(h) = hooks::run(&g, &hosts[primary], "before_first_test_local")
-        && !h.ok
-    {
-        ctx.progress
-            .println(&format!("pairbench: {}: {}", group.name, h.reason));
-        local_error = Some(h.reason);
-    }
-
-    let next = AtomicUsize::new(0);
-    let workers = ctx
-        .opts
-        .jobs
-        .min(mine.len())
-        .min(pool.capacity().max(1))
-        .max(1);
+    // Every host is prepared at the same time (uploads can be slow), and takes pairs as
+    // soon as it is ready: a slow host does not hold up the others.
+    pool.begin_group();
+    let slots: Vec<OnceLock<HostCtx>> = pool.hosts.iter().map(|_| OnceLock::new()).collect();
+    let primary = Primary {
+        pool,
+        slots: &slots,
+        index: OnceLock::new(),
+        fallback: OnceLock::new(),
+        local_paths: &g.local_paths,
+    };
     std::thread::scope(|s| {
-        for _ in 0..workers {
-            s.spawn(|| {
-                while !ctx.stopping() {
-                    let i = next.fetch_add(1, Ordering::SeqCst);
-                    let Some(p) = mine.get(i) else { break };
-                    if !run_with_retries(&g, &hosts, primary, pool, p, local_error.as_deref()) {
-                        break;
+        for (i, t) in pool.hosts.iter().enumerate() {
+            let (g, slots, local_results) = (&g, &slots, &local_results);
+            s.spawn(move || {
+                // Whatever happens here, the host ends ready or down, never pending.
+                let _settle = Settle { pool, i };
+                let unprepared = || HostCtx::new(t.as_ref(), g.local_paths.clone(), false);
+                if pool.is_down(i).is_some() {
+                    let _ = slots[i].set(unprepared());
+                    return;
+                }
+                match t.prepare_group(group, &ctx.tree.tag, local_results) {
+                    Ok(p) => {
+                        let _ = slots[i].set(HostCtx::new(t.as_ref(), p, true));
+                        pool.mark_ready(i);
+                    }
+                    Err(e) => {
+                        let _ = slots[i].set(unprepared());
+                        pool.mark_down(i, &format!("remote host {}: {e}", t.name()));
                     }
                 }
             });
         }
-    });
-
-    // After-hooks always run: on each host the group used, or at least on the primary one.
-    let any_used = hosts.iter().any(HostCtx::used);
-    for (i, h) in hosts.iter().enumerate() {
-        if !h.prepared || !(h.used() || (i == primary && !any_used)) {
-            continue;
-        }
-        if let Some(why) = pool.is_down(i) {
-            warn(
-                ctx,
-                group,
-                &format!("skipping the remote after-hook: {why}"),
-            );
-            continue;
-        }
-        if let Some(r) = hooks::run(&g, h, "after_last_test_remote")
-            && !r.ok
+        let mut local_error = None;
+        if group.hook("before_first_test_local").is_some()
+            && let Some(h) = hooks::run(&g, primary.get(), "before_first_test_local")
+            && !h.ok
         {
-            warn(ctx, group, &r.reason);
+            ctx.progress
+                .println(&format!("pairbench: {}: {}", group.name, h.reason));
+            local_error = Some(h.reason);
         }
-        if let Err(e) = h.transport.finish_group(&h.remote_paths, &local_results) {
-            warn(
-                ctx,
-                group,
-                &format!(
-                    "copying results back from {} failed: {e}",
-                    h.transport.name()
-                ),
-            );
+
+        let next = AtomicUsize::new(0);
+        let workers = ctx
+            .opts
+            .jobs
+            .min(mine.len())
+            .min(pool.capacity().max(1))
+            .max(1);
+        // Workers start now: each takes a slot on a host as soon as one is ready.
+        std::thread::scope(|w| {
+            for _ in 0..workers {
+                w.spawn(|| {
+                    while !ctx.stopping() {
+                        let i = next.fetch_add(1, Ordering::SeqCst);
+                        let Some(p) = mine.get(i) else { break };
+                        let error = local_error.as_deref();
+                        if !run_with_retries(&g, &slots, &primary, pool, p, error) {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+    });
+    let primary_index = primary.index.get().copied().flatten();
+    drop(primary);
+    let hosts: Vec<HostCtx> = slots
+        .into_iter()
+        .zip(pool.hosts.iter())
+        .map(|(h, t)| {
+            h.into_inner()
+                .unwrap_or_else(|| HostCtx::new(t.as_ref(), g.local_paths.clone(), false))
+        })
+        .collect();
+
+    let primary = primary_index
+        .or_else(|| hosts.iter().position(|h| h.prepared))
+        .unwrap_or(0);
+    // After-hooks always run: on each host the group used, or at least on the primary one;
+    // every host at the same time, each then copying its results back.
+    let any_used = hosts.iter().any(HostCtx::used);
+    std::thread::scope(|s| {
+        for (i, h) in hosts.iter().enumerate() {
+            if !h.prepared || !(h.used() || (i == primary && !any_used)) {
+                continue;
+            }
+            let (g, local_results) = (&g, &local_results);
+            s.spawn(move || {
+                if let Some(why) = pool.is_down(i) {
+                    warn(
+                        ctx,
+                        group,
+                        &format!("skipping the remote after-hook: {why}"),
+                    );
+                    return;
+                }
+                if let Some(r) = hooks::run(g, h, "after_last_test_remote")
+                    && !r.ok
+                {
+                    warn(ctx, group, &r.reason);
+                }
+                if let Err(e) = h.transport.finish_group(&h.remote_paths, local_results) {
+                    let name = h.transport.name();
+                    warn(
+                        ctx,
+                        group,
+                        &format!("copying results back from {name} failed: {e}"),
+                    );
+                }
+            });
         }
-    }
+    });
     if let Some(r) = hooks::run(&g, &hosts[primary], "after_last_test_local")
         && !r.ok
     {
@@ -181,8 +243,8 @@ pub fn run_group(ctx: &RunCtx, group: &Group, pool: &Pool, mine: &[&Planned]) {
 /// result could not be recorded).
 fn run_with_retries(
     g: &GroupCtx,
-    hosts: &[HostCtx],
-    primary: usize,
+    hosts: &[OnceLock<HostCtx>],
+    primary: &Primary,
     pool: &Pool,
     p: &Planned,
     local_error: Option<&str>,
@@ -191,17 +253,23 @@ fn run_with_retries(
     let mut failed_before = false;
     loop {
         let outcome = match local_error {
-            Some(why) => pair::run_pair(g, &hosts[primary], p, attempt, failed_before, Some(why)),
+            Some(why) => pair::run_pair(g, primary.get(), p, attempt, failed_before, Some(why)),
             None => match pool.acquire() {
-                Err(why) => {
-                    pair::run_pair(g, &hosts[primary], p, attempt, failed_before, Some(&why))
-                }
+                Err(why) => pair::run_pair(g, primary.get(), p, attempt, failed_before, Some(&why)),
                 Ok(i) => {
-                    let h = &hosts[i];
-                    let before = remote_before(g, h);
-                    let rec =
-                        pair::run_pair(g, h, p, attempt, failed_before, before.err().as_deref());
-                    if let Err(why) = h.transport.healthy() {
+                    // A ready host's context is set before it is marked ready.
+                    let rec = match hosts[i].get() {
+                        Some(h) => {
+                            let before = remote_before(g, h);
+                            let why = before.err();
+                            pair::run_pair(g, h, p, attempt, failed_before, why.as_deref())
+                        }
+                        None => {
+                            let why = "the host was not prepared for the group";
+                            pair::run_pair(g, primary.get(), p, attempt, failed_before, Some(why))
+                        }
+                    };
+                    if let Err(why) = pool.hosts[i].healthy() {
                         pool.mark_down(i, &why);
                     }
                     pool.release(i);

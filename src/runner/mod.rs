@@ -284,8 +284,9 @@ pub fn run(mut opts: RunOptions, command_line: Vec<String>) -> anyhow::Result<Ru
     .map_err(|e| WriteError::new(&tree.file("results.csv"), e))?;
     let pool = make_pool(&opts)?;
     let control = Control::start().context("cannot start the helpers' control socket")?;
-    let mut hosts = vec![hostinfo::this_machine("local", "local", "127.0.0.1")];
-    hosts.extend(pool.hosts.iter().map(|t| t.host_info()));
+    // The remote hosts join run.json at the end: asking them now would wait for every
+    // connection before the first pair.
+    let this_machine = vec![hostinfo::this_machine("local", "local", "127.0.0.1")];
 
     let mut manifest = stored.unwrap_or_default();
     manifest.pairbench_version = env!("CARGO_PKG_VERSION").to_string();
@@ -301,7 +302,7 @@ pub fn run(mut opts: RunOptions, command_line: Vec<String>) -> anyhow::Result<Ru
         warmup: opts.warmup,
         params: opts.params.clone(),
     });
-    manifest.hosts = hosts;
+    manifest.hosts = this_machine.clone();
     manifest.pairs_planned = planned.len();
     manifest.pairs_run = to_run;
     manifest.pairs_skipped = skipped;
@@ -356,7 +357,10 @@ pub fn run(mut opts: RunOptions, command_line: Vec<String>) -> anyhow::Result<Ru
         group::run_group(&ctx, group, &pool, &mine);
     }
     ctx.progress.finish();
-    drop(pool);
+    let mut hosts = this_machine;
+    hosts.extend(pool.hosts.iter().map(|t| t.host_info()));
+    manifest.hosts = hosts;
+    pool.close();
 
     // The run's tables, from the tree itself.
     let walked = walk::walk(&tree.root);

@@ -1,6 +1,7 @@
 //! The remote hosts of a run (SPEC §7): each with its slots (pairs it runs at once); a
-//! pair takes a free slot on a host that is up, and a host that fails is taken out so the
-//! remaining pairs go to the others.
+//! pair takes a free slot on a host that is up and ready for the current group (hosts are
+//! prepared at the same time, and each takes pairs as soon as it is ready), and a host
+//! that fails is taken out so the remaining pairs go to the others.
 
 use std::sync::{Condvar, Mutex};
 
@@ -8,6 +9,8 @@ use crate::transport::Transport;
 
 struct State {
     busy: usize,
+    /// Prepared for the current group: it may take pairs.
+    ready: bool,
     /// Why the host is out of the pool.
     down: Option<String>,
 }
@@ -31,6 +34,7 @@ impl Pool {
             .iter()
             .map(|_| State {
                 busy: 0,
+                ready: false,
                 down: None,
             })
             .collect();
@@ -52,8 +56,41 @@ impl Pool {
             .sum()
     }
 
-    /// A free slot on a host that is up (the least busy), waiting for one if needed;
-    /// `Err` with the reasons when every host is down.
+    /// A new group begins: no host takes its pairs until [`Pool::mark_ready`].
+    pub fn begin_group(&self) {
+        for s in lock(&self.state).iter_mut() {
+            s.ready = false;
+        }
+    }
+
+    /// Host `i` is prepared for the current group.
+    pub fn mark_ready(&self, i: usize) {
+        lock(&self.state)[i].ready = true;
+        self.freed.notify_all();
+    }
+
+    /// Host `i` is ready for the current group or down.
+    pub fn is_settled(&self, i: usize) -> bool {
+        let st = lock(&self.state);
+        st[i].ready || st[i].down.is_some()
+    }
+
+    /// Wait until host `i` is ready for the current group (true) or down (false).
+    pub fn wait_settled(&self, i: usize) -> bool {
+        let mut st = lock(&self.state);
+        loop {
+            if st[i].down.is_some() {
+                return false;
+            }
+            if st[i].ready {
+                return true;
+            }
+            st = self.freed.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// A free slot on a host that is up and ready (the least busy), waiting for one if
+    /// needed; `Err` with the reasons when every host is down.
     pub fn acquire(&self) -> Result<usize, String> {
         let mut st = lock(&self.state);
         loop {
@@ -68,7 +105,7 @@ impl Pool {
             let free = st
                 .iter()
                 .enumerate()
-                .filter(|(i, s)| s.down.is_none() && s.busy < self.slots[*i])
+                .filter(|(i, s)| s.ready && s.down.is_none() && s.busy < self.slots[*i])
                 .min_by_key(|(i, s)| (s.busy * 1000 / self.slots[*i].max(1), *i))
                 .map(|(i, _)| i);
             if let Some(i) = free {
@@ -92,6 +129,15 @@ impl Pool {
         }
         drop(st);
         self.freed.notify_all();
+    }
+
+    /// End every host's connection, all at the same time.
+    pub fn close(self) {
+        std::thread::scope(|s| {
+            for h in self.hosts {
+                s.spawn(move || drop(h));
+            }
+        });
     }
 
     pub fn is_down(&self, i: usize) -> Option<String> {

@@ -17,6 +17,12 @@ use std::time::{Duration, Instant};
 
 const SSHD: &str = "/usr/sbin/sshd";
 
+/// sshd_config lines that make the remote user's login shell plain: with SHLVL set, bash
+/// reads no ~/.bashrc for the command sshd runs. The test hosts then behave like plain
+/// accounts whatever this machine's ~/.bashrc does (here it runs `pyenv init`, whose
+/// rehash lock, left behind when a host is killed mid-login, stalls every later login).
+pub const PLAIN_LOGIN: &str = "SetEnv SHLVL=1\n";
+
 fn required() -> bool {
     std::env::var("PAIRBENCH_REQUIRE_SSHD").is_ok_and(|v| v == "1")
 }
@@ -208,7 +214,7 @@ impl Sshd {
         if !sshd_available() {
             return None;
         }
-        Some(Sshd::spawn(None))
+        Some(Sshd::spawn(None, PLAIN_LOGIN))
     }
 
     /// Inside a fresh network namespace, port 22; `None` when that cannot be done here.
@@ -216,10 +222,19 @@ impl Sshd {
         if !netns_available() {
             return None;
         }
-        Some(Sshd::spawn(Some(Netns::create())))
+        Sshd::start_in_netns_with(PLAIN_LOGIN)
     }
 
-    fn spawn(netns: Option<Netns>) -> Sshd {
+    /// Like [`Sshd::start_in_netns`], with these lines at the end of its sshd_config
+    /// (in place of [`PLAIN_LOGIN`]).
+    pub fn start_in_netns_with(extra_config: &str) -> Option<Sshd> {
+        if !netns_available() {
+            return None;
+        }
+        Some(Sshd::spawn(Some(Netns::create()), extra_config))
+    }
+
+    fn spawn(netns: Option<Netns>, extra_config: &str) -> Sshd {
         let dir = tempfile::Builder::new()
             .prefix("pairbench-sshd")
             .tempdir()
@@ -246,7 +261,7 @@ impl Sshd {
              PasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n\
              PermitRootLogin prohibit-password\nAllowUsers {user}\nSubsystem sftp internal-sftp\n\
              MaxStartups 100\nMaxSessions 100\nClientAliveInterval 2\nClientAliveCountMax 3\n\
-             LogLevel VERBOSE\n",
+             LogLevel VERBOSE\n{extra_config}",
             d = d.display()
         );
         std::fs::write(d.join("sshd_config"), config).unwrap();
@@ -351,8 +366,28 @@ impl Sshd {
     }
 }
 
+/// One client HOME (the first host's) that knows every host, and whose key all accept.
+pub fn one_client(hosts: &[&Sshd]) {
+    let first = hosts[0];
+    let mut kh = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(first.known_hosts())
+        .unwrap();
+    for h in hosts {
+        if !std::ptr::eq(*h, first) {
+            std::fs::copy(
+                first.home.join(".ssh/id_ed25519.pub"),
+                h.dir.path().join("authorized_keys"),
+            )
+            .unwrap();
+        }
+        writeln!(kh, "{} {}", h.known_name(), h.host_key()).unwrap();
+    }
+}
+
 /// Children (and their children) of `pid`.
-fn descendants(pid: u32) -> Vec<u32> {
+pub fn descendants(pid: u32) -> Vec<u32> {
     let mut out = Vec::new();
     let mut todo = vec![pid];
     while let Some(p) = todo.pop() {

@@ -526,28 +526,31 @@ fn upload_agent(sess: &Session, t: &Target) -> Result<(PathBuf, PathBuf), Connec
         home.join(&t.workdir)
     };
     let bin = workdir.join("bin");
-    let mut made = PathBuf::new();
-    for c in bin.components() {
-        made.push(c);
-        if sftp.stat(&made).is_err() {
-            let _ = sftp.mkdir(&made, 0o700);
-        }
-    }
-    let bytes = std::fs::read(&exe).map_err(|e| {
-        Setup(format!(
-            "cannot read the agent executable {}: {e}",
-            exe.display()
-        ))
-    })?;
-    let hash = Sha256::digest(&bytes);
-    let hex: String = hash[..8].iter().map(|b| format!("{b:02x}")).collect();
+    let (size, hex) = agent_id(&exe)?;
     let dest = bin.join(format!("pairbench-{hex}"));
-    let have = sftp
-        .stat(&dest)
-        .is_ok_and(|s| s.size == Some(bytes.len() as u64));
+    // One round trip when the agent is there already (the usual case).
+    let have = sftp.stat(&dest).is_ok_and(|s| s.size == Some(size));
     if !have {
+        let mut made = PathBuf::new();
+        for c in bin.components() {
+            made.push(c);
+            if sftp.stat(&made).is_err() {
+                let _ = sftp.mkdir(&made, 0o700);
+            }
+        }
         if t.agent.is_none() {
             check_system(sess, t)?;
+        }
+        let bytes = read_agent(&exe)?;
+        let again: String = Sha256::digest(&bytes)[..8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        if again != hex {
+            return Err(Setup(format!(
+                "the agent executable {} changed during the run: run again",
+                exe.display()
+            )));
         }
         let tmp = bin.join(format!(".pairbench-{hex}.{}.tmp", std::process::id()));
         let fail = |e: ssh2::Error| {
@@ -590,6 +593,35 @@ fn upload_agent(sess: &Session, t: &Target) -> Result<(PathBuf, PathBuf), Connec
         prune_agents(&sftp, &bin, &dest);
     }
     Ok((workdir, dest))
+}
+
+fn read_agent(exe: &Path) -> Result<Vec<u8>, ConnectError> {
+    std::fs::read(exe).map_err(|e| {
+        Setup(format!(
+            "cannot read the agent executable {}: {e}",
+            exe.display()
+        ))
+    })
+}
+
+/// The size and short content hash of an agent executable: computed once per run and
+/// file, however many hosts connect (reading and hashing it on every connection costs
+/// CPU that a large pool feels).
+fn agent_id(exe: &Path) -> Result<(u64, String), ConnectError> {
+    type Ids = std::sync::Mutex<std::collections::HashMap<PathBuf, (u64, String)>>;
+    static IDS: std::sync::OnceLock<Ids> = std::sync::OnceLock::new();
+    let ids = IDS.get_or_init(Ids::default);
+    // Held while hashing, so hosts connecting at once hash the file once between them.
+    let mut ids = ids.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(id) = ids.get(exe) {
+        return Ok(id.clone());
+    }
+    let bytes = read_agent(exe)?;
+    let hash = Sha256::digest(&bytes);
+    let hex: String = hash[..8].iter().map(|b| format!("{b:02x}")).collect();
+    let id = (bytes.len() as u64, hex);
+    ids.insert(exe.to_path_buf(), id.clone());
+    Ok(id)
 }
 
 /// After a new upload, remove the agents of other builds not used for a day (a run that
