@@ -4,8 +4,10 @@
 pub mod cli;
 pub mod compare;
 pub mod config;
+pub mod contain;
 pub mod control;
 pub mod discover;
+pub mod group_toml;
 pub mod helpers;
 pub mod hostinfo;
 pub mod interrupt;

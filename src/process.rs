@@ -1,37 +1,33 @@
-//! Processes on this machine: spawning scripts into their own process group, reaping
-//! every child (including orphans that were re-parented to us), waiting with timeouts,
-//! and the kill sequence (SIGHUP → SIGTERM → SIGKILL, a grace period apart) that ends a
-//! whole process group together with the processes that escaped it.
+//! Processes on this machine: spawning scripts into their own process group and their
+//! side's containment (a cgroup, or the sweep: see [`crate::contain`]), reaping every
+//! child (including orphans that were re-parented to us), waiting with timeouts, and
+//! ending a side: its stop signal, SIGTERM, SIGKILL, a grace period apart, to its process
+//! group and every other process of the side, then `cgroup.kill`.
 //!
 //! pairbench makes itself a *child subreaper* (Linux), so that daemons started by a
 //! script (`nohup`, `setsid`, double fork) are re-parented to pairbench instead of init.
 //! One reaper thread collects every exit; it never steals the exit status of a process
 //! that is being spawned, because spawning and reaping share one lock.
-//!
-//! Escaped processes are found through a marker in their environment
-//! ([`MARKER_VAR`]): every script of a pair gets a unique value, and
-//! [`find_marked`] scans `/proc` for it.
 
 use std::collections::HashMap;
-use std::ffi::OsStr;
 use std::fmt;
 use std::fs::File;
 use std::io::{self, Read};
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nix::errno::Errno;
-use nix::sys::signal::{Signal, kill, killpg};
+use nix::sys::signal::{Signal, killpg};
 use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid, waitpid};
 use nix::unistd::Pid;
 
-/// Environment variable that carries the per-script marker used to find escaped processes.
-pub const MARKER_VAR: &str = "PAIRBENCH_MARKER";
+use crate::contain::{self, PreExec, Side, Stop, StopSignal};
+
+pub use crate::contain::procfs::MARKER_VAR;
 
 /// How a process ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,6 +132,10 @@ fn reap_loop() {
             Ok(status) => {
                 let Some(pid) = status.pid() else { continue };
                 let mut table = lock(&r.table);
+                // Under the sweep, its orphans were just handed to us: keep their side.
+                if contain::sweep::active() {
+                    contain::sweep::adopt_orphans(pid.as_raw());
+                }
                 let reaped = waitpid(pid, Some(WaitPidFlag::WNOHANG));
                 let exit = match reaped {
                     Ok(WaitStatus::Exited(_, code)) => Some(Exit::Code(code)),
@@ -181,14 +181,19 @@ pub enum SpawnError {
     Output { path: PathBuf, source: io::Error },
     #[error("cannot execute {}: {reason}", .path.display())]
     Exec { path: PathBuf, reason: String },
+    #[error("cannot make the cgroup of {}: {source}", .path.display())]
+    Contain { path: PathBuf, source: io::Error },
 }
 
-/// A started process, in its own process group.
+/// A started process, in its own process group and its own side.
 pub struct Child {
     pid: Pid,
     marker: String,
     slot: Arc<ExitSlot>,
+    side: Side,
     terminated_by_us: AtomicBool,
+    /// The signal after which the main process exited, when pairbench ended it.
+    stopped_by: Mutex<Option<Signal>>,
     terminating: Mutex<()>,
 }
 
@@ -198,7 +203,8 @@ impl fmt::Debug for Child {
     }
 }
 
-/// Start `spec` in a new process group with its output going straight to files.
+/// Start `spec` in a new process group and a new side, with its output going straight
+/// to files.
 pub fn spawn(spec: &Spec) -> Result<Child, SpawnError> {
     let out = |p: &Path| {
         File::create(p).map_err(|source| SpawnError::Output {
@@ -208,6 +214,13 @@ pub fn spawn(spec: &Spec) -> Result<Child, SpawnError> {
     };
     let stdout = out(&spec.stdout)?;
     let stderr = out(&spec.stderr)?;
+    let label = spec.marker.rsplit('-').next().unwrap_or("side");
+    let side = contain::current()
+        .side(label)
+        .map_err(|source| SpawnError::Contain {
+            path: spec.program.clone(),
+            source,
+        })?;
     let mut cmd = Command::new(&spec.program);
     cmd.args(&spec.args)
         .current_dir(&spec.cwd)
@@ -217,16 +230,49 @@ pub fn spawn(spec: &Spec) -> Result<Child, SpawnError> {
         .stdout(Stdio::from(stdout))
         .stderr(Stdio::from(stderr))
         .process_group(0);
+    match side.pre_exec() {
+        PreExec::Join(fd) => {
+            // SAFETY: between fork and exec only write(2), which is async-signal-safe,
+            // on a descriptor opened before the fork.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let r = nix::libc::write(fd, b"0".as_ptr().cast(), 1);
+                    if r == 1 {
+                        Ok(())
+                    } else {
+                        Err(io::Error::last_os_error())
+                    }
+                });
+            }
+        }
+        PreExec::Subreaper => {
+            // SAFETY: prctl(2) is async-signal-safe; the setting survives execve.
+            unsafe {
+                cmd.pre_exec(|| {
+                    nix::libc::prctl(nix::libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+                    Ok(())
+                });
+            }
+        }
+    }
     let r = reaper();
     let slot = Arc::new(ExitSlot::default());
     let mut table = lock(&r.table);
-    let child = cmd.spawn().map_err(|e| SpawnError::Exec {
-        path: spec.program.clone(),
-        reason: explain_exec_error(&spec.program, &e),
-    })?;
+    let child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            drop(table);
+            side.finish(0, &spec.marker);
+            return Err(SpawnError::Exec {
+                path: spec.program.clone(),
+                reason: explain_exec_error(&spec.program, &e),
+            });
+        }
+    };
     let pid = Pid::from_raw(child.id() as i32);
     // The Child handle is not needed: the reaper collects the exit status.
     drop(child);
+    side.started(pid.as_raw());
     let was_empty = table.is_empty();
     table.insert(pid.as_raw(), slot.clone());
     drop(table);
@@ -237,9 +283,20 @@ pub fn spawn(spec: &Spec) -> Result<Child, SpawnError> {
         pid,
         marker: spec.marker.clone(),
         slot,
+        side,
         terminated_by_us: AtomicBool::new(false),
+        stopped_by: Mutex::new(None),
         terminating: Mutex::new(()),
     })
+}
+
+/// Start a helper process of pairbench's own (the keeper), reaped like the scripts;
+/// returns its pid.
+pub fn spawn_command(cmd: &mut Command) -> io::Result<i32> {
+    let r = reaper();
+    let _table = lock(&r.table);
+    let child = cmd.spawn()?;
+    Ok(child.id() as i32)
 }
 
 /// Turn an exec failure into a reason a user can act on.
@@ -296,136 +353,92 @@ impl Child {
         self.terminated_by_us.load(Ordering::SeqCst)
     }
 
-    /// End the process group and every process carrying this child's marker:
-    /// SIGHUP, SIGTERM, SIGKILL, `grace` apart, stopping as soon as all are gone.
-    /// Returns when everything is gone. Safe to call more than once, from any thread.
+    /// End the side with the default stop signal (SIGHUP); see [`Child::stop`].
     pub fn terminate(&self, grace: Duration) {
+        self.stop(Stop {
+            grace,
+            signal: StopSignal::DEFAULT,
+        });
+    }
+
+    /// End the side: each signal of `stop`'s sequence to the process group and to every
+    /// other process of the side, `grace` apart, stopping as soon as all are gone; then
+    /// `cgroup.kill` for whatever is left. Returns when everything is gone. Safe to call
+    /// more than once, from any thread.
+    pub fn stop(&self, stop: Stop) {
         let _one_at_a_time = lock(&self.terminating);
+        if self.side.usage().is_some() {
+            return;
+        }
         if self.try_exit().is_none() {
             self.terminated_by_us.store(true, Ordering::SeqCst);
         }
-        kill_sequence(Some(self.pid), &self.marker, grace);
-    }
-}
-
-/// Is anything left of process group `pgid`?
-fn group_alive(pgid: Pid) -> bool {
-    !matches!(killpg(pgid, None), Err(Errno::ESRCH))
-}
-
-/// The kill sequence on group `pgid` (if any) and on every live process marked `marker`.
-pub fn kill_sequence(pgid: Option<Pid>, marker: &str, grace: Duration) {
-    let alive = |marked: &mut Vec<Pid>| {
-        *marked = find_marked(marker);
-        pgid.is_some_and(group_alive) || !marked.is_empty()
-    };
-    let mut marked = Vec::new();
-    for sig in [Signal::SIGHUP, Signal::SIGTERM, Signal::SIGKILL] {
-        if !alive(&mut marked) {
-            return;
-        }
-        if let Some(g) = pgid {
-            let _ = killpg(g, sig);
-        }
-        // Marked processes still in the group got the signal already; signalling them
-        // twice would make a script that traps it see it twice.
-        for p in &marked {
-            let in_group = pgid.is_some_and(|g| nix::unistd::getpgid(Some(*p)) == Ok(g));
-            if !in_group {
-                let _ = kill(*p, sig);
-            }
-        }
-        // After SIGKILL, wait (boundedly) for the kernel to finish them off.
-        let wait = if sig == Signal::SIGKILL {
-            Duration::from_secs(10).max(grace)
-        } else {
-            grace
-        };
-        let deadline = Instant::now() + wait;
-        let mut pause = Duration::from_millis(1);
-        loop {
-            let group_gone = pgid.is_none_or(|g| !group_alive(g));
-            let marked_gone = marked.iter().all(|p| !pid_alive(*p));
-            if group_gone && marked_gone {
+        let pgid = self.pid.as_raw();
+        for sig in stop.sequence() {
+            if !self.side.alive(pgid, &self.marker) {
                 break;
             }
-            if Instant::now() >= deadline {
-                break;
+            let main_running = self.try_exit().is_none();
+            if sig == Signal::SIGKILL {
+                self.side.kill_all(pgid, &self.marker);
+            } else {
+                self.side
+                    .signal_and_wait(pgid, &self.marker, sig, stop.grace);
             }
-            std::thread::sleep(pause);
-            pause = (pause * 2).min(Duration::from_millis(20));
+            if main_running && self.main_ended_soon(pgid) {
+                *lock(&self.stopped_by) = Some(sig);
+            }
+        }
+        self.side.finish(pgid, &self.marker);
+    }
+
+    /// Did the main process end? When the side is empty, give the reaper a moment to
+    /// record it.
+    fn main_ended_soon(&self, pgid: i32) -> bool {
+        if self.try_exit().is_some() {
+            return true;
+        }
+        if self.side.alive(pgid, &self.marker) {
+            return false;
+        }
+        self.wait_timeout(Duration::from_millis(500)).is_some()
+    }
+
+    /// The signal that ended the main process, when pairbench ended it.
+    pub fn stopped_by(&self) -> Option<Signal> {
+        *lock(&self.stopped_by)
+    }
+
+    /// What the side used (known once it has been ended).
+    pub fn usage(&self) -> Option<contain::Usage> {
+        self.side.usage()
+    }
+
+    /// The side's cgroup, under `cgroup2`.
+    pub fn cgroup_dir(&self) -> Option<PathBuf> {
+        self.side.cgroup_dir()
+    }
+}
+
+impl Drop for Child {
+    /// A side nobody ends any more is ended now.
+    fn drop(&mut self) {
+        if self.side.usage().is_none() {
+            self.side.finish(self.pid.as_raw(), &self.marker);
         }
     }
 }
 
-/// Alive and not a zombie.
-fn pid_alive(pid: Pid) -> bool {
-    match std::fs::read(format!("/proc/{pid}/stat")) {
-        Ok(stat) => proc_state(&stat).is_some_and(|s| s != b'Z' && s != b'X'),
-        Err(_) => false,
-    }
-}
-
-fn proc_state(stat: &[u8]) -> Option<u8> {
-    // "pid (comm) S ..." — comm may contain anything, so look after the last ')'.
-    let close = stat.iter().rposition(|&b| b == b')')?;
-    stat.get(close + 2).copied()
-}
-
-/// Every live process (not a zombie) whose environment holds `MARKER_VAR=marker`.
-pub fn find_marked(marker: &str) -> Vec<Pid> {
-    let mut needle = Vec::with_capacity(MARKER_VAR.len() + marker.len() + 2);
-    needle.extend_from_slice(MARKER_VAR.as_bytes());
-    needle.push(b'=');
-    needle.extend_from_slice(marker.as_bytes());
-    needle.push(0);
-    let me = std::process::id() as i32;
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    let mut found = Vec::new();
-    let mut buf = Vec::with_capacity(8192);
-    for entry in dir.flatten() {
-        let name = entry.file_name();
-        let Some(pid) = parse_pid(&name) else {
-            continue;
-        };
-        if pid == me {
-            continue;
-        }
-        buf.clear();
-        let Ok(mut f) = File::open(format!("/proc/{pid}/environ")) else {
-            continue;
-        };
-        if f.read_to_end(&mut buf).is_err() || buf.is_empty() {
-            continue;
-        }
-        // Entries are NUL-separated; match a whole entry.
-        let hit = buf.starts_with(&needle)
-            || buf
-                .windows(needle.len() + 1)
-                .any(|w| w[0] == 0 && w[1..] == needle[..]);
-        if hit && pid_alive(Pid::from_raw(pid)) {
-            found.push(Pid::from_raw(pid));
-        }
-    }
-    found
-}
-
-fn parse_pid(name: &OsStr) -> Option<i32> {
-    let b = name.as_bytes();
-    if b.is_empty() || !b.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    std::str::from_utf8(b).ok()?.parse().ok()
-}
-
-/// SIGKILL every process group we started and have not reaped yet (second Ctrl-C).
+/// End every script at once (the second Ctrl-C): SIGKILL to every process group we
+/// started and not reaped yet, and to everything of every side.
 pub fn kill_all_now() {
-    let table = lock(&reaper().table);
-    for pid in table.keys() {
-        let _ = killpg(Pid::from_raw(*pid), Signal::SIGKILL);
+    {
+        let table = lock(&reaper().table);
+        for pid in table.keys() {
+            let _ = killpg(Pid::from_raw(*pid), Signal::SIGKILL);
+        }
     }
+    contain::current().kill_everything_now();
 }
 
 #[cfg(test)]
@@ -444,11 +457,5 @@ mod tests {
         }
         assert_eq!(Exit::Signal(15).to_string(), "killed by SIGTERM");
         assert_eq!(Exit::Code(1).to_string(), "exited 1");
-    }
-
-    #[test]
-    fn state_after_odd_comm() {
-        assert_eq!(proc_state(b"12 (a) b) S 1 2"), Some(b'S'));
-        assert_eq!(proc_state(b"12 (x) Z 1"), Some(b'Z'));
     }
 }
