@@ -87,6 +87,12 @@ impl GroupSettings {
         }
     }
 
+    /// Does any setting come from the group's group.toml?
+    pub fn from_group_toml(&self) -> bool {
+        let s = &self.sources;
+        [s.timeout, s.hook_timeout, s.kill_grace, s.stop_signal].contains(&Source::GroupToml)
+    }
+
     /// How a side of this group is ended.
     pub fn stop(&self) -> Stop {
         Stop {

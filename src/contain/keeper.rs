@@ -110,7 +110,12 @@ pub fn main(args: &KeeperArgs) -> i32 {
     ended += end_trees(&roots, &format!("{}-", args.name), Duration::from_secs(5));
     let mut removed = Vec::new();
     for p in &args.remove {
-        if p.exists() && std::fs::remove_dir_all(p).is_ok() {
+        let gone = if p.is_dir() {
+            std::fs::remove_dir_all(p)
+        } else {
+            std::fs::remove_file(p)
+        };
+        if gone.is_ok() {
             removed.push(p.display().to_string());
         }
     }

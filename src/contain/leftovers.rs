@@ -120,6 +120,9 @@ pub fn clean_dead_runs(tmp: &Path) -> Cleaned {
             }
             if std::fs::remove_dir_all(&path).is_ok() {
                 note_run(&mut c, rest);
+                if let Some(pid) = rest.split('-').next().and_then(|p| p.parse().ok()) {
+                    c.runs.insert(pid);
+                }
                 c.folders.push(path);
             }
         }

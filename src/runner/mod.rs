@@ -38,11 +38,23 @@ pub struct RunCtx {
     pub run_id: String,
     /// The runs of each pair (parameters, repetitions).
     pub variants: Vec<plan::Variant>,
+    /// Each group's settings (its group.toml over the run's options), by group index.
+    pub settings: Vec<crate::group_toml::GroupSettings>,
     seq: AtomicU64,
     csv: Mutex<Option<CsvAppender>>,
 }
 
 impl RunCtx {
+    /// The settings of `group` (one of the run's groups).
+    pub fn settings_of(&self, group: &Group) -> &crate::group_toml::GroupSettings {
+        let i = self
+            .groups
+            .iter()
+            .position(|g| g.name == group.name)
+            .unwrap_or(0);
+        &self.settings[i]
+    }
+
     fn next_seq(&self) -> u64 {
         self.seq.fetch_add(1, Ordering::Relaxed)
     }
@@ -66,6 +78,10 @@ struct Manifest<'a> {
     ended_at: Option<String>,
     options: &'a RunOptions,
     hosts: &'a [HostInfo],
+    /// How this machine contained the scripts (`cgroup2` at …, or `sweep` and why).
+    containment: &'a crate::contain::Description,
+    /// Per group: the settings that differ from the run's (group.toml).
+    group_settings: std::collections::BTreeMap<&'a str, &'a crate::group_toml::GroupSettings>,
     counts: Counts,
     pairs_planned: usize,
     pairs_run: usize,
@@ -148,6 +164,10 @@ pub fn run(opts: RunOptions, command_line: Vec<String>) -> anyhow::Result<i32> {
             );
         }
     }
+    let settings = groups
+        .iter()
+        .map(|g| crate::group_toml::GroupSettings::load(&g.dir, &opts))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut pairs = plan::pairs(&groups, &opts.filters)?;
     if let Some(shard) = opts.shard {
         pairs.retain(|p| plan::in_shard(&p.id(&groups), shard));
@@ -192,14 +212,37 @@ pub fn run(opts: RunOptions, command_line: Vec<String>) -> anyhow::Result<i32> {
         .with_context(|| format!("cannot resolve '{}'", results_dir.display()))?;
     let tree = Tree::new(&results_dir, &tag);
     let _lock = lock_tag(&tree)?;
-    remove_partials(&tree, &groups);
+    let containment = crate::contain::init().map_err(anyhow::Error::msg)?;
+    let mut cleaned = crate::contain::leftovers::clean_dead_runs(&std::env::temp_dir());
+    cleaned.partials = remove_partials(&tree, &groups);
+    cleaned.tag = tag.clone();
+    if let Some(line) = cleaned.line() {
+        eprintln!("{line}");
+    }
+    crate::interrupt::set_run(&results_dir, &tag);
     clear_plain_results(&tree, &groups, &planned, &variants);
 
     let pool = make_pool(&opts)?;
-    let control = Control::start().context("cannot start the helpers' control socket")?;
+    let control =
+        Control::start(containment.name()).context("cannot start the helpers' control socket")?;
+    if let Some(cg) = containment.cgroup_dir() {
+        // What the next run needs to clean up if this one and its keeper both die.
+        let _ = std::fs::write(control.dir().join("cgroup"), cg.display().to_string());
+    }
+    if let Err(e) = crate::contain::keeper::start(
+        containment.name(),
+        containment.cgroup_dir(),
+        &[control.dir().to_path_buf()],
+    ) {
+        eprintln!(
+            "pairbench: warning: cannot start the keeper that ends this run's processes if pairbench dies: {e}"
+        );
+    }
     let to_run = planned.iter().filter(|p| p.decision.runs()).count();
     let skipped = planned.len() - to_run;
-    let mut hosts = vec![hostinfo::this_machine("local", "local", "127.0.0.1")];
+    let mut here = hostinfo::this_machine("local", "local", "127.0.0.1");
+    here.containment = Some(containment.description().to_string());
+    let mut hosts = vec![here];
     hosts.extend(pool.hosts.iter().map(|t| t.host_info()));
     let ctx = RunCtx {
         live: opts.verbose.then(Live::start),
@@ -207,12 +250,9 @@ pub fn run(opts: RunOptions, command_line: Vec<String>) -> anyhow::Result<i32> {
         groups,
         tree: tree.clone(),
         control,
-        run_id: format!(
-            "{}-{}",
-            std::process::id(),
-            started_at.replace([':', '.'], "")
-        ),
+        run_id: containment.name().to_string(),
         variants,
+        settings,
         seq: AtomicU64::new(0),
         csv: Mutex::new(
             CsvAppender::open(
@@ -231,6 +271,14 @@ pub fn run(opts: RunOptions, command_line: Vec<String>) -> anyhow::Result<i32> {
         ended_at: None,
         options: &ctx.opts,
         hosts: &hosts,
+        containment: containment.description(),
+        group_settings: ctx
+            .groups
+            .iter()
+            .zip(&ctx.settings)
+            .filter(|(_, s)| s.from_group_toml())
+            .map(|(g, s)| (g.name.as_str(), s))
+            .collect(),
         counts: Counts::default(),
         pairs_planned: planned.len(),
         pairs_run: to_run,
@@ -260,6 +308,8 @@ pub fn run(opts: RunOptions, command_line: Vec<String>) -> anyhow::Result<i32> {
         group::run_group(&ctx, group, &pool, &mine);
     }
     ctx.progress.finish();
+    // Nothing of the run runs any more; the keeper can go.
+    containment.finish();
 
     // The run's files, from the tree itself.
     let records = results::collect_records(&tree.root);
@@ -366,8 +416,10 @@ fn lock_tag(tree: &Tree) -> anyhow::Result<nix::fcntl::Flock<std::fs::File>> {
     }
 }
 
-/// Leftovers of an earlier run that died mid-pair (at any level of a pair folder).
-fn remove_partials(tree: &Tree, groups: &[Group]) {
+/// Leftovers of an earlier run that died mid-pair (at any level of a pair folder); how
+/// many unfinished pair folders were removed.
+fn remove_partials(tree: &Tree, groups: &[Group]) -> usize {
+    let mut partials = 0;
     for g in groups {
         let mut walker = walkdir::WalkDir::new(tree.group(&g.name))
             .min_depth(1)
@@ -379,13 +431,16 @@ fn remove_partials(tree: &Tree, groups: &[Group]) {
                 continue;
             }
             if n.starts_with('.') && (n.ends_with(".partial") || n.ends_with(".old")) {
-                let _ = std::fs::remove_dir_all(e.path());
+                if std::fs::remove_dir_all(e.path()).is_ok() && n.ends_with(".partial") {
+                    partials += 1;
+                }
                 walker.skip_current_dir();
             } else if n == "hooks" || n == "local" || n == "remote" {
                 walker.skip_current_dir();
             }
         }
     }
+    partials
 }
 
 /// A pair that now runs in several folders (parameters, repetitions) replaces an earlier

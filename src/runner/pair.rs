@@ -59,6 +59,8 @@ pub fn run_pair(
     };
 
     let _ = std::fs::remove_dir_all(&staging);
+    // A second Ctrl-C removes it before exiting.
+    let _partial = crate::interrupt::Partial::new(&staging);
     let local_dir = staging.join("local");
     let local_remote_dir = staging.join("remote");
     if let Err(e) = std::fs::create_dir_all(&local_dir) {
@@ -97,7 +99,7 @@ pub fn run_pair(
             local_host: &h.local_host,
             remote_user: &h.remote_user,
             remote_port: h.remote_port,
-            user_env: &g.run.opts.env,
+            user_env: &g.settings.env,
             pair: Some((&name, &l.name, &r.name, &local_dir, &remote_dir)),
         });
         for (k, v) in &variant.params {
@@ -133,10 +135,7 @@ pub fn run_pair(
             return finish(g, &staging, &dest, rec);
         }
     };
-    let key = g
-        .run
-        .control
-        .register(remote.clone(), g.run.opts.kill_grace);
+    let key = g.run.control.register(remote.clone(), g.settings.stop());
 
     // Then the local test, with the helpers on its PATH.
     let mut lenv = env_for("local", &local_dir);
@@ -169,14 +168,14 @@ pub fn run_pair(
         ]
     });
     let start = Instant::now();
-    let grace = g.run.opts.kill_grace;
+    let stop = g.settings.stop();
     let (local_end, local_proc) = match start_here(&llaunch) {
         Err(e) => (
             LocalEnd::NotRun(format!("local test could not start: {e}")),
             None,
         ),
         Ok(local) => {
-            let end = wait_local(&local, &*remote, g.run.opts.timeout, start);
+            let end = wait_local(&local, &*remote, g.settings.timeout, start);
             (end, Some(local))
         }
     };
@@ -193,9 +192,9 @@ pub fn run_pair(
     };
     // End everything both sides started, at the same time.
     std::thread::scope(|s| {
-        s.spawn(|| remote.terminate(grace));
+        s.spawn(|| remote.stop(stop));
         if let Some(local) = &local_proc {
-            local.terminate(grace);
+            local.stop(stop);
         }
     });
     g.run.control.unregister(&key);
@@ -243,7 +242,7 @@ pub fn run_pair(
     };
     rec.remote_exit = remote_end.exit().and_then(Exit::code);
     rec.remote_ended = remote_end.ended();
-    let (status, reason) = outcome::decide(&local_end, &remote_end);
+    let (status, reason) = outcome::decide(&local_end, &remote_end, remote.stopped_by().as_deref());
     rec.status = status;
     rec.reason = reason;
     if let Some(e) = fetch_error {
@@ -268,7 +267,9 @@ fn wait_local(
     timeout: Duration,
     start: Instant,
 ) -> LocalEnd {
-    let deadline = start + timeout;
+    let deadline = start
+        .checked_add(timeout)
+        .unwrap_or_else(|| crate::contain::deadline(timeout));
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if let Some(e) = local.wait_timeout(left.min(Duration::from_millis(100))) {
