@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::fs::File;
 use std::io::{self, Read};
+use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -132,10 +133,6 @@ fn reap_loop() {
             Ok(status) => {
                 let Some(pid) = status.pid() else { continue };
                 let mut table = lock(&r.table);
-                // Under the sweep, its orphans were just handed to us: keep their side.
-                if contain::sweep::active() {
-                    contain::sweep::adopt_orphans(pid.as_raw());
-                }
                 let reaped = waitpid(pid, Some(WaitPidFlag::WNOHANG));
                 let exit = match reaped {
                     Ok(WaitStatus::Exited(_, code)) => Some(Exit::Code(code)),
@@ -221,6 +218,7 @@ pub fn spawn(spec: &Spec) -> Result<Child, SpawnError> {
             path: spec.program.clone(),
             source,
         })?;
+    let mut status_pipe = None;
     let mut cmd = Command::new(&spec.program);
     cmd.args(&spec.args)
         .current_dir(&spec.cwd)
@@ -245,24 +243,37 @@ pub fn spawn(spec: &Spec) -> Result<Child, SpawnError> {
                 });
             }
         }
-        PreExec::Subreaper => {
-            // SAFETY: prctl(2) is async-signal-safe; the setting survives execve.
+        PreExec::Holder => {
+            let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| {
+                SpawnError::Contain {
+                    path: spec.program.clone(),
+                    source: e.into(),
+                }
+            })?;
+            let fd = w.as_raw_fd();
+            // SAFETY: runs in the forked child only; become_holder makes async-signal-safe
+            // calls only.
             unsafe {
-                cmd.pre_exec(|| {
-                    nix::libc::prctl(nix::libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
-                    Ok(())
-                });
+                cmd.pre_exec(move || contain::sweep::become_holder(fd));
             }
+            status_pipe = Some((r, w));
         }
     }
     let r = reaper();
     let slot = Arc::new(ExitSlot::default());
+    // Under the sweep the reaper sees the holder end (the side is empty); the script's
+    // exit comes through the status pipe.
+    let first_slot = if status_pipe.is_some() {
+        Arc::new(ExitSlot::default())
+    } else {
+        slot.clone()
+    };
     let mut table = lock(&r.table);
     let child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
             drop(table);
-            side.finish(0, &spec.marker);
+            side.finish(&spec.marker);
             return Err(SpawnError::Exec {
                 path: spec.program.clone(),
                 reason: explain_exec_error(&spec.program, &e),
@@ -274,8 +285,19 @@ pub fn spawn(spec: &Spec) -> Result<Child, SpawnError> {
     drop(child);
     side.started(pid.as_raw());
     let was_empty = table.is_empty();
-    table.insert(pid.as_raw(), slot.clone());
+    table.insert(pid.as_raw(), first_slot);
     drop(table);
+    if let Some((r, w)) = status_pipe {
+        drop(w);
+        let slot = slot.clone();
+        std::thread::Builder::new()
+            .name("pairbench-status".into())
+            .spawn(move || read_status(r, &slot))
+            .map_err(|source| SpawnError::Contain {
+                path: spec.program.clone(),
+                source,
+            })?;
+    }
     if was_empty {
         r.more.notify_all();
     }
@@ -288,6 +310,25 @@ pub fn spawn(spec: &Spec) -> Result<Child, SpawnError> {
         stopped_by: Mutex::new(None),
         terminating: Mutex::new(()),
     })
+}
+
+/// The script's wait status, from its holder (the sweep); a holder gone without one
+/// means the script was killed with it.
+fn read_status(r: std::os::fd::OwnedFd, slot: &ExitSlot) {
+    let mut f = File::from(r);
+    let mut buf = [0u8; 4];
+    let exit = match f.read_exact(&mut buf) {
+        Ok(()) => {
+            match nix::sys::wait::WaitStatus::from_raw(Pid::from_raw(1), i32::from_ne_bytes(buf)) {
+                Ok(WaitStatus::Exited(_, c)) => Exit::Code(c),
+                Ok(WaitStatus::Signaled(_, s, _)) => Exit::Signal(s as i32),
+                _ => Exit::Signal(Signal::SIGKILL as i32),
+            }
+        }
+        Err(_) => Exit::Signal(Signal::SIGKILL as i32),
+    };
+    *lock(&slot.exit) = Some(exit);
+    slot.cv.notify_all();
 }
 
 /// Start a helper process of pairbench's own (the keeper), reaped like the scripts;
@@ -375,30 +416,30 @@ impl Child {
         }
         let pgid = self.pid.as_raw();
         for sig in stop.sequence() {
-            if !self.side.alive(pgid, &self.marker) {
+            if !self.side.alive(&self.marker) {
                 break;
             }
             let main_running = self.try_exit().is_none();
             if sig == Signal::SIGKILL {
-                self.side.kill_all(pgid, &self.marker);
+                self.side.kill_all(&self.marker);
             } else {
                 self.side
                     .signal_and_wait(pgid, &self.marker, sig, stop.grace);
             }
-            if main_running && self.main_ended_soon(pgid) {
+            if main_running && self.main_ended_soon() {
                 *lock(&self.stopped_by) = Some(sig);
             }
         }
-        self.side.finish(pgid, &self.marker);
+        self.side.finish(&self.marker);
     }
 
     /// Did the main process end? When the side is empty, give the reaper a moment to
     /// record it.
-    fn main_ended_soon(&self, pgid: i32) -> bool {
+    fn main_ended_soon(&self) -> bool {
         if self.try_exit().is_some() {
             return true;
         }
-        if self.side.alive(pgid, &self.marker) {
+        if self.side.alive(&self.marker) {
             return false;
         }
         self.wait_timeout(Duration::from_millis(500)).is_some()
@@ -424,7 +465,7 @@ impl Drop for Child {
     /// A side nobody ends any more is ended now.
     fn drop(&mut self) {
         if self.side.usage().is_none() {
-            self.side.finish(self.pid.as_raw(), &self.marker);
+            self.side.finish(&self.marker);
         }
     }
 }
@@ -432,13 +473,13 @@ impl Drop for Child {
 /// End every script at once (the second Ctrl-C): SIGKILL to every process group we
 /// started and not reaped yet, and to everything of every side.
 pub fn kill_all_now() {
-    {
-        let table = lock(&reaper().table);
-        for pid in table.keys() {
-            let _ = killpg(Pid::from_raw(*pid), Signal::SIGKILL);
-        }
-    }
+    // The sides first: under the sweep, a holder killed before its tree would hand the
+    // tree to pairbench.
     contain::current().kill_everything_now();
+    let table = lock(&reaper().table);
+    for pid in table.keys() {
+        let _ = killpg(Pid::from_raw(*pid), Signal::SIGKILL);
+    }
 }
 
 #[cfg(test)]

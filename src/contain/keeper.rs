@@ -57,8 +57,7 @@ pub fn start(
         // Not in the terminal's foreground group: Ctrl-C is for pairbench.
         .process_group(0);
     use std::os::unix::process::CommandExt;
-    let pid = crate::process::spawn_command(&mut cmd)?;
-    sweep::exempt(pid);
+    crate::process::spawn_command(&mut cmd)?;
     *pipe() = Some(std::fs::File::from(w));
     Ok(())
 }

@@ -5,8 +5,9 @@
 //! - `cgroup2`: each side of each pair, and each hook, runs in its own cgroup below the
 //!   run's (`<own cgroup>/pairbench/<run>/<side>`), joined before the script execs;
 //!   ending a side is the grace sequence, then `cgroup.kill`; "gone" is `populated 0`.
-//! - `sweep`, where no cgroup v2 subtree can be written: process ancestry (see
-//!   [`sweep`]), process group and session, and the environment marker.
+//! - `sweep`, where no cgroup v2 subtree can be written: each side below a holder
+//!   process that is a child subreaper (see [`sweep`]), plus its process group and the
+//!   environment marker.
 //!
 //! A keeper process ([`keeper`]) ends the run's processes if pairbench itself dies, and
 //! the next run removes what dead runs left ([`leftovers`]). The user manual is
@@ -22,7 +23,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use nix::errno::Errno;
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 use serde::Serialize;
@@ -316,18 +316,15 @@ enum SideKind {
 pub enum PreExec {
     /// Write "0" to this `cgroup.procs` descriptor.
     Join(std::os::fd::RawFd),
-    /// Become a child subreaper (the sweep).
-    Subreaper,
+    /// Become the side's holder and fork the script (the sweep): see
+    /// [`sweep::become_holder`].
+    Holder,
 }
 
 /// The containment of one side of a pair (or a hook).
 pub struct Side {
     kind: SideKind,
     usage: Mutex<Option<Usage>>,
-}
-
-fn group_alive(pgid: i32) -> bool {
-    pgid > 0 && !matches!(killpg(Pid::from_raw(pgid), None), Err(Errno::ESRCH))
 }
 
 /// `killpg`, never on our own group (pid 0 would mean it).
@@ -341,11 +338,12 @@ impl Side {
     pub fn pre_exec(&self) -> PreExec {
         match &self.kind {
             SideKind::Cgroup(c) => PreExec::Join(c.procs_fd()),
-            SideKind::Sweep(_) => PreExec::Subreaper,
+            SideKind::Sweep(_) => PreExec::Holder,
         }
     }
 
-    /// The script's main process `pid` started (with the reaper's table locked).
+    /// The side's first process `pid` started (with the reaper's table locked): the
+    /// script under `cgroup2`, its holder under the sweep.
     pub fn started(&self, pid: i32) {
         if let SideKind::Sweep(s) = &self.kind {
             s.started(pid);
@@ -372,10 +370,11 @@ impl Side {
     }
 
     /// Is anything of the side alive?
-    pub fn alive(&self, pgid: i32, marker: &str) -> bool {
+    pub fn alive(&self, marker: &str) -> bool {
         match &self.kind {
             SideKind::Cgroup(c) => c.populated(),
-            SideKind::Sweep(s) => group_alive(pgid) || !s.members(marker).is_empty(),
+            // The holder leaves once nothing is below it (a zombie holder is gone).
+            SideKind::Sweep(s) => s.holder_alive() || !s.members(marker).is_empty(),
         }
     }
 
@@ -391,10 +390,10 @@ impl Side {
             SideKind::Cgroup(c) => {
                 c.wait_empty(grace);
             }
-            SideKind::Sweep(_) => {
+            SideKind::Sweep(s) => {
                 let end = deadline(grace);
                 let mut pause = Duration::from_millis(1);
-                while (group_alive(pgid) || others.iter().any(|p| procfs::alive(*p)))
+                while (s.holder_alive() || others.iter().any(|p| procfs::alive(*p)))
                     && Instant::now() < end
                 {
                     std::thread::sleep(pause);
@@ -405,7 +404,7 @@ impl Side {
     }
 
     /// SIGKILL to everything left, at once, and wait until it is gone.
-    pub fn kill_all(&self, pgid: i32, marker: &str) {
+    pub fn kill_all(&self, marker: &str) {
         match &self.kind {
             SideKind::Cgroup(c) => {
                 if c.populated() {
@@ -413,30 +412,17 @@ impl Side {
                     c.wait_empty(Duration::from_secs(10));
                 }
             }
-            SideKind::Sweep(s) => {
-                signal_group(pgid, Signal::SIGKILL);
-                let members = s.members(marker);
-                sweep::freeze_and_kill(
-                    &members,
-                    |all| {
-                        all.iter()
-                            .filter(|st| pgid > 0 && (st.pgrp == pgid || st.session == pgid))
-                            .map(|st| st.pid)
-                            .collect()
-                    },
-                    Duration::from_secs(10),
-                );
-            }
+            SideKind::Sweep(s) => s.kill_all(marker, Duration::from_secs(10)),
         }
     }
 
     /// The side is over: its usage is read and its cgroup removed. Idempotent.
-    pub fn finish(&self, pgid: i32, marker: &str) {
+    pub fn finish(&self, marker: &str) {
         let mut usage = self.usage.lock().unwrap_or_else(|e| e.into_inner());
         if usage.is_some() {
             return;
         }
-        self.kill_all(pgid, marker);
+        self.kill_all(marker);
         match &self.kind {
             SideKind::Cgroup(c) => {
                 *usage = Some(c.usage());

@@ -1,20 +1,18 @@
-//! The sweep: containment where no cgroup can be used. A side's processes are found by
-//! ancestry, not by anything a script can clear (`env -i`):
-//! - the script's main process is made a child subreaper before it execs, so while it
-//!   lives every process it started stays below it, daemons included;
-//! - when it (or a process adopted for it) exits, its orphans come to pairbench (the
-//!   subreaper above it); the reaper adopts them for the same side before reaping the
-//!   dead one ([`adopt_orphans`]);
-//! - members are the trees below the main process and the adopted ones, plus every
-//!   process in the main process's process group or session, plus the processes that
-//!   carry the side's marker in their environment.
+//! The sweep: containment where no cgroup can be used. Each side gets a *holder*: the
+//! process pairbench forks for the side, which makes itself a child subreaper, blocks
+//! the stop signals, forks the script (which execs) and then only reaps. While the
+//! holder lives, every process the script starts — daemons after `env -i`, `setsid`,
+//! double forks — stays below it (an orphan goes to the nearest living subreaper), and
+//! the holder exits by itself once nothing is left below it. So:
+//! - the side's members are the tree below its holder (plus anything carrying the
+//!   side's marker, or in its process group);
+//! - "gone" is the holder gone;
+//! - the script's exit status comes from the holder through a pipe.
 //!
-//! See docs/containment.md for what this cannot see.
+//! See docs/containment.md.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::HashSet;
 use std::sync::{Mutex, MutexGuard};
-
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
@@ -22,97 +20,93 @@ use nix::unistd::Pid;
 
 use super::procfs::{self, Stat};
 
-/// Known roots of side trees: pid → (side, start time).
-static ROOTS: Mutex<Option<HashMap<i32, (u64, u64)>>> = Mutex::new(None);
-static NEXT: AtomicU64 = AtomicU64::new(1);
-/// pairbench's own helpers (the keeper): children of pairbench that belong to no side.
-static EXEMPT: Mutex<Vec<i32>> = Mutex::new(Vec::new());
+/// Holders of the sides that are not over (for an instant stop of everything).
+static HOLDERS: Mutex<Vec<i32>> = Mutex::new(Vec::new());
 
-/// `pid` is pairbench's own child, never a side's orphan.
-pub fn exempt(pid: i32) {
-    EXEMPT.lock().unwrap_or_else(|e| e.into_inner()).push(pid);
-}
-
-fn roots() -> MutexGuard<'static, Option<HashMap<i32, (u64, u64)>>> {
-    ROOTS.lock().unwrap_or_else(|e| e.into_inner())
+fn holders() -> MutexGuard<'static, Vec<i32>> {
+    HOLDERS.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// One side under the sweep.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct SweepSide {
-    id: u64,
-    leader: Mutex<Option<i32>>,
+    holder: Mutex<Option<i32>>,
 }
 
 impl SweepSide {
     pub fn new() -> SweepSide {
-        SweepSide {
-            id: NEXT.fetch_add(1, Ordering::Relaxed),
-            leader: Mutex::new(None),
-        }
+        SweepSide::default()
     }
 
-    /// The script's main process started (called with the reaper's table locked, so
-    /// its exit cannot be seen before this).
-    pub fn started(&self, pid: i32) {
-        *self.leader.lock().unwrap_or_else(|e| e.into_inner()) = Some(pid);
-        let start = procfs::stat(pid).map_or(0, |s| s.start);
-        roots()
-            .get_or_insert_with(HashMap::new)
-            .insert(pid, (self.id, start));
-        super::keeper::note(pid, start);
+    /// The side's holder started (called with the reaper's table locked).
+    pub fn started(&self, holder: i32) {
+        *self.holder.lock().unwrap_or_else(|e| e.into_inner()) = Some(holder);
+        holders().push(holder);
+        let start = procfs::stat(holder).map_or(0, |s| s.start);
+        super::keeper::note(holder, start);
     }
 
-    fn leader(&self) -> Option<i32> {
-        *self.leader.lock().unwrap_or_else(|e| e.into_inner())
+    pub fn holder(&self) -> Option<i32> {
+        *self.holder.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Every live process of this side (never pairbench itself).
+    /// Every live process of this side but the holder.
     pub fn members(&self, marker: &str) -> Vec<i32> {
+        let Some(h) = self.holder() else {
+            return Vec::new();
+        };
         let all = procfs::all();
-        let mut mine: Vec<i32> = roots()
-            .as_ref()
-            .map(|r| {
-                r.iter()
-                    .filter(|(_, (side, _))| *side == self.id)
-                    .map(|(pid, _)| *pid)
-                    .collect()
-            })
-            .unwrap_or_default();
-        let leader = self.leader();
-        mine.extend(leader);
-        let mut set = tree_below(&all, &mine);
-        if let Some(l) = leader {
-            set.extend(
-                all.iter()
-                    .filter(|s| s.pgrp == l || s.session == l)
-                    .map(|s| s.pid),
-            );
-        }
+        let mut set = tree_below(&all, &[h]);
+        set.extend(all.iter().filter(|s| s.pgrp == h).map(|s| s.pid));
         set.extend(procfs::find_marked(marker));
+        set.remove(&h);
         let alive: HashSet<i32> = all.iter().filter(|s| s.alive()).map(|s| s.pid).collect();
         let mut out: Vec<i32> = set.into_iter().filter(|p| alive.contains(p)).collect();
         out.sort_unstable();
         out
     }
 
-    /// The side is over: forget its roots.
-    pub fn forget(&self) {
-        if let Some(r) = roots().as_mut() {
-            r.retain(|_, (side, _)| *side != self.id);
+    /// Is the holder (so: anything of the side) still there?
+    pub fn holder_alive(&self) -> bool {
+        self.holder().is_some_and(procfs::alive)
+    }
+
+    /// SIGKILL everything below the holder at once (frozen first, so nothing forks
+    /// away), then wait for the holder to leave by itself; it is killed too after
+    /// `limit`.
+    pub fn kill_all(&self, marker: &str, limit: Duration) {
+        let Some(h) = self.holder() else { return };
+        let end = super::deadline(limit);
+        let members = self.members(marker);
+        freeze_and_kill(
+            &members,
+            |all| {
+                let mut s = tree_below(all, &[h]);
+                s.extend(all.iter().filter(|st| st.pgrp == h).map(|st| st.pid));
+                s.remove(&h);
+                s
+            },
+            limit,
+        );
+        while procfs::alive(h) && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        if procfs::alive(h) {
+            let _ = kill(Pid::from_raw(h), Signal::SIGKILL);
         }
     }
-}
 
-impl Default for SweepSide {
-    fn default() -> Self {
-        SweepSide::new()
+    /// The side is over.
+    pub fn forget(&self) {
+        if let Some(h) = self.holder() {
+            holders().retain(|p| *p != h);
+        }
     }
 }
 
 /// `roots` and everything below them, by parent pid.
 pub fn tree_below(all: &[Stat], roots: &[i32]) -> HashSet<i32> {
-    let mut children: HashMap<i32, Vec<i32>> = HashMap::new();
+    let mut children: std::collections::HashMap<i32, Vec<i32>> = Default::default();
     for s in all {
         children.entry(s.ppid).or_default().push(s.pid);
     }
@@ -129,37 +123,10 @@ pub fn tree_below(all: &[Stat], roots: &[i32]) -> HashSet<i32> {
     seen
 }
 
-/// Process `dead` (a child of pairbench) has exited and is not reaped yet: its children
-/// were just handed to pairbench. Adopt them for the side `dead` belonged to, before the
-/// ancestry is lost. A no-op for processes of no side.
-pub fn adopt_orphans(dead: i32) {
-    let mut guard = roots();
-    let Some(r) = guard.as_mut() else { return };
-    let Some((side, _)) = r.remove(&dead) else {
-        return;
-    };
-    let me = std::process::id() as i32;
-    let exempt = EXEMPT.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    for s in procfs::all() {
-        if s.ppid == me && !r.contains_key(&s.pid) && !exempt.contains(&s.pid) {
-            r.insert(s.pid, (side, s.start));
-            super::keeper::note(s.pid, s.start);
-        }
-    }
-}
-
-/// Is anyone under the sweep at all (so the reaper must adopt)?
-pub fn active() -> bool {
-    roots().as_ref().is_some_and(|r| !r.is_empty())
-}
-
-/// Every process of every side, for an instant stop (the second Ctrl-C).
+/// Every process below every holder, holders included (the second Ctrl-C).
 pub fn all_members() -> Vec<i32> {
     let all = procfs::all();
-    let roots: Vec<i32> = roots()
-        .as_ref()
-        .map(|r| r.keys().copied().collect())
-        .unwrap_or_default();
+    let roots = holders().clone();
     let alive: HashSet<i32> = all.iter().filter(|s| s.alive()).map(|s| s.pid).collect();
     tree_below(&all, &roots)
         .into_iter()
@@ -206,4 +173,70 @@ pub fn freeze_and_kill(
         std::thread::sleep(Duration::from_millis(2));
     }
     stopped.len()
+}
+
+/// The holder's life, between fork and exec of the side's first process: become a
+/// subreaper that the stop signals do not reach, fork the script (which returns to exec,
+/// with the signal mask it had), then reap until nothing is left, reporting the
+/// script's wait status on `status_fd`. Only async-signal-safe calls.
+///
+/// # Safety
+/// To be called only in a freshly forked child (a `pre_exec` closure).
+pub unsafe fn become_holder(status_fd: std::os::fd::RawFd) -> std::io::Result<()> {
+    use nix::libc;
+    // SAFETY: plain system calls on this process, as the caller guarantees it is a
+    // fresh child; no allocation, no locks.
+    unsafe {
+        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+        let mut block: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut block);
+        for s in [
+            libc::SIGHUP,
+            libc::SIGINT,
+            libc::SIGQUIT,
+            libc::SIGTERM,
+            libc::SIGUSR1,
+            libc::SIGUSR2,
+            libc::SIGPIPE,
+        ] {
+            libc::sigaddset(&mut block, s);
+        }
+        libc::sigprocmask(libc::SIG_BLOCK, &block, &mut old);
+        let script = libc::fork();
+        if script < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        if script == 0 {
+            // The script: back to the signal mask it would have had, then exec.
+            libc::sigprocmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+            return Ok(());
+        }
+        // The holder: keep only the status pipe (and the side's stdio), so it holds no
+        // socket, lock or pipe of pairbench's.
+        if status_fd > 3 {
+            libc::syscall(libc::SYS_close_range, 3u32, (status_fd - 1) as u32, 0u32);
+        }
+        libc::syscall(
+            libc::SYS_close_range,
+            (status_fd + 1) as u32,
+            u32::MAX,
+            0u32,
+        );
+        loop {
+            let mut st: libc::c_int = 0;
+            let r = libc::waitpid(-1, &mut st, 0);
+            if r == script {
+                let bytes = st.to_ne_bytes();
+                libc::write(status_fd, bytes.as_ptr().cast(), bytes.len());
+                libc::close(status_fd);
+            } else if r < 0 {
+                if *libc::__errno_location() == libc::EINTR {
+                    continue;
+                }
+                // Nothing is left below: the side is gone.
+                libc::_exit(0);
+            }
+        }
+    }
 }

@@ -246,9 +246,12 @@ impl Sshd {
              PasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n\
              PermitRootLogin prohibit-password\nAllowUsers {user}\nSubsystem sftp internal-sftp\n\
              MaxStartups 100\nMaxSessions 100\nClientAliveInterval 2\nClientAliveCountMax 3\n\
-             LogLevel VERBOSE\n",
+             LogLevel VERBOSE\n\
+             SetEnv PYENV_REHASH_TIMEOUT=0\n",
             d = d.display()
         );
+        // (SetEnv: a login shell that runs `pyenv rehash` from its rc file must not wait
+        // a minute on a lock that a killed shell left behind.)
         std::fs::write(d.join("sshd_config"), config).unwrap();
         if is_root() {
             // sshd's privilege separation folder.

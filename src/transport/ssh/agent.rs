@@ -7,7 +7,7 @@
 //! Nothing is left behind: when stdin ends or fails, or no request (not even a ping)
 //! arrives for `--idle-timeout-ms` (the link is dead), the agent ends every script it
 //! started at once, removes its run folder (unless `--keep`) and exits; a keeper does
-//! the same if the agent itself is killed. The agent holds a lock on `<run folder>.lock`
+//! the same if the agent itself is killed. The agent holds a lock on `<run folder>/.lock`
 //! while it lives, so a later agent knows which run folders belong to runs that are over
 //! and removes them (saying so in its hello).
 
@@ -42,11 +42,9 @@ pub struct AgentArgs {
     pub keep: bool,
 }
 
-/// The lock file beside a run folder: held by the agent of a run that is not over.
+/// The lock file in a run folder: held by the agent of a run that is not over.
 fn lock_path(run_dir: &Path) -> PathBuf {
-    let mut name = run_dir.file_name().unwrap_or_default().to_os_string();
-    name.push(".lock");
-    run_dir.with_file_name(name)
+    run_dir.join(".lock")
 }
 
 /// Lock this run's folder; remove the folders of runs that are over (their lock is
@@ -55,7 +53,7 @@ fn lock_run(run_dir: &Path) -> (Option<nix::fcntl::Flock<std::fs::File>>, Vec<St
     let Some(runs) = run_dir.parent() else {
         return (None, Vec::new());
     };
-    let _ = std::fs::create_dir_all(runs);
+    let _ = std::fs::create_dir_all(run_dir);
     let mine = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -68,26 +66,28 @@ fn lock_run(run_dir: &Path) -> (Option<nix::fcntl::Flock<std::fs::File>>, Vec<St
         return (mine, removed);
     };
     for e in entries.flatten() {
-        let path = e.path();
-        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
-            continue;
-        };
-        let Some(run) = name.strip_suffix(".lock") else {
-            continue;
-        };
-        if path == lock_path(run_dir) {
+        let folder = e.path();
+        if folder == run_dir {
             continue;
         }
-        let Ok(f) = std::fs::OpenOptions::new().write(true).open(&path) else {
+        let lock = lock_path(&folder);
+        // Not just made by an agent that is about to lock it.
+        let settled = std::fs::metadata(&lock)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > Duration::from_secs(5));
+        if !settled {
+            continue;
+        }
+        let Ok(f) = std::fs::OpenOptions::new().write(true).open(&lock) else {
             continue;
         };
         // A free lock: that run's agent is gone, so the run is over.
         if let Ok(held) = nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock) {
-            let folder = runs.join(run);
-            if folder.exists() && std::fs::remove_dir_all(&folder).is_ok() {
+            if std::fs::remove_dir_all(&folder).is_ok() {
                 removed.push(folder.display().to_string());
             }
-            let _ = std::fs::remove_file(&path);
             drop(held);
         }
     }
@@ -102,7 +102,6 @@ fn leave(procs: &Procs, run_dir: Option<&Path>, keep: bool) {
         && !keep
     {
         let _ = std::fs::remove_dir_all(d);
-        let _ = std::fs::remove_file(lock_path(d));
     }
 }
 
@@ -161,7 +160,6 @@ pub fn main(args: &AgentArgs) -> i32 {
         && !args.keep
     {
         keep_paths.push(d.clone());
-        keep_paths.push(lock_path(d));
     }
     if let Err(e) =
         contain::keeper::start(containment.name(), containment.cgroup_dir(), &keep_paths)
