@@ -259,6 +259,16 @@ pub fn spawn(spec: &Spec) -> Result<Child, SpawnError> {
             status_pipe = Some((r, w));
         }
     }
+    // The kernel runs the script, or says why not: exec it ourselves with execve (the
+    // C library's execvp would hand a file it cannot run to /bin/sh).
+    let exec = ExecArgs::new(spec).map_err(|source| SpawnError::Exec {
+        path: spec.program.clone(),
+        reason: source.to_string(),
+    })?;
+    // SAFETY: execve(2) is async-signal-safe; its arguments were built before the fork.
+    unsafe {
+        cmd.pre_exec(move || exec.exec());
+    }
     let r = reaper();
     let slot = Arc::new(ExitSlot::default());
     // Under the sweep the reaper sees the holder end (the side is empty); the script's
@@ -310,6 +320,79 @@ pub fn spawn(spec: &Spec) -> Result<Child, SpawnError> {
         stopped_by: Mutex::new(None),
         terminating: Mutex::new(()),
     })
+}
+
+/// What execve needs, built before the fork (nothing is allocated after it).
+struct ExecArgs {
+    program: std::ffi::CString,
+    _argv: Vec<std::ffi::CString>,
+    _envp: Vec<std::ffi::CString>,
+    argv: Vec<*const nix::libc::c_char>,
+    envp: Vec<*const nix::libc::c_char>,
+}
+
+// SAFETY: the pointers point into the CStrings owned by the same value, which is only
+// read (in the forked child).
+unsafe impl Send for ExecArgs {}
+// SAFETY: as above: nothing mutates them.
+unsafe impl Sync for ExecArgs {}
+
+impl ExecArgs {
+    fn new(spec: &Spec) -> io::Result<ExecArgs> {
+        use std::ffi::CString;
+        use std::os::unix::ffi::OsStrExt;
+        let c = |b: &[u8]| {
+            CString::new(b).map_err(|_| io::Error::other("a NUL byte in an argument or variable"))
+        };
+        let path = std::path::absolute(&spec.program)?;
+        let program = c(path.as_os_str().as_bytes())?;
+        let mut argv = vec![c(spec.program.as_os_str().as_bytes())?];
+        for a in &spec.args {
+            argv.push(c(a.as_bytes())?);
+        }
+        let mut vars: Vec<(std::ffi::OsString, std::ffi::OsString)> = std::env::vars_os().collect();
+        let mut set = |k: &str, v: &str| {
+            vars.retain(|(ek, _)| ek.as_bytes() != k.as_bytes());
+            vars.push((k.into(), v.into()));
+        };
+        for (k, v) in &spec.env {
+            set(k, v);
+        }
+        set(MARKER_VAR, &spec.marker);
+        let mut envp = Vec::with_capacity(vars.len());
+        for (k, v) in &vars {
+            let mut kv = k.as_bytes().to_vec();
+            kv.push(b'=');
+            kv.extend_from_slice(v.as_bytes());
+            envp.push(c(&kv)?);
+        }
+        let ptrs = |v: &[CString]| {
+            v.iter()
+                .map(|s| s.as_ptr())
+                .chain(std::iter::once(std::ptr::null()))
+                .collect::<Vec<_>>()
+        };
+        Ok(ExecArgs {
+            program,
+            argv: ptrs(&argv),
+            envp: ptrs(&envp),
+            _argv: argv,
+            _envp: envp,
+        })
+    }
+
+    /// In the forked child: execve, or the reason it failed.
+    fn exec(&self) -> io::Result<()> {
+        // SAFETY: NUL-terminated strings and NULL-terminated arrays built in `new`.
+        unsafe {
+            nix::libc::execve(
+                self.program.as_ptr(),
+                self.argv.as_ptr(),
+                self.envp.as_ptr(),
+            );
+        }
+        Err(io::Error::last_os_error())
+    }
 }
 
 /// The script's wait status, from its holder (the sweep); a holder gone without one
