@@ -31,7 +31,8 @@ pub struct AgentArgs {
     /// Send a tick this often
     #[arg(long, default_value_t = 1_000)]
     pub ping_ms: u64,
-    /// Grace period of the kill sequence when the connection ends
+    /// Accepted for older pairbench versions; when the connection ends, everything is
+    /// ended at once
     #[arg(long, default_value_t = 2_000)]
     pub grace_ms: u64,
     /// This run's folder on this host: locked while the agent lives, removed when it ends
