@@ -185,7 +185,6 @@ pub enum SpawnError {
 /// A started process, in its own process group and its own side.
 pub struct Child {
     pid: Pid,
-    marker: String,
     slot: Arc<ExitSlot>,
     side: Side,
     terminated_by_us: AtomicBool,
@@ -283,7 +282,7 @@ pub fn spawn(spec: &Spec) -> Result<Child, SpawnError> {
         Ok(c) => c,
         Err(e) => {
             drop(table);
-            side.finish(&spec.marker);
+            side.finish();
             return Err(SpawnError::Exec {
                 path: spec.program.clone(),
                 reason: explain_exec_error(&spec.program, &e),
@@ -313,7 +312,6 @@ pub fn spawn(spec: &Spec) -> Result<Child, SpawnError> {
     }
     Ok(Child {
         pid,
-        marker: spec.marker.clone(),
         slot,
         side,
         terminated_by_us: AtomicBool::new(false),
@@ -499,21 +497,20 @@ impl Child {
         }
         let pgid = self.pid.as_raw();
         for sig in stop.sequence() {
-            if !self.side.alive(&self.marker) {
+            if !self.side.alive() {
                 break;
             }
             let main_running = self.try_exit().is_none();
             if sig == Signal::SIGKILL {
-                self.side.kill_all(&self.marker);
+                self.side.kill_all();
             } else {
-                self.side
-                    .signal_and_wait(pgid, &self.marker, sig, stop.grace);
+                self.side.signal_and_wait(pgid, sig, stop.grace);
             }
             if main_running && self.main_ended_soon() {
                 *lock(&self.stopped_by) = Some(sig);
             }
         }
-        self.side.finish(&self.marker);
+        self.side.finish();
     }
 
     /// Did the main process end? When the side is empty, give the reaper a moment to
@@ -522,7 +519,7 @@ impl Child {
         if self.try_exit().is_some() {
             return true;
         }
-        if self.side.alive(&self.marker) {
+        if self.side.alive() {
             return false;
         }
         self.wait_timeout(Duration::from_millis(500)).is_some()
@@ -548,7 +545,7 @@ impl Drop for Child {
     /// A side nobody ends any more is ended now.
     fn drop(&mut self) {
         if self.side.usage().is_none() {
-            self.side.finish(&self.marker);
+            self.side.finish();
         }
     }
 }

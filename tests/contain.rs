@@ -204,6 +204,7 @@ exec -a "$t" sleep 600
             seen(&p, "l_x_storm")
         );
         assert!(seen(&p, "l_x_hopper") >= 1, "{method}: the hopper hopped");
+        eprintln!("checking {method}");
         assert_none_left(&tok);
     }
 }

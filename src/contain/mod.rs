@@ -359,10 +359,10 @@ impl Side {
     }
 
     /// Live processes of the side other than those in process group `pgid`.
-    fn outside_group(&self, pgid: i32, marker: &str) -> Vec<i32> {
+    fn outside_group(&self, pgid: i32) -> Vec<i32> {
         let pids = match &self.kind {
             SideKind::Cgroup(c) => c.pids(),
-            SideKind::Sweep(s) => s.members(marker),
+            SideKind::Sweep(s) => s.members(),
         };
         pids.into_iter()
             .filter(|p| nix::unistd::getpgid(Some(Pid::from_raw(*p))) != Ok(Pid::from_raw(pgid)))
@@ -370,18 +370,18 @@ impl Side {
     }
 
     /// Is anything of the side alive?
-    pub fn alive(&self, marker: &str) -> bool {
+    pub fn alive(&self) -> bool {
         match &self.kind {
             SideKind::Cgroup(c) => c.populated(),
             // The holder leaves once nothing is below it (a zombie holder is gone).
-            SideKind::Sweep(s) => s.holder_alive() || !s.members(marker).is_empty(),
+            SideKind::Sweep(s) => s.holder_alive(),
         }
     }
 
     /// Send `sig` to the process group `pgid` and to every other process of the side
     /// (each process once), then wait up to `grace` for the side to be gone.
-    pub fn signal_and_wait(&self, pgid: i32, marker: &str, sig: Signal, grace: Duration) {
-        let others = self.outside_group(pgid, marker);
+    pub fn signal_and_wait(&self, pgid: i32, sig: Signal, grace: Duration) {
+        let others = self.outside_group(pgid);
         signal_group(pgid, sig);
         for p in &others {
             let _ = kill(Pid::from_raw(*p), sig);
@@ -404,7 +404,7 @@ impl Side {
     }
 
     /// SIGKILL to everything left, at once, and wait until it is gone.
-    pub fn kill_all(&self, marker: &str) {
+    pub fn kill_all(&self) {
         match &self.kind {
             SideKind::Cgroup(c) => {
                 if c.populated() {
@@ -412,17 +412,17 @@ impl Side {
                     c.wait_empty(Duration::from_secs(10));
                 }
             }
-            SideKind::Sweep(s) => s.kill_all(marker, Duration::from_secs(10)),
+            SideKind::Sweep(s) => s.kill_all(Duration::from_secs(10)),
         }
     }
 
     /// The side is over: its usage is read and its cgroup removed. Idempotent.
-    pub fn finish(&self, marker: &str) {
+    pub fn finish(&self) {
         let mut usage = self.usage.lock().unwrap_or_else(|e| e.into_inner());
         if usage.is_some() {
             return;
         }
-        self.kill_all(marker);
+        self.kill_all();
         match &self.kind {
             SideKind::Cgroup(c) => {
                 *usage = Some(c.usage());

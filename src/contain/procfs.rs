@@ -148,12 +148,6 @@ pub fn marked() -> Vec<(i32, String)> {
     found
 }
 
-/// Every live process whose environment holds `MARKER_VAR=marker`.
-pub fn find_marked(marker: &str) -> Vec<i32> {
-    let needle = format!("{MARKER_VAR}={marker}").into_bytes();
-    find_env(|e| e == needle.as_slice())
-}
-
 /// Every live process whose marker starts with `prefix` (the scripts of one run).
 pub fn find_marked_prefix(prefix: &str) -> Vec<i32> {
     let needle = format!("{MARKER_VAR}={prefix}").into_bytes();

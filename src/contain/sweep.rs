@@ -4,8 +4,8 @@
 //! holder lives, every process the script starts — daemons after `env -i`, `setsid`,
 //! double forks — stays below it (an orphan goes to the nearest living subreaper), and
 //! the holder exits by itself once nothing is left below it. So:
-//! - the side's members are the tree below its holder (plus anything carrying the
-//!   side's marker, or in its process group);
+//! - the side's members are the tree below its holder (and anything in its process
+//!   group);
 //! - "gone" is the holder gone;
 //! - the script's exit status comes from the holder through a pipe.
 //!
@@ -51,14 +51,13 @@ impl SweepSide {
     }
 
     /// Every live process of this side but the holder.
-    pub fn members(&self, marker: &str) -> Vec<i32> {
+    pub fn members(&self) -> Vec<i32> {
         let Some(h) = self.holder() else {
             return Vec::new();
         };
         let all = procfs::all();
         let mut set = tree_below(&all, &[h]);
         set.extend(all.iter().filter(|s| s.pgrp == h).map(|s| s.pid));
-        set.extend(procfs::find_marked(marker));
         set.remove(&h);
         let alive: HashSet<i32> = all.iter().filter(|s| s.alive()).map(|s| s.pid).collect();
         let mut out: Vec<i32> = set.into_iter().filter(|p| alive.contains(p)).collect();
@@ -74,21 +73,26 @@ impl SweepSide {
     /// SIGKILL everything below the holder at once (frozen first, so nothing forks
     /// away), then wait for the holder to leave by itself; it is killed too after
     /// `limit`.
-    pub fn kill_all(&self, marker: &str, limit: Duration) {
+    pub fn kill_all(&self, limit: Duration) {
         let Some(h) = self.holder() else { return };
+        if !procfs::alive(h) {
+            return;
+        }
         let end = super::deadline(limit);
-        let members = self.members(marker);
-        freeze_and_kill(
-            &members,
-            |all| {
-                let mut s = tree_below(all, &[h]);
-                s.extend(all.iter().filter(|st| st.pgrp == h).map(|st| st.pid));
-                s.remove(&h);
-                s
-            },
-            limit,
-        );
+        // A process that forked just before it stopped may leave a child below the
+        // holder: again until the holder, with nothing left below it, is gone.
         while procfs::alive(h) && Instant::now() < end {
+            let members = self.members();
+            freeze_and_kill(
+                &members,
+                |all| {
+                    let mut s = tree_below(all, &[h]);
+                    s.extend(all.iter().filter(|st| st.pgrp == h).map(|st| st.pid));
+                    s.remove(&h);
+                    s
+                },
+                end.saturating_duration_since(Instant::now()),
+            );
             std::thread::sleep(Duration::from_millis(2));
         }
         if procfs::alive(h) {
@@ -151,13 +155,19 @@ pub fn freeze_and_kill(
         let all = procfs::all();
         let mut targets = tree_below(&all, &known);
         targets.extend(extra(&all));
-        let new: Vec<i32> = all
+        let live: Vec<&Stat> = all
             .iter()
             .filter(|s| s.alive() && s.pid != me && targets.contains(&s.pid))
+            .collect();
+        let new: Vec<i32> = live
+            .iter()
             .map(|s| s.pid)
             .filter(|p| !stopped.contains(p))
             .collect();
-        if new.is_empty() || Instant::now() >= end {
+        // Done when nothing new appeared and every one signalled has really stopped
+        // (until then it may still fork).
+        let settled = live.iter().all(|s| s.state == b'T' || s.state == b't');
+        if (new.is_empty() && settled) || Instant::now() >= end {
             break;
         }
         for p in new {
