@@ -252,6 +252,27 @@ fn keeper_of(pid: u32) -> Option<u32> {
     })
 }
 
+/// Once both sides and their daemons run, kill -9 `child` (pairbench): nothing of the
+/// run may be left 5 s later.
+fn kill9_mid_run(child: &mut std::process::Child, tok: &str, what: &str) {
+    assert!(
+        eventually(Duration::from_secs(60), || processes_with_cmdline(tok)
+            .len()
+            >= 10),
+        "{what}: both sides and their daemons started"
+    );
+    let killed = Instant::now();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        eventually(Duration::from_secs(5), || processes_with_cmdline(tok)
+            .is_empty()),
+        "{what}: left running 5 s after kill -9: {:?}",
+        processes_with_cmdline(tok)
+    );
+    eprintln!("{what}: nothing left {:?} after kill -9", killed.elapsed());
+}
+
 fn slow_pair(p: &Project) {
     p.bash(
         "g/local/l",
@@ -278,25 +299,7 @@ fn a_killed_pairbench_leaves_nothing_running_and_the_next_run_says_what_it_clean
             None,
             &err,
         );
-        assert!(
-            eventually(Duration::from_secs(30), || processes_with_cmdline(&tok)
-                .len()
-                >= 10),
-            "{method}: both sides and their daemons started"
-        );
-        let killed = Instant::now();
-        child.kill().unwrap();
-        child.wait().unwrap();
-        assert!(
-            eventually(Duration::from_secs(5), || processes_with_cmdline(&tok)
-                .is_empty()),
-            "{method}: left running 5 s after kill -9: {:?}",
-            processes_with_cmdline(&tok)
-        );
-        eprintln!(
-            "{method}: nothing left {:?} after kill -9",
-            killed.elapsed()
-        );
+        kill9_mid_run(&mut child, &tok, method);
         assert!(
             eventually(Duration::from_secs(10), || std::fs::read_to_string(&err)
                 .unwrap()
@@ -731,22 +734,7 @@ fn over_ssh_a_killed_pairbench_leaves_nothing_running_on_either_side() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    assert!(
-        eventually(Duration::from_secs(60), || processes_with_cmdline(&tok)
-            .len()
-            >= 10),
-        "both sides and their daemons started"
-    );
-    let killed = Instant::now();
-    child.kill().unwrap();
-    child.wait().unwrap();
-    assert!(
-        eventually(Duration::from_secs(5), || processes_with_cmdline(&tok)
-            .is_empty()),
-        "left running 5 s after kill -9: {:?}",
-        processes_with_cmdline(&tok)
-    );
-    eprintln!("nothing left {:?} after kill -9", killed.elapsed());
+    kill9_mid_run(&mut child, &tok, "ssh");
     // The agent removed its run folder too.
     assert!(
         eventually(Duration::from_secs(10), || std::fs::read_dir(

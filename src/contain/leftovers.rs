@@ -78,14 +78,18 @@ fn note_run(c: &mut Cleaned, name: &str) {
     }
 }
 
-fn kill_cgroup(c: &mut Cleaned, dir: &Path) {
+/// End what is in a dead run's cgroup and remove it; an empty one (a process that
+/// started scripts without a run, like `pairbench report`) goes without a word.
+fn kill_cgroup(c: &mut Cleaned, dir: &Path, name: &str) {
     if !dir.exists() {
         return;
     }
     match cgroup::kill_tree(dir, Duration::from_secs(5)) {
+        Ok(0) => {}
         Ok(n) => {
             c.processes += n;
             c.cgroups += 1;
+            note_run(c, name);
         }
         Err(e) => eprintln!(
             "pairbench: warning: cannot remove the cgroup {} of a dead run: {e}",
@@ -116,7 +120,7 @@ pub fn clean_dead_runs(tmp: &Path) -> Cleaned {
                 continue;
             }
             if let Ok(cg) = std::fs::read_to_string(path.join("cgroup")) {
-                kill_cgroup(&mut c, Path::new(cg.trim()));
+                kill_cgroup(&mut c, Path::new(cg.trim()), rest);
             }
             if std::fs::remove_dir_all(&path).is_ok() {
                 note_run(&mut c, rest);
@@ -134,8 +138,7 @@ pub fn clean_dead_runs(tmp: &Path) -> Cleaned {
         for e in dir.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
             if e.path().is_dir() && run_over(&name) {
-                note_run(&mut c, &name);
-                kill_cgroup(&mut c, &e.path());
+                kill_cgroup(&mut c, &e.path(), &name);
             }
         }
     }

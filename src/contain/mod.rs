@@ -164,19 +164,26 @@ pub fn run_over(name: &str) -> bool {
     parse_name(name).is_some_and(|(pid, start)| !procfs::same_alive(pid, start))
 }
 
+impl Containment {
+    /// The sweep, and why it is used.
+    fn sweep(name: String, why: String) -> Containment {
+        Containment {
+            name,
+            method: Method::Sweep,
+            description: Description {
+                method: "sweep".into(),
+                at: None,
+                why: Some(why),
+            },
+            counter: Mutex::new(0),
+        }
+    }
+}
+
 fn choose() -> Result<Containment, String> {
     let name = own_name();
     let wanted = std::env::var(METHOD_VAR).unwrap_or_default();
-    let sweep = |why: String| Containment {
-        name: name.clone(),
-        method: Method::Sweep,
-        description: Description {
-            method: "sweep".into(),
-            at: None,
-            why: Some(why),
-        },
-        counter: Mutex::new(0),
-    };
+    let sweep = |why: String| Containment::sweep(name.clone(), why);
     match wanted.trim() {
         "sweep" => return Ok(sweep(format!("{METHOD_VAR}=sweep"))),
         "" | "auto" | "cgroup2" => {}
@@ -217,18 +224,7 @@ pub fn init() -> Result<&'static Containment, String> {
 
 /// This process's containment (chosen on first use; the sweep if the choice fails).
 pub fn current() -> &'static Containment {
-    CURRENT.get_or_init(|| {
-        choose().unwrap_or_else(|why| Containment {
-            name: own_name(),
-            method: Method::Sweep,
-            description: Description {
-                method: "sweep".into(),
-                at: None,
-                why: Some(why),
-            },
-            counter: Mutex::new(0),
-        })
-    })
+    CURRENT.get_or_init(|| choose().unwrap_or_else(|why| Containment::sweep(own_name(), why)))
 }
 
 impl Containment {

@@ -100,26 +100,6 @@ fn parse_pid(name: &OsStr) -> Option<i32> {
     std::str::from_utf8(b).ok()?.parse().ok()
 }
 
-/// Every live process (but this one) with an environment entry that `hit` accepts.
-fn find_env(hit: impl Fn(&[u8]) -> bool) -> Vec<i32> {
-    let me = std::process::id() as i32;
-    let mut buf = Vec::with_capacity(8192);
-    let mut found = Vec::new();
-    for p in pids() {
-        if p == me {
-            continue;
-        }
-        buf.clear();
-        let Ok(mut f) = File::open(format!("/proc/{p}/environ")) else {
-            continue;
-        };
-        if f.read_to_end(&mut buf).is_ok() && buf.split(|&b| b == 0).any(&hit) && alive(p) {
-            found.push(p);
-        }
-    }
-    found
-}
-
 /// Every live process that carries a marker, with its marker.
 pub fn marked() -> Vec<(i32, String)> {
     let me = std::process::id() as i32;
@@ -150,8 +130,11 @@ pub fn marked() -> Vec<(i32, String)> {
 
 /// Every live process whose marker starts with `prefix` (the scripts of one run).
 pub fn find_marked_prefix(prefix: &str) -> Vec<i32> {
-    let needle = format!("{MARKER_VAR}={prefix}").into_bytes();
-    find_env(|e| e.starts_with(&needle))
+    marked()
+        .into_iter()
+        .filter(|(_, m)| m.starts_with(prefix))
+        .map(|(p, _)| p)
+        .collect()
 }
 
 #[cfg(test)]
