@@ -494,6 +494,9 @@ impl Child {
         }
         if self.try_exit().is_none() {
             self.terminated_by_us.store(true, Ordering::SeqCst);
+        } else {
+            // Most scripts leave nothing behind: their side empties right after them.
+            self.side.wait_gone(Duration::from_millis(5));
         }
         let pgid = self.pid.as_raw();
         for sig in stop.sequence() {

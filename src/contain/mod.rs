@@ -374,6 +374,23 @@ impl Side {
         }
     }
 
+    /// Wait up to `limit` for the side to be empty; true when it is.
+    pub fn wait_gone(&self, limit: Duration) -> bool {
+        match &self.kind {
+            SideKind::Cgroup(c) => c.wait_empty(limit),
+            SideKind::Sweep(s) => {
+                let end = deadline(limit);
+                while s.holder_alive() {
+                    if Instant::now() >= end {
+                        return false;
+                    }
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+                true
+            }
+        }
+    }
+
     /// Send `sig` to the process group `pgid` and to every other process of the side
     /// (each process once), then wait up to `grace` for the side to be gone.
     pub fn signal_and_wait(&self, pgid: i32, sig: Signal, grace: Duration) {
