@@ -582,4 +582,40 @@ mod tests {
         assert_eq!(Exit::Signal(15).to_string(), "killed by SIGTERM");
         assert_eq!(Exit::Code(1).to_string(), "exited 1");
     }
+
+    #[test]
+    fn a_side_is_ended_and_its_usage_read_once() {
+        let dir = std::env::temp_dir().join(format!("pairbench-usage-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let spec = Spec {
+            program: "/bin/sh".into(),
+            args: vec![
+                "-c".into(),
+                "i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done".into(),
+            ],
+            cwd: dir.clone(),
+            env: Vec::new(),
+            stdout: dir.join("stdout"),
+            stderr: dir.join("stderr"),
+            marker: "unit-usage-local".into(),
+        };
+        let child = spawn(&spec).unwrap();
+        assert_eq!(
+            child.wait_timeout(Duration::from_secs(60)),
+            Some(Exit::Code(0))
+        );
+        let cg = child.cgroup_dir();
+        assert!(child.usage().is_none());
+        child.terminate(Duration::from_millis(100));
+        let usage = child.usage().expect("read when ended");
+        if let Some(cg) = cg {
+            assert!(
+                usage.cpu_user_us.is_some() && usage.cpu_system_us.is_some(),
+                "{usage:?}"
+            );
+            assert!(!cg.exists(), "its cgroup is removed");
+        }
+        assert_eq!(child.stopped_by(), None, "it ended on its own");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

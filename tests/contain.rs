@@ -745,3 +745,45 @@ fn over_ssh_a_killed_pairbench_leaves_nothing_running_on_either_side() {
         "the remote run folder is removed"
     );
 }
+
+#[test]
+fn over_ssh_a_second_ctrl_c_ends_both_sides_at_once() {
+    let Some(s) = sshd::Sshd::start() else { return };
+    s.trust();
+    let p = Project::new();
+    let (_one, work) = workdir();
+    remote_box(&p, &s, &work);
+    let tok = token("sshctrlc");
+    slow_pair(&p);
+    let env = format!("TOKEN={tok}");
+    let mut cmd = p.cmd();
+    s.client(&mut cmd);
+    let mut child = cmd
+        .args([
+            "run",
+            "--remote",
+            "box",
+            "--kill-grace",
+            "30s",
+            "--env",
+            &env,
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(eventually(Duration::from_secs(60), || {
+        processes_with_cmdline(&tok).len() >= 10
+    }));
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    assert!(
+        eventually(Duration::from_secs(10), || processes_with_cmdline(&tok)
+            .is_empty()),
+        "left running: {:?}",
+        processes_with_cmdline(&tok)
+    );
+}
