@@ -8,7 +8,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use pairbench::results::{PairRecord, Status};
+use pairbench::tree::{PairRecord, Status};
 
 fn make_tree(root: &Path, group: &str, locals: usize, remotes: usize) -> usize {
     let mut n = 0;
@@ -52,7 +52,7 @@ fn make_tree(root: &Path, group: &str, locals: usize, remotes: usize) -> usize {
                 },
                 local_exit: Some(i32::from(status == Status::Failed)),
                 remote_exit: None,
-                remote_ended: Some(pairbench::results::Ended::Terminated),
+                remote_ended: Some(pairbench::tree::Ended::Terminated),
                 started_at: "2026-11-22T05:00:00.000+00:00".into(),
                 duration_s: 0.01 * (l + r + 1) as f64,
                 remote_host: "local".into(),
@@ -63,6 +63,7 @@ fn make_tree(root: &Path, group: &str, locals: usize, remotes: usize) -> usize {
                 params: Default::default(),
                 repetition: None,
                 warmup: false,
+                notes: Vec::new(),
             };
             std::fs::write(
                 dir.join("pair.json"),

@@ -1,5 +1,6 @@
 //! The command line (clap): parses arguments, merges them with pairbench.toml into typed
-//! options and calls the library. Errors come back as one line and exit status 2.
+//! options and calls the library; after a run it draws the run's report. Errors come
+//! back as one line and exit status 2 (see [`ExitStatus`]).
 
 use std::path::PathBuf;
 
@@ -7,6 +8,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{self, FileConfig, ProgressMode, RunOptions};
+use crate::exit_status::ExitStatus;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -232,6 +234,7 @@ impl RunArgs {
         if repeat == 0 {
             anyhow::bail!("bad --repeat 0: run each pair at least once (--repeat 1 or more)");
         }
+        let file_params_given = !file.params.is_empty();
         let mut params: Vec<(String, Vec<String>)> = file.params.into_iter().collect();
         for p in &self.params {
             let (name, values) = config::parse_param(p)?;
@@ -241,11 +244,17 @@ impl RunArgs {
         if let Some((name, _)) = params.iter().find(|(_, v)| v.is_empty()) {
             anyhow::bail!("parameter '{name}' has no values: give it at least one");
         }
+        let plan_given = self.repeat.is_some()
+            || self.warmup.is_some()
+            || !self.params.is_empty()
+            || file.repeat.is_some()
+            || file.warmup.is_some()
+            || file_params_given;
         let stop_signal = match self.stop_signal.as_deref() {
             Some(v) => config::parse_stop_signal("--stop-signal", v)?,
             None => match file.stop_signal.as_deref() {
                 Some(v) => config::parse_stop_signal("stop_signal in the config file", v)?,
-                None => crate::contain::StopSignal::DEFAULT,
+                None => config::StopSignal::DEFAULT,
             },
         };
         let given = config::Given {
@@ -330,6 +339,7 @@ impl RunArgs {
             repeat,
             warmup: self.warmup.or(file.warmup).unwrap_or(0),
             params,
+            plan_given,
             shuffle: self.shuffle,
             seed: self.seed,
             given,
@@ -347,11 +357,15 @@ fn groups_dir(common: &Common) -> anyhow::Result<PathBuf> {
 }
 
 /// Run the command line; returns the process exit status.
-pub fn main(args: Vec<String>) -> i32 {
+pub fn main(args: Vec<String>) -> ExitStatus {
     let cli = match Cli::try_parse_from(&args) {
         Ok(c) => c,
         Err(e) => {
-            let code = if e.use_stderr() { 2 } else { 0 };
+            let code = if e.use_stderr() {
+                ExitStatus::ERROR
+            } else {
+                ExitStatus::SUCCESS
+            };
             let _ = e.print();
             return code;
         }
@@ -360,45 +374,57 @@ pub fn main(args: Vec<String>) -> i32 {
         Ok(code) => code,
         Err(e) => {
             eprintln!("pairbench: {}", one_line(&e));
-            2
+            ExitStatus::ERROR
         }
     }
 }
 
-/// An error and its causes, on one line.
+/// An error and its causes, on one line. Each error says its cause either in its message
+/// or as its source, never both, so the chain is joined as it is.
 pub fn one_line(e: &anyhow::Error) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    for cause in e.chain() {
-        let s = cause.to_string();
-        if !parts.iter().any(|p| p.contains(&s)) {
-            parts.push(s);
-        }
-    }
+    let parts: Vec<String> = e.chain().map(|c| c.to_string()).collect();
     parts.join(": ").replace('\n', " ")
 }
 
-fn dispatch(cli: Cli, args: &[String]) -> anyhow::Result<i32> {
+/// `pairbench run`, then its report (drawn by the cli, from what the run's walk found).
+fn run_and_report(opts: RunOptions, args: &[String]) -> anyhow::Result<ExitStatus> {
+    let end = crate::runner::run(opts, args.to_vec())?;
+    let Some(tag_dir) = end.tag_dir else {
+        return Ok(end.status);
+    };
+    let drawn = crate::report::after_run(&tag_dir, end.walked);
+    for w in drawn.warnings.iter().chain(&drawn.not_written) {
+        eprintln!("pairbench: warning: {w}");
+    }
+    let failed_write = !drawn.not_written.is_empty();
+    Ok(match end.status {
+        s if failed_write && s.code() < 2 => ExitStatus::ERROR,
+        s => s,
+    })
+}
+
+fn dispatch(cli: Cli, args: &[String]) -> anyhow::Result<ExitStatus> {
     match cli.command {
         Command::Run(run) => {
             let opts = (*run).into_options()?;
-            crate::runner::run(opts, args.to_vec())
+            run_and_report(opts, args)
         }
         Command::List(list) => {
             let dir = groups_dir(&list.common)?;
             crate::list::list(&dir, &list.groups)?;
-            Ok(0)
+            Ok(ExitStatus::SUCCESS)
         }
         Command::New(new) => {
             let dir = groups_dir(&new.common)?;
             let path = crate::skeleton::create(&dir, &new.name)
                 .with_context(|| format!("cannot create group '{}'", new.name))?;
-            println!(
+            crate::console::line(&format!(
                 "created group '{}' in {}\nrun it with: pairbench run {}",
                 new.name,
                 path.display(),
                 new.name
-            );
-            Ok(0)
+            ));
+            Ok(ExitStatus::SUCCESS)
         }
         Command::Report(rep) => {
             let file = FileConfig::load(rep.common.config.as_deref())?;
@@ -421,8 +447,12 @@ fn dispatch(cli: Cli, args: &[String]) -> anyhow::Result<i32> {
                 .unwrap_or_else(|| "results".into());
             crate::compare::command(&results, &c.a, &c.b, &c.threshold, &file.metrics)
         }
-        Command::Helper { name, args } => Ok(crate::helpers::main(&name, &args)),
-        Command::Agent(a) => Ok(crate::transport::ssh::agent::main(&a)),
-        Command::Keeper(k) => Ok(crate::contain::keeper::main(&k)),
+        Command::Helper { name, args } => {
+            Ok(ExitStatus::from_code(crate::helpers::main(&name, &args)))
+        }
+        Command::Agent(a) => Ok(ExitStatus::from_code(crate::transport::ssh::agent::main(
+            &a,
+        ))),
+        Command::Keeper(k) => Ok(ExitStatus::from_code(crate::contain::keeper::main(&k))),
     }
 }

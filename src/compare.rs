@@ -3,13 +3,14 @@
 //! something got worse by more than the threshold (SPEC §8).
 
 use std::collections::BTreeMap;
-use std::io::Write;
+use std::fmt::Write;
 use std::path::Path;
 
 use anyhow::bail;
 use statrs::distribution::{ContinuousCDF, StudentsT};
 
 use crate::config::Direction;
+use crate::exit_status::ExitStatus;
 use crate::stats::{self, Key, Summary};
 
 /// Parse `5%`, `5` (percent) or `0.5%`.
@@ -58,12 +59,12 @@ pub fn compare(
     threshold: f64,
     directions: &BTreeMap<String, Direction>,
 ) -> Vec<Change> {
-    let a: BTreeMap<Key, stats::Stat> = stats::compute(a_dir)
+    let a: BTreeMap<Key, stats::Stat> = stats::of_tree(a_dir)
         .into_iter()
         .map(|s| (s.key.clone(), s))
         .collect();
     let mut out = Vec::new();
-    for sb in stats::compute(b_dir) {
+    for sb in stats::of_tree(b_dir) {
         let Some(sa) = a.get(&sb.key) else { continue };
         let (ma, mb) = (sa.summary.mean, sb.summary.mean);
         let change = if ma != 0.0 {
@@ -105,17 +106,17 @@ pub fn command(
     b: &str,
     threshold: &str,
     directions: &BTreeMap<String, Direction>,
-) -> anyhow::Result<i32> {
+) -> anyhow::Result<ExitStatus> {
     let threshold = parse_threshold(threshold)?;
-    let (a_tag, a_dir) = crate::results::resolve_tag(results_dir, a).map_err(anyhow::Error::msg)?;
-    let (b_tag, b_dir) = crate::results::resolve_tag(results_dir, b).map_err(anyhow::Error::msg)?;
+    let (a_tag, a_dir) = crate::tree::lock::resolve(results_dir, a)?;
+    let (b_tag, b_dir) = crate::tree::lock::resolve(results_dir, b)?;
     let changes = compare(&a_dir, &b_dir, threshold, directions);
     if changes.is_empty() {
         bail!(
             "runs '{a_tag}' and '{b_tag}' have no pairs (with results) in common: compare two runs of the same groups"
         );
     }
-    let mut out = std::io::stdout().lock();
+    let mut out = String::new();
     writeln!(
         out,
         "{:<40} {:<24} {:>14} {:>14} {:>9} {:>8}  verdict",
@@ -155,7 +156,12 @@ pub fn command(
         "{} compared, {regressions} worse by more than {threshold}%",
         changes.len()
     )?;
-    Ok(if regressions > 0 { 1 } else { 0 })
+    crate::console::block(&out);
+    Ok(if regressions > 0 {
+        ExitStatus::FAILED
+    } else {
+        ExitStatus::SUCCESS
+    })
 }
 
 #[cfg(test)]

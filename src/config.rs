@@ -7,16 +7,13 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::contain::{MAX_DURATION, StopSignal};
+use nix::sys::signal::Signal;
 
 /// A configuration or flag value that cannot be used; the message says what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config file '{path}': {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error("cannot read config file '{path}': {err}")]
+    Read { path: PathBuf, err: std::io::Error },
     #[error("config file '{path}' is not valid: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("bad duration '{value}' for {what}: write it like 500ms, 30s or 10m")]
@@ -97,7 +94,7 @@ impl FileConfig {
             Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => {
                 return Ok(FileConfig::default());
             }
-            Err(source) => return Err(ConfigError::Read { path, source }),
+            Err(err) => return Err(ConfigError::Read { path, err }),
         };
         toml::from_str(&text).map_err(|e| ConfigError::Parse {
             path,
@@ -165,6 +162,9 @@ pub struct RunOptions {
     pub warmup: u32,
     /// Parameters: each pair runs once per combination of values.
     pub params: Vec<(String, Vec<String>)>,
+    /// `--repeat`, `--warmup` or `--param` was given (on the command line or in the
+    /// file); otherwise `--resume` reuses the tag's run plan.
+    pub plan_given: bool,
     /// Randomise the order of runs (seeded).
     pub shuffle: bool,
     pub seed: Option<u64>,
@@ -215,6 +215,49 @@ mod humantime_serde_compat {
     use std::time::Duration;
     pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+}
+
+/// The longest duration pairbench accepts anywhere (a year): far beyond any test, and
+/// far from the overflow of a clock reading.
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// The first signal of the grace sequence, as the user named it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StopSignal(pub Signal);
+
+impl StopSignal {
+    pub const DEFAULT: StopSignal = StopSignal(Signal::SIGHUP);
+
+    /// `HUP`, `SIGTERM`, `int`, ...
+    pub fn parse(name: &str) -> Result<StopSignal, String> {
+        let up = name.trim().to_ascii_uppercase();
+        let bare = up.strip_prefix("SIG").unwrap_or(&up);
+        let sig = match bare {
+            "HUP" => Signal::SIGHUP,
+            "TERM" => Signal::SIGTERM,
+            "INT" => Signal::SIGINT,
+            "QUIT" => Signal::SIGQUIT,
+            "KILL" => Signal::SIGKILL,
+            "USR1" => Signal::SIGUSR1,
+            "USR2" => Signal::SIGUSR2,
+            _ => {
+                return Err(format!(
+                    "bad stop signal '{name}': use HUP, TERM, INT, QUIT, KILL, USR1 or USR2"
+                ));
+            }
+        };
+        Ok(StopSignal(sig))
+    }
+
+    pub fn name(self) -> &'static str {
+        self.0.as_str()
+    }
+}
+
+impl Serialize for StopSignal {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
     }
 }
 

@@ -24,11 +24,12 @@ pub enum DiscoverError {
         "groups folder '{0}' does not exist: create it (pairbench new GROUP) or point -g/--groups-dir at your groups"
     )]
     MissingGroupsDir(PathBuf),
-    #[error("cannot read groups folder '{path}': {source}")]
-    Unreadable {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error("cannot read groups folder '{path}': {err}")]
+    Unreadable { path: PathBuf, err: std::io::Error },
+    #[error(
+        "{path:?} is not named in UTF-8, so pairbench cannot name it in its results: rename it (nothing was run)"
+    )]
+    NotUtf8 { path: PathBuf },
     #[error("no group named '{name}' in '{dir}'; groups there: {known}")]
     UnknownGroup {
         name: String,
@@ -63,6 +64,9 @@ pub struct Group {
     pub root: PathBuf,
     pub local: Vec<Test>,
     pub remote: Vec<Test>,
+    /// Test files (or the group's own folder) whose names are not UTF-8: never dropped
+    /// silently (`run` refuses them, `list` warns).
+    pub unnamed: Vec<PathBuf>,
 }
 
 impl Group {
@@ -102,9 +106,9 @@ pub fn discover(root: &Path) -> Result<Vec<Group>, DiscoverError> {
     if !root.is_dir() {
         return Err(DiscoverError::MissingGroupsDir(root.to_path_buf()));
     }
-    let root = fs::canonicalize(root).map_err(|source| DiscoverError::Unreadable {
+    let root = fs::canonicalize(root).map_err(|err| DiscoverError::Unreadable {
         path: root.to_path_buf(),
-        source,
+        err,
     })?;
     let mut groups = Vec::new();
     let mut walker = walkdir::WalkDir::new(&root)
@@ -124,26 +128,29 @@ pub fn discover(root: &Path) -> Result<Vec<Group>, DiscoverError> {
         }
         let dir = entry.path();
         if dir.join("local").is_dir() && dir.join("remote").is_dir() {
-            let Some(rel) = dir
-                .strip_prefix(&root)
-                .ok()
-                .and_then(|r| r.to_str())
-                .map(str::to_string)
-            else {
-                // Not UTF-8: cannot be named on a command line or in a CSV; skip it.
-                eprintln!(
-                    "warning: skipping group folder {} (its name is not UTF-8; rename it)",
-                    dir.display()
-                );
-                walker.skip_current_dir();
-                continue;
+            let rel = dir.strip_prefix(&root).unwrap_or(dir);
+            let mut unnamed = Vec::new();
+            let (local, remote) = match rel.to_str() {
+                Some(_) => {
+                    let (l, mut ul) = tests_in(&dir.join("local"));
+                    let (r, ur) = tests_in(&dir.join("remote"));
+                    ul.extend(ur);
+                    unnamed = ul;
+                    (l, r)
+                }
+                // Cannot be named on a command line or in a CSV: refused by `run`.
+                None => {
+                    unnamed.push(dir.to_path_buf());
+                    (Vec::new(), Vec::new())
+                }
             };
             groups.push(Group {
-                name: rel,
+                name: rel.to_string_lossy().into_owned(),
                 dir: dir.to_path_buf(),
                 root: root.clone(),
-                local: tests_in(&dir.join("local")),
-                remote: tests_in(&dir.join("remote")),
+                local,
+                remote,
+                unnamed,
             });
             walker.skip_current_dir();
         }
@@ -154,16 +161,21 @@ pub fn discover(root: &Path) -> Result<Vec<Group>, DiscoverError> {
 
 /// The tests directly inside `dir`, sorted; non-executable files are left out (helpers),
 /// except that `list` wants to see them as disabled, so they are kept with a reason.
-fn tests_in(dir: &Path) -> Vec<Test> {
+/// Also the files whose names are not UTF-8 (never dropped silently).
+fn tests_in(dir: &Path) -> (Vec<Test>, Vec<PathBuf>) {
     let Ok(entries) = fs::read_dir(dir) else {
-        return Vec::new();
+        return (Vec::new(), Vec::new());
     };
+    let mut unnamed = Vec::new();
     let mut tests: Vec<Test> = entries
         .flatten()
         .filter_map(|e| {
             let path = e.path();
             let os_name = e.file_name();
-            let name = os_name.to_str()?.to_string();
+            let Some(name) = os_name.to_str().map(str::to_string) else {
+                unnamed.push(path);
+                return None;
+            };
             if name.starts_with('.') {
                 return None;
             }
@@ -184,7 +196,16 @@ fn tests_in(dir: &Path) -> Vec<Test> {
         })
         .collect();
     tests.sort_by(|a, b| a.name.cmp(&b.name));
-    tests
+    unnamed.sort();
+    (tests, unnamed)
+}
+
+/// Refuse a run of groups with a test (or folder) whose name is not UTF-8.
+pub fn refuse_unnamed(groups: &[Group]) -> Result<(), DiscoverError> {
+    match groups.iter().flat_map(|g| g.unnamed.iter()).next() {
+        Some(p) => Err(DiscoverError::NotUtf8 { path: p.clone() }),
+        None => Ok(()),
+    }
 }
 
 /// Keep only the named groups (all when `names` is empty), in the order of `groups`.

@@ -272,3 +272,17 @@ fn report_metric(a: &MetricArgs) -> Result<i32, Failure> {
     );
     Ok(0)
 }
+
+/// PATH with the helpers' folder `bin` first (the user's PATH from `--env` if given, else
+/// ours): for scripts on this machine, and by the SSH agent for `report_metric` on the
+/// remote host.
+pub fn path_with(bin: &std::path::Path, env: &[(String, String)]) -> String {
+    let base = env
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.clone())
+        .or_else(|| std::env::var("PATH").ok())
+        .unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+    format!("{}:{base}", bin.display())
+}

@@ -1,7 +1,7 @@
 //! Ctrl-C (and SIGTERM, SIGHUP): the first stops starting pairs and ends the running ones (after-hooks still
 //! run, the exit status is 130); the second ends every process of the run at once
 //! (escaped ones included: see docs/containment.md), removes the unfinished pair
-//! folders, leaves `latest` on the interrupted run and exits 130.
+//! folders and exits 130 (`latest` already points at the run).
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -11,8 +11,6 @@ static COUNT: AtomicU32 = AtomicU32::new(0);
 
 /// Pair folders being written (`.partial`), removed by a second Ctrl-C.
 static PARTIALS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
-/// (results folder, tag) of the run, for `latest`.
-static RUN: Mutex<Option<(PathBuf, String)>> = Mutex::new(None);
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -40,24 +38,18 @@ fn stop_at_once() {
     for p in lock(&PARTIALS).drain(..) {
         let _ = std::fs::remove_dir_all(p);
     }
-    if let Some((dir, tag)) = lock(&RUN).as_ref()
-        && let Err(e) = crate::results::link_latest(dir, tag)
-    {
-        eprintln!("pairbench: warning: cannot update results/latest: {e}");
-    }
     crate::control::remove_all();
     crate::contain::current().finish();
+}
+
+/// Stop as a first Ctrl-C does, without a word (pairbench's stdout was closed).
+pub fn request_stop() {
+    let _ = COUNT.compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst);
 }
 
 /// Has the user asked to stop?
 pub fn requested() -> bool {
     COUNT.load(Ordering::SeqCst) > 0
-}
-
-/// The run writes into tag `tag` of `results_dir` (`latest` points there after a
-/// second Ctrl-C).
-pub fn set_run(results_dir: &Path, tag: &str) {
-    *lock(&RUN) = Some((results_dir.to_path_buf(), tag.to_string()));
 }
 
 /// A pair folder being written; a second Ctrl-C removes it while this lives.

@@ -1,6 +1,6 @@
 //! `pairbench list`: groups, their enabled and disabled tests, hooks, and the pair matrix.
 
-use std::io::Write;
+use std::fmt::Write;
 use std::path::Path;
 
 use crate::discover::{self, HOOK_NAMES};
@@ -8,13 +8,14 @@ use crate::discover::{self, HOOK_NAMES};
 /// Print the listing of `names` (all groups when empty).
 pub fn list(groups_dir: &Path, names: &[String]) -> anyhow::Result<()> {
     let groups = discover::select(discover::discover(groups_dir)?, names, groups_dir)?;
-    let mut out = std::io::stdout().lock();
+    let mut out = String::new();
     if groups.is_empty() {
         writeln!(
             out,
             "no groups in '{}' (a group is a folder with local/ and remote/; `pairbench new NAME` makes one)",
             groups_dir.display()
         )?;
+        crate::console::block(&out);
         return Ok(());
     }
     let mut total = 0;
@@ -46,6 +47,12 @@ pub fn list(groups_dir: &Path, names: &[String]) -> anyhow::Result<()> {
         for h in g.inert_hooks() {
             writeln!(out, "  hook {h} is not executable and will not run")?;
         }
+        for p in &g.unnamed {
+            writeln!(
+                out,
+                "  warning: {p:?} is not named in UTF-8: `pairbench run` refuses it until it is renamed"
+            )?;
+        }
         if nl > 0 && nr > 0 {
             let locals: Vec<&str> = g.enabled_local().map(|t| t.name.as_str()).collect();
             let remotes: Vec<&str> = g.enabled_remote().map(|t| t.name.as_str()).collect();
@@ -71,5 +78,6 @@ pub fn list(groups_dir: &Path, names: &[String]) -> anyhow::Result<()> {
         }
     }
     writeln!(out, "{} groups, {total} pairs", groups.len())?;
+    crate::console::block(&out);
     Ok(())
 }

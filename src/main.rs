@@ -1,6 +1,6 @@
 //! The `pairbench` executable: the command line, or a helper when called by a helper's name.
 
-fn main() {
+fn main() -> pairbench::exit_status::ExitStatus {
     let args: Vec<String> = std::env::args_os()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
@@ -11,10 +11,12 @@ fn main() {
         .and_then(|n| n.to_str())
         .unwrap_or("pairbench")
         .to_string();
-    let code = if pairbench::helpers::NAMES.contains(&called_as.as_str()) {
-        pairbench::helpers::main(&called_as, &args[1..])
+    if pairbench::helpers::NAMES.contains(&called_as.as_str()) {
+        pairbench::exit_status::ExitStatus::from_code(pairbench::helpers::main(
+            &called_as,
+            &args[1..],
+        ))
     } else {
         pairbench::cli::main(args)
-    };
-    std::process::exit(code);
+    }
 }

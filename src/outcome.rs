@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use crate::process::Exit;
-use crate::results::{Ended, Status};
+use crate::tree::{Ended, Status};
 
 /// How the local test ended.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,13 +1,15 @@
 //! Which pairs a run takes, and why (SPEC §6 filters, §7 make-style runs and shards).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::Path;
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use sha2::{Digest, Sha256};
 
 use crate::discover::{Group, Test};
-use crate::results::{self, PairRecord, Status, Tree};
+use crate::tree::layout::{self, NameError};
+use crate::tree::walk::Walked;
+use crate::tree::{PairRecord, Status};
 
 /// One local × remote pair of a group: indices only, so a million pairs stay small.
 #[derive(Debug, Clone, Copy)]
@@ -23,7 +25,7 @@ pub struct Pair {
 impl Pair {
     /// `<L>_x_<R>`, the pair's folder name.
     pub fn name(&self, groups: &[Group]) -> String {
-        results::pair_name(
+        layout::pair_name(
             &self.local_test(groups).name,
             &self.remote_test(groups).name,
         )
@@ -87,23 +89,7 @@ impl Variant {
     /// The folder below the pair's folder (`""` for a plain run), e.g.
     /// `SIZE=1k,CONNS=4/rep-2`. Values are percent-encoded where they hold `/` or `%`.
     pub fn rel(&self) -> String {
-        let mut parts = Vec::new();
-        if !self.params.is_empty() {
-            let p: Vec<String> = self
-                .params
-                .iter()
-                .map(|(k, v)| format!("{k}={}", v.replace('%', "%25").replace('/', "%2F")))
-                .collect();
-            parts.push(p.join(","));
-        }
-        if let Some(n) = self.repetition {
-            parts.push(if self.warmup {
-                format!("warmup-{n}")
-            } else {
-                format!("rep-{n}")
-            });
-        }
-        parts.join("/")
+        layout::variant_rel(&self.params, self.repetition, self.warmup)
     }
 }
 
@@ -172,6 +158,20 @@ pub enum PlanError {
     Filter(String),
     #[error("pairs '{0}' and '{1}' would share the result folder '{2}': rename one of the tests")]
     Collision(String, String, String),
+    #[error(transparent)]
+    Name(#[from] NameError),
+}
+
+/// Refuse, up front, runs whose folders the tree cannot hold: a group named like one of
+/// the run's own files, a variant folder name longer than a file name.
+pub fn check_names(groups: &[Group], variants: &[Variant]) -> Result<(), PlanError> {
+    for g in groups {
+        layout::check_group_name(&g.name)?;
+    }
+    for v in variants {
+        layout::check_variant_rel(&v.rel())?;
+    }
+    Ok(())
 }
 
 /// Every enabled pair of `groups` that matches `filters` (all when empty), in order.
@@ -182,7 +182,7 @@ pub fn pairs(groups: &[Group], filters: &[String]) -> Result<Vec<Pair>, PlanErro
         let mut seen: HashMap<String, String> = HashMap::new();
         for (li, l) in g.local.iter().enumerate().filter(|(_, t)| t.enabled()) {
             for (ri, r) in g.remote.iter().enumerate().filter(|(_, t)| t.enabled()) {
-                let name = results::pair_name(&l.name, &r.name);
+                let name = layout::pair_name(&l.name, &r.name);
                 if let Some(set) = &set
                     && !set.is_match(format!("{}/{}", g.name, name))
                 {
@@ -221,20 +221,10 @@ fn glob_set(filters: &[String]) -> Result<Option<GlobSet>, PlanError> {
         .map_err(|e| PlanError::Filter(e.to_string()))
 }
 
-/// A stable 64-bit hash of a pair id (FNV-1a), for shards.
-pub fn stable_hash(s: &str) -> u64 {
-    let mut h: u64 = 0xcbf29ce484222325;
-    for b in s.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x100000001b3);
-    }
-    h
-}
-
 /// Is `id` in shard `k` of `n` (1-based)? Depends on the id alone, so adding pairs never
 /// moves another pair to a different shard.
 pub fn in_shard(id: &str, (k, n): (u64, u64)) -> bool {
-    stable_hash(id) % n == k - 1
+    layout::stable_hash(id) % n == k - 1
 }
 
 fn truncate(digest: &[u8]) -> Hash {
@@ -268,13 +258,14 @@ pub struct Policy {
     pub always: bool,
 }
 
-/// Decide each run of each pair: run it (and why) or skip it (and why). Each script is
-/// hashed once, and each group's result folder is listed once, so huge groups plan quickly.
+/// Decide each run of each pair: run it (and why) or skip it (and why), from what the
+/// walker found in the tag (`existing`). Each script is hashed once, so huge groups plan
+/// quickly.
 pub fn decide(
     pairs: Vec<Pair>,
     variants: &[Variant],
     groups: &[Group],
-    tree: &Tree,
+    existing: &Walked,
     policy: Policy,
 ) -> Vec<Planned> {
     use rayon::prelude::*;
@@ -285,18 +276,7 @@ pub fn decide(
             (h(&g.local), h(&g.remote))
         })
         .collect();
-    let existing: Vec<HashSet<String>> = groups
-        .iter()
-        .map(|g| {
-            std::fs::read_dir(tree.group(&g.name))
-                .map(|rd| {
-                    rd.flatten()
-                        .filter_map(|e| e.file_name().to_str().map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_default()
-        })
-        .collect();
+    let found: HashMap<String, &PairRecord> = existing.latest().map(|r| (r.id(), r)).collect();
     let rels: Vec<String> = variants.iter().map(Variant::rel).collect();
     pairs
         .into_par_iter()
@@ -304,17 +284,21 @@ pub fn decide(
             let gi = pair.group as usize;
             let (lh, rh) = &hashes[gi];
             let hash = pair_hash(lh[pair.local as usize], rh[pair.remote as usize]);
-            let name = (!existing[gi].is_empty()).then(|| pair.name(groups));
-            let dir = match name {
-                Some(n) if existing[gi].contains(&n) => Some(tree.pair(&groups[gi].name, &n)),
-                _ => None,
-            };
+            let id = (!found.is_empty()).then(|| pair.id(groups));
+            let found = &found;
             rels.iter().enumerate().map(move |(vi, rel)| {
-                let leaf = dir.as_ref().map(|d| d.join(rel));
+                let prev = id.as_ref().and_then(|id| {
+                    let key = if rel.is_empty() {
+                        id.clone()
+                    } else {
+                        format!("{id}/{rel}")
+                    };
+                    found.get(&key).copied()
+                });
                 Planned {
                     pair,
                     variant: vi as u32,
-                    decision: decide_one(leaf.as_deref(), hash, policy),
+                    decision: decide_one(prev, hash, policy),
                     hash,
                 }
             })
@@ -322,11 +306,11 @@ pub fn decide(
         .collect()
 }
 
-fn decide_one(dir: Option<&Path>, hash: Hash, policy: Policy) -> Decision {
+fn decide_one(prev: Option<&PairRecord>, hash: Hash, policy: Policy) -> Decision {
     if policy.always {
         return Decision::Always;
     }
-    let Some(prev): Option<PairRecord> = dir.and_then(results::read_record) else {
+    let Some(prev) = prev else {
         return Decision::New;
     };
     if prev.scripts_hash != hash.to_string() {
@@ -374,7 +358,5 @@ mod tests {
                 assert_eq!(hits, 1, "{id} in {hits} of {n} shards");
             }
         }
-        // Known value: the shard of an id never changes between releases.
-        assert_eq!(stable_hash("a"), 0xaf63dc4c8601ec8c);
     }
 }

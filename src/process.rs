@@ -174,8 +174,8 @@ pub struct Spec {
 /// Why a script could not be started.
 #[derive(Debug, thiserror::Error)]
 pub enum SpawnError {
-    #[error("cannot create {path}: {source}")]
-    Output { path: PathBuf, source: io::Error },
+    #[error("cannot create {path}: {err}")]
+    Output { path: PathBuf, err: io::Error },
     #[error("cannot execute {}: {reason}", .path.display())]
     Exec { path: PathBuf, reason: String },
     #[error("cannot make the cgroup of {}: {source}", .path.display())]
@@ -203,9 +203,9 @@ impl fmt::Debug for Child {
 /// to files.
 pub fn spawn(spec: &Spec) -> Result<Child, SpawnError> {
     let out = |p: &Path| {
-        File::create(p).map_err(|source| SpawnError::Output {
+        File::create(p).map_err(|err| SpawnError::Output {
             path: p.to_path_buf(),
-            source,
+            err,
         })
     };
     let stdout = out(&spec.stdout)?;
@@ -410,15 +410,6 @@ fn read_status(r: std::os::fd::OwnedFd, slot: &ExitSlot) {
     };
     *lock(&slot.exit) = Some(exit);
     slot.cv.notify_all();
-}
-
-/// Start a helper process of pairbench's own (the keeper), reaped like the scripts;
-/// returns its pid.
-pub fn spawn_command(cmd: &mut Command) -> io::Result<i32> {
-    let r = reaper();
-    let _table = lock(&r.table);
-    let child = cmd.spawn()?;
-    Ok(child.id() as i32)
 }
 
 /// Turn an exec failure into a reason a user can act on.

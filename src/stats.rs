@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::results::{self, PairRecord, Status};
+use crate::tree::{MetricRow, PairRecord, Status, tables};
 
 /// The summary of a set of values.
 #[derive(Debug, Clone, PartialEq)]
@@ -107,17 +107,13 @@ fn params_key(p: &BTreeMap<String, String>) -> String {
         .join(",")
 }
 
-/// The statistics of a run's tree.
-pub fn compute(tag_dir: &Path) -> Vec<Stat> {
-    let with_dirs = results::collect_records_with_dirs(tag_dir);
-    // The last attempt of each run only.
-    let mut last: BTreeMap<String, &PairRecord> = BTreeMap::new();
-    for (_, r) in &with_dirs {
-        let e = last.entry(r.id()).or_insert(r);
-        if r.attempt >= e.attempt {
-            *e = r;
-        }
-    }
+/// The statistics of a run: `latest` are the latest attempts of its runs, `metrics` the
+/// metric values of any attempt (only those of the latest attempts count).
+pub fn compute<'a>(
+    latest: impl Iterator<Item = &'a PairRecord>,
+    metrics: &[MetricRow],
+) -> Vec<Stat> {
+    let last: BTreeMap<String, &PairRecord> = latest.map(|r| (r.id(), r)).collect();
     let mut groups: BTreeMap<Key, (String, Samples)> = BTreeMap::new();
     for r in last
         .values()
@@ -135,9 +131,9 @@ pub fn compute(tag_dir: &Path) -> Vec<Stat> {
             .or_insert_with(|| ("s".into(), Vec::new()));
         e.1.push((r.repetition, r.duration_s));
     }
-    for m in results::collect_metrics(tag_dir) {
+    for m in metrics {
         let current = last
-            .get(&record_id(&m.group, &m.pair, &m.variant))
+            .get(&m.run_id())
             .is_some_and(|r| r.attempt == m.attempt);
         if m.warmup || !current {
             continue;
@@ -168,19 +164,16 @@ pub fn compute(tag_dir: &Path) -> Vec<Stat> {
         .collect()
 }
 
-fn record_id(group: &str, pair: &str, variant: &str) -> String {
-    if variant.is_empty() {
-        format!("{group}/{pair}")
-    } else {
-        format!("{group}/{pair}/{variant}")
-    }
+/// The statistics of a stored run, read through the walker.
+pub fn of_tree(tag_dir: &Path) -> Vec<Stat> {
+    let walked = crate::tree::walk::walk(tag_dir);
+    let (metrics, _) = walked.metrics(false);
+    compute(walked.latest(), &metrics)
 }
 
-/// Write stats.csv.
+/// Write stats.csv (through the tree's table writer).
 pub fn write_csv(path: &Path, stats: &[Stat]) -> std::io::Result<()> {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    let err = std::io::Error::other;
-    w.write_record([
+    let header = [
         "group",
         "pair",
         "params",
@@ -195,9 +188,8 @@ pub fn write_csv(path: &Path, stats: &[Stat]) -> std::io::Result<()> {
         "max",
         "outliers",
         "outlier_values",
-    ])
-    .map_err(err)?;
-    for s in stats {
+    ];
+    let rows = stats.iter().map(|s| {
         let m = &s.summary;
         let flagged: Vec<String> = m
             .outliers
@@ -210,7 +202,7 @@ pub fn write_csv(path: &Path, stats: &[Stat]) -> std::io::Result<()> {
                 }
             })
             .collect();
-        w.write_record([
+        [
             s.key.group.clone(),
             s.key.pair.clone(),
             s.key.params.clone(),
@@ -225,13 +217,9 @@ pub fn write_csv(path: &Path, stats: &[Stat]) -> std::io::Result<()> {
             format!("{:.6}", m.max),
             m.outliers.len().to_string(),
             flagged.join("; "),
-        ])
-        .map_err(err)?;
-    }
-    let bytes = w
-        .into_inner()
-        .map_err(|e| std::io::Error::other(e.to_string()))?;
-    results::write_atomic(path, &bytes)
+        ]
+    });
+    tables::write_table(path, header, rows)
 }
 
 #[cfg(test)]

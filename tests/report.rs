@@ -925,22 +925,19 @@ fn percent_path(p: &Path) -> String {
 // Names that collide with the report's own files, and a report during a run.
 
 #[test]
-fn a_group_named_plots_keeps_its_results_and_the_report_says_why_there_are_no_plots() {
+fn a_group_named_plots_is_refused_up_front_and_nothing_runs() {
     let p = Project::new();
-    p.bash("plots/local/a", "echo a-out");
+    p.bash("plots/local/a", "exit 1");
     p.bash("plots/remote/b", "exit 0");
     let r = p.run(&["run", "--progress", "never"]);
-    r.expect_code(0);
-    assert!(r.stderr().contains("draws no plots"), "{}", r.stderr());
-    let pair_dir = p.pair("plots", "a_x_b");
-    assert_eq!(pair_dir.status(), "SUCCESS");
-    assert_eq!(pair_dir.read("local/stdout"), "a-out\n");
-    let r = p.run(&["report"]);
-    r.expect_code(1);
-    assert!(r.stderr().contains("draws no plots"), "{}", r.stderr());
-    assert_eq!(p.pair("plots", "a_x_b").read("local/stdout"), "a-out\n");
-    let html = read(&p.latest().join("index.html"));
-    assert!(html.contains("a_x_b"), "the group is still reported");
+    r.expect_code(2);
+    let err = r.stderr();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("group 'plots'") && err.contains("rename"),
+        "{err}"
+    );
+    assert!(!p.path().join("results/latest").exists());
 }
 
 #[test]

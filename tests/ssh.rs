@@ -1249,3 +1249,57 @@ fn a_host_that_accepts_but_never_speaks_ssh_is_an_error_in_bounded_time() {
     assert!(reason.contains("within 2s"), "{reason}");
     drop(held);
 }
+
+#[test]
+fn links_a_remote_host_sends_are_not_recreated_and_nothing_is_written_through_them() {
+    let Some(s) = Sshd::start() else { return };
+    s.trust();
+    let p = Project::new();
+    let secret = p.path().join("secret");
+    std::fs::write(&secret, "PRIVATE KEY\n").unwrap();
+    // The remote side makes links to a file of this machine, and writes a file that a
+    // local link (planted by the local test) points at.
+    p.bash(
+        "g/local/l",
+        &format!(
+            "ln -s '{}' ../remote/data.txt; wait_for_remote --timeout 60s; exit 1",
+            secret.display()
+        ),
+    );
+    p.bash(
+        "g/remote/r",
+        &format!(
+            "exec 2>/dev/null; rm -f stdout; ln -s '{}' stdout; ln -s / root; echo overwritten > data.txt",
+            secret.display()
+        ),
+    );
+    let r = run(
+        &p,
+        &s,
+        &["run", "--progress", "never", "--remote", &boxed(&p, &s)],
+    );
+    r.expect_code(1);
+    assert_eq!(std::fs::read_to_string(&secret).unwrap(), "PRIVATE KEY\n");
+    let pair = p.pair("g", "l_x_r");
+    for l in ["remote/stdout", "remote/root"] {
+        assert!(
+            std::fs::symlink_metadata(pair.path().join(l)).is_err(),
+            "{l} was recreated"
+        );
+    }
+    assert_eq!(pair.read("remote/data.txt"), "overwritten\n");
+    assert!(
+        !std::fs::symlink_metadata(pair.path().join("remote/data.txt"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    let rec: serde_json::Value = serde_json::from_str(&pair.read("pair.json")).unwrap();
+    let notes = rec["notes"].to_string();
+    assert!(
+        notes.contains("stdout ->") && notes.contains("not recreated"),
+        "{notes}"
+    );
+    let junit = std::fs::read_to_string(p.latest().join("junit.xml")).unwrap();
+    assert!(!junit.contains("PRIVATE KEY"));
+}

@@ -57,7 +57,9 @@ pub fn start(
         // Not in the terminal's foreground group: Ctrl-C is for pairbench.
         .process_group(0);
     use std::os::unix::process::CommandExt;
-    crate::process::spawn_command(&mut cmd)?;
+    // Started before any script, so no reaper races std for its exec status; its exit
+    // is reaped with the scripts' (or when pairbench ends).
+    drop(cmd.spawn()?);
     *pipe() = Some(std::fs::File::from(w));
     Ok(())
 }

@@ -27,59 +27,17 @@ use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 use serde::Serialize;
 
+pub use crate::config::{MAX_DURATION, StopSignal};
 pub use cgroup::Usage;
 
 /// Environment variable that forces a method: `auto` (default), `cgroup2` or `sweep`.
 pub const METHOD_VAR: &str = "PAIRBENCH_CONTAINMENT";
-
-/// The longest duration pairbench accepts anywhere (a year): far beyond any test, and
-/// far from the overflow of a clock reading.
-pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// `now + d`, never overflowing (a duration past any clock is "never").
 pub fn deadline(d: Duration) -> Instant {
     let now = Instant::now();
     now.checked_add(d.min(MAX_DURATION * 10))
         .unwrap_or(now + MAX_DURATION)
-}
-
-/// The first signal of the grace sequence, as the user named it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StopSignal(pub Signal);
-
-impl StopSignal {
-    pub const DEFAULT: StopSignal = StopSignal(Signal::SIGHUP);
-
-    /// `HUP`, `SIGTERM`, `int`, ...
-    pub fn parse(name: &str) -> Result<StopSignal, String> {
-        let up = name.trim().to_ascii_uppercase();
-        let bare = up.strip_prefix("SIG").unwrap_or(&up);
-        let sig = match bare {
-            "HUP" => Signal::SIGHUP,
-            "TERM" => Signal::SIGTERM,
-            "INT" => Signal::SIGINT,
-            "QUIT" => Signal::SIGQUIT,
-            "KILL" => Signal::SIGKILL,
-            "USR1" => Signal::SIGUSR1,
-            "USR2" => Signal::SIGUSR2,
-            _ => {
-                return Err(format!(
-                    "bad stop signal '{name}': use HUP, TERM, INT, QUIT, KILL, USR1 or USR2"
-                ));
-            }
-        };
-        Ok(StopSignal(sig))
-    }
-
-    pub fn name(self) -> &'static str {
-        self.0.as_str()
-    }
-}
-
-impl Serialize for StopSignal {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.name())
-    }
 }
 
 /// How a side is ended: its stop signal, then SIGTERM, then SIGKILL, `grace` apart.

@@ -11,7 +11,7 @@ use super::load::{Cell, GroupRun, Run, run_dir, run_label, run_parts};
 use super::names::{href, html as h};
 use super::plots::Plot;
 use super::{counts_line, fmt_duration};
-use crate::results::{PairRecord, Status};
+use crate::tree::{PairRecord, Status};
 
 const CSS: &str = r#"
 :root { color-scheme: light; }
@@ -118,7 +118,7 @@ pub fn render(run: &Run, plots: &[Plot]) -> String {
     s
 }
 
-fn counts_html(c: crate::runner::progress::Counts) -> String {
+fn counts_html(c: crate::tree::Counts) -> String {
     format!(
         "{} pair{}: <span class=\"SUCCESS\">{} SUCCESS</span>, <span class=\"FAILED\">{} FAILED</span>, <span class=\"ERROR\">{} ERROR</span>",
         c.total(),
@@ -313,7 +313,7 @@ fn logs(s: &mut String, tag_dir: &Path, r: &PairRecord) {
 }
 
 fn hooks(s: &mut String, tag_dir: &Path, g: &GroupRun) {
-    let dir = tag_dir.join(&g.name).join("hooks");
+    let dir = crate::tree::Tree::at(tag_dir).hooks(&g.name);
     let Ok(rd) = std::fs::read_dir(&dir) else {
         return;
     };
@@ -329,8 +329,8 @@ fn hooks(s: &mut String, tag_dir: &Path, g: &GroupRun) {
     names.sort();
     s.push_str("<h3>Hooks</h3>\n<ul class=\"hooks\">\n");
     for name in names {
-        let exit = std::fs::read_to_string(dir.join(&name).join("exit_code"))
-            .map(|e| format!("exit {}", e.trim()))
+        let exit = crate::tree::nofollow::read_beneath(&dir, &Path::new(&name).join("exit_code"))
+            .map(|e| format!("exit {}", String::from_utf8_lossy(&e).trim()))
             .unwrap_or_else(|_| "no exit code".into());
         let _ = write!(
             s,

@@ -5,7 +5,6 @@
 //! so in `system-out`. Written with quick-xml; text is made XML-safe (control characters
 //! from logs replaced).
 
-use std::fs;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
@@ -14,7 +13,7 @@ use quick_xml::events::{BytesDecl, BytesText, Event};
 
 use super::load::{Run, run_dir, run_label, run_parts};
 use super::names::xml_text;
-use crate::results::{PairRecord, Status};
+use crate::tree::{PairRecord, Status};
 
 /// Lines of each log kept in a failure or error.
 pub const TAIL_LINES: usize = 40;
@@ -111,7 +110,7 @@ fn details(tag_dir: &Path, p: &PairRecord) -> String {
     s.push_str(&format!("folder: {}\n", run_parts(p).join("/")));
     for side in ["local", "remote"] {
         for stream in ["stdout", "stderr"] {
-            let (text, cut) = tail(&dir.join(side).join(stream), TAIL_LINES, TAIL_BYTES);
+            let (text, cut) = tail(&dir, &Path::new(side).join(stream), TAIL_LINES, TAIL_BYTES);
             let what = if cut {
                 format!("last {TAIL_LINES} lines")
             } else {
@@ -132,10 +131,11 @@ fn details(tag_dir: &Path, p: &PairRecord) -> String {
     s
 }
 
-/// The last `lines` lines of a file (reading at most `max_bytes` from its end), and
-/// whether anything was cut off; `None` when the file cannot be read.
-pub fn tail(path: &Path, lines: usize, max_bytes: u64) -> (Option<String>, bool) {
-    let Ok(mut f) = fs::File::open(path) else {
+/// The last `lines` lines of the file `rel` below `dir` (reading at most `max_bytes` from
+/// its end), and whether anything was cut off; `None` when the file cannot be read or is
+/// reached through a link (never followed: a script may have left one).
+pub fn tail(dir: &Path, rel: &Path, lines: usize, max_bytes: u64) -> (Option<String>, bool) {
+    let Ok(mut f) = crate::tree::nofollow::open_beneath(dir, rel) else {
         return (None, false);
     };
     let len = f.metadata().map(|m| m.len()).unwrap_or(0);
@@ -180,17 +180,21 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("log");
         let text: String = (1..=100).map(|i| format!("line {i}\n")).collect();
-        fs::write(&p, &text).unwrap();
-        let (t, cut) = tail(&p, 3, 1 << 20);
+        std::fs::write(&p, &text).unwrap();
+        let dir = d.path();
+        let log = Path::new("log");
+        let (t, cut) = tail(dir, log, 3, 1 << 20);
         assert_eq!(t.as_deref(), Some("line 98\nline 99\nline 100\n"));
         assert!(cut);
-        let (t, cut) = tail(&p, 3, 20);
+        let (t, cut) = tail(dir, log, 3, 20);
         assert_eq!(t.as_deref(), Some("line 99\nline 100\n"));
         assert!(cut);
-        fs::write(&p, "one\ntwo").unwrap();
-        assert_eq!(tail(&p, 5, 100), (Some("one\ntwo".into()), false));
-        fs::write(&p, "").unwrap();
-        assert_eq!(tail(&p, 5, 100), (Some(String::new()), false));
-        assert_eq!(tail(&d.path().join("nope"), 5, 100), (None, false));
+        std::fs::write(&p, "one\ntwo").unwrap();
+        assert_eq!(tail(dir, log, 5, 100), (Some("one\ntwo".into()), false));
+        std::fs::write(&p, "").unwrap();
+        assert_eq!(tail(dir, log, 5, 100), (Some(String::new()), false));
+        assert_eq!(tail(dir, Path::new("nope"), 5, 100), (None, false));
+        std::os::unix::fs::symlink(&p, dir.join("link")).unwrap();
+        assert_eq!(tail(dir, Path::new("link"), 5, 100), (None, false));
     }
 }

@@ -95,8 +95,9 @@ fn run_one(
     grace: Duration,
 ) -> Outcome {
     let fail = |line: String| Outcome { ok: false, line };
-    let result_dir = run.dir.join(&g.name);
-    let out_dir = result_dir.join("hooks").join("make_graphs");
+    let tree = crate::tree::Tree::at(&run.dir);
+    let result_dir = tree.group(&g.name);
+    let out_dir = tree.hook(&g.name, "make_graphs");
     if let Err(e) = std::fs::create_dir_all(&out_dir) {
         return fail(format!(
             "{}/make_graphs: cannot create {}: {e}",

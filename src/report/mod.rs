@@ -20,8 +20,10 @@ mod summary;
 
 use std::path::Path;
 
-use crate::results;
-use crate::runner::progress::Counts;
+use crate::exit_status::ExitStatus;
+use crate::tree::nofollow::write_atomic;
+use crate::tree::walk::Walked;
+use crate::tree::{Counts, lock, tables};
 use load::Run;
 
 /// What drawing a run's report produced.
@@ -31,13 +33,27 @@ pub struct Drawn {
     pub problems: Vec<String>,
 }
 
-/// Write every report file of a tag folder; returns warnings (never fails the run).
-pub fn write_all(tag_dir: &Path) -> Vec<String> {
-    let run = load::load(tag_dir);
+/// What drawing a report after a run found: the tree's problems (one line each), and the
+/// report files that could not be written.
+pub struct AfterRun {
+    pub warnings: Vec<String>,
+    pub not_written: Vec<String>,
+}
+
+/// Write every report file of a tag folder just run, from what the run's walk found.
+pub fn after_run(tag_dir: &Path, walked: Walked) -> AfterRun {
+    let run = load::from_walk(tag_dir, walked);
     let drawn = draw(&run);
-    let mut warnings = run.warnings;
-    warnings.extend(drawn.problems);
-    warnings
+    AfterRun {
+        warnings: run.warnings,
+        not_written: drawn.problems,
+    }
+}
+
+/// Write every report file of a tag folder; returns warnings.
+pub fn write_all(tag_dir: &Path) -> Vec<String> {
+    let a = after_run(tag_dir, crate::tree::walk::walk(tag_dir));
+    a.warnings.into_iter().chain(a.not_written).collect()
 }
 
 /// Draw junit.xml, summary.md, plots/ and index.html of a loaded run.
@@ -45,7 +61,7 @@ pub fn draw(run: &Run) -> Drawn {
     let dir = &run.dir;
     let mut problems = Vec::new();
     let mut put = |name: &str, bytes: std::io::Result<Vec<u8>>| {
-        if let Err(e) = bytes.and_then(|b| results::write_atomic(&dir.join(name), &b)) {
+        if let Err(e) = bytes.and_then(|b| write_atomic(&dir.join(name), &b)) {
             problems.push(format!("cannot write {name} in '{}': {e}", dir.display()));
         }
     };
@@ -54,7 +70,7 @@ pub fn draw(run: &Run) -> Drawn {
     let (plots, plot_problems) = draw_plots(run);
     problems.extend(plot_problems);
     let page = html::render(run, &plots);
-    if let Err(e) = results::write_atomic(&dir.join("index.html"), page.as_bytes()) {
+    if let Err(e) = write_atomic(&dir.join("index.html"), page.as_bytes()) {
         problems.push(format!(
             "cannot write index.html in '{}': {e}",
             dir.display()
@@ -112,45 +128,29 @@ fn draw_plots(run: &Run) -> (Vec<plots::Plot>, Vec<String>) {
 }
 
 /// Rebuild results.csv, metrics.csv and stats.csv from the run folders, as a run does
-/// (every attempt of every run), plus the runs rebuilt from results.csv or their marker
-/// where their record was damaged. False when a table could not be written.
+/// (every attempt of every run, the runs rebuilt from results.csv or their marker where
+/// their record was damaged included). False when a table could not be written.
 fn rebuild_tables(run: &Run) -> bool {
     let dir = &run.dir;
+    let tree = crate::tree::Tree::at(dir);
     let mut ok = true;
-    let mut records: Vec<_> = results::collect_records_with_dirs(dir)
-        .into_iter()
-        .filter(|(d, _)| !run.left_out.contains(d))
-        .map(|(_, r)| r)
-        .collect();
-    records.extend(run.recovered.iter().cloned());
-    records.sort_by(|a, b| (&a.group, &a.pair, a.attempt).cmp(&(&b.group, &b.pair, b.attempt)));
-    if let Err(e) = results::write_results_csv(&dir.join("results.csv"), &records) {
-        eprintln!("pairbench: warning: cannot write results.csv: {e}");
+    let mut fail = |name: &str, e: std::io::Error| {
+        eprintln!(
+            "pairbench: cannot write '{}': {e}",
+            dir.join(name).display()
+        );
         ok = false;
+    };
+    if let Err(e) = tables::write_results(&tree.file("results.csv"), &run.walked.all_records()) {
+        fail("results.csv", e);
     }
-    let mut metrics = results::collect_metrics(dir);
-    let recovered: std::collections::HashSet<String> =
-        run.recovered.iter().map(|r| r.id()).collect();
-    metrics.extend(
-        run.metrics()
-            .filter(|m| {
-                let id = if m.variant.is_empty() {
-                    format!("{}/{}", m.group, m.pair)
-                } else {
-                    format!("{}/{}/{}", m.group, m.pair, m.variant)
-                };
-                recovered.contains(&id)
-            })
-            .cloned(),
-    );
-    if let Err(e) = results::write_metrics_csv(&dir.join("metrics.csv"), &metrics) {
-        eprintln!("pairbench: warning: cannot write metrics.csv: {e}");
-        ok = false;
+    let (metrics, _) = run.walked.metrics(true);
+    if let Err(e) = tables::write_metrics(&tree.file("metrics.csv"), &metrics) {
+        fail("metrics.csv", e);
     }
-    let stats = crate::stats::compute(dir);
-    if let Err(e) = crate::stats::write_csv(&dir.join("stats.csv"), &stats) {
-        eprintln!("pairbench: warning: cannot write stats.csv: {e}");
-        ok = false;
+    let stats = crate::stats::compute(run.walked.latest(), &metrics);
+    if let Err(e) = crate::stats::write_csv(&tree.file("stats.csv"), &stats) {
+        fail("stats.csv", e);
     }
     ok
 }
@@ -172,28 +172,21 @@ fn not_ours(plots: &Path) -> Option<&'static str> {
     None
 }
 
-/// Is a `pairbench run` writing into this tag folder right now (it holds the tag's lock)?
-fn run_in_progress(tag_dir: &Path) -> bool {
-    let Ok(file) = std::fs::File::open(tag_dir.join(".pairbench.lock")) else {
-        return false;
-    };
-    // Probe only: the lock is released at once, so a run can start right after.
-    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockSharedNonblock).is_err()
-}
-
 /// `pairbench report [TAG]`: redraw every table, plot and page of a stored run, then run
 /// each group's `make_graphs`. 0 when everything was drawn and every make_graphs
-/// succeeded; 1 when part of the tree could not be read or drawn, or a make_graphs
-/// failed; a tag that does not exist is an error (the CLI prints it and exits 2).
-pub fn command(results_dir: &Path, tag: &str, groups_dir: &Path) -> anyhow::Result<i32> {
-    let (_tag, dir) = results::resolve_tag(results_dir, tag).map_err(anyhow::Error::msg)?;
+/// succeeded; 1 when what it drew is incomplete (the tree has a problem: a damaged or
+/// missing record, a missing marker, two markers, a deleted side folder), or a table,
+/// plot or page could not be written, or a make_graphs failed; a tag that does not exist
+/// is an error (the CLI prints it and exits 2).
+pub fn command(results_dir: &Path, tag: &str, groups_dir: &Path) -> anyhow::Result<ExitStatus> {
+    let (_tag, dir) = lock::resolve(results_dir, tag)?;
     let dir = make_graphs::absolute(&dir);
     let run = load::load(&dir);
-    let mut incomplete = run.unreadable > 0;
+    let mut incomplete = run.incomplete();
     for w in &run.warnings {
         eprintln!("pairbench: warning: {w}");
     }
-    if run_in_progress(&dir) {
+    if lock::in_use(&dir) {
         // The run appends to results.csv and rewrites both tables when it ends.
         eprintln!(
             "pairbench: note: '{}' is being run right now: the report shows the pairs finished so far; its tables (results.csv, metrics.csv, stats.csv) are left to the run",
@@ -208,7 +201,7 @@ pub fn command(results_dir: &Path, tag: &str, groups_dir: &Path) -> anyhow::Resu
         incomplete = true;
     }
     let c = run.counts();
-    println!(
+    crate::console::line(&format!(
         "pairbench: report of '{}' redrawn: {} in {} group{}, {} plot{}: {}",
         run.tag,
         counts_line(c),
@@ -217,18 +210,22 @@ pub fn command(results_dir: &Path, tag: &str, groups_dir: &Path) -> anyhow::Resu
         drawn.plots.len(),
         plural(drawn.plots.len()),
         dir.join("index.html").display()
-    );
+    ));
     let groups_dir = make_graphs::groups_dir(&run, groups_dir);
     let mut graphs_failed = false;
     for o in make_graphs::run_all(&run, &groups_dir) {
         if o.ok {
-            println!("pairbench: {}", o.line);
+            crate::console::line(&format!("pairbench: {}", o.line));
         } else {
             eprintln!("pairbench: warning: {}", o.line);
             graphs_failed = true;
         }
     }
-    Ok(if incomplete || graphs_failed { 1 } else { 0 })
+    Ok(if incomplete || graphs_failed {
+        ExitStatus::FAILED
+    } else {
+        ExitStatus::SUCCESS
+    })
 }
 
 fn plural(n: usize) -> &'static str {

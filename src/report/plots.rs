@@ -22,8 +22,8 @@ use super::font::{self, FAMILY};
 use super::load::{GroupRun, Run};
 use super::names::{ellipsize, printable, safe_stem};
 use super::{counts_line, fmt_duration, fmt_value};
-use crate::results::Status;
 use crate::stats::summarize;
+use crate::tree::Status;
 
 /// Plots with more pixels than this get no PNG, only an SVG: encoding them would cost
 /// more than the rest of the report, and no one reads such a bitmap (about 4000 × 3000).

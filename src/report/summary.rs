@@ -5,7 +5,7 @@
 use super::load::{GroupRun, Run};
 use super::names::markdown as md;
 use super::{counts_line, fmt_duration};
-use crate::results::Status;
+use crate::tree::Status;
 
 /// The summary.md text of a run.
 pub fn render(run: &Run) -> String {

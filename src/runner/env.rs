@@ -64,16 +64,3 @@ pub fn build(i: &EnvInput) -> Vec<(String, String)> {
     }
     env
 }
-
-/// PATH with `bin` first (the user's PATH from `--env` if given, else ours). Used for
-/// the helpers on this machine and by the SSH agent for `report_metric` on the remote.
-pub fn path_with(bin: &Path, env: &[(String, String)]) -> String {
-    let base = env
-        .iter()
-        .rev()
-        .find(|(k, _)| k == "PATH")
-        .map(|(_, v)| v.clone())
-        .or_else(|| std::env::var("PATH").ok())
-        .unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
-    format!("{}:{base}", bin.display())
-}

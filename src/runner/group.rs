@@ -8,8 +8,8 @@ use super::pool::Pool;
 use super::{RunCtx, hooks, pair};
 use crate::discover::Group;
 use crate::plan::Planned;
-use crate::results::Status;
 use crate::transport::{GroupPaths, Transport};
+use crate::tree::Status;
 
 /// What the pairs of one group share.
 pub struct GroupCtx<'a> {
@@ -64,7 +64,10 @@ fn warn(ctx: &RunCtx, group: &Group, what: &str) {
 /// Run the group's planned pairs with its hooks around them.
 pub fn run_group(ctx: &RunCtx, group: &Group, pool: &Pool, mine: &[&Planned]) {
     let local_results = ctx.tree.group(&group.name);
-    let _ = std::fs::create_dir_all(&local_results);
+    if let Err(e) = std::fs::create_dir_all(&local_results) {
+        ctx.not_recorded(&group.name, crate::tree::WriteError::new(&local_results, e));
+        return;
+    }
     let g = GroupCtx {
         run: ctx,
         settings: ctx.settings_of(group),
@@ -129,7 +132,7 @@ pub fn run_group(ctx: &RunCtx, group: &Group, pool: &Pool, mine: &[&Planned]) {
     std::thread::scope(|s| {
         for _ in 0..workers {
             s.spawn(|| {
-                while !crate::interrupt::requested() {
+                while !ctx.stopping() {
                     let i = next.fetch_add(1, Ordering::SeqCst);
                     let Some(p) = mine.get(i) else { break };
                     if !run_with_retries(&g, &hosts, primary, pool, p, local_error.as_deref()) {
@@ -177,7 +180,8 @@ pub fn run_group(ctx: &RunCtx, group: &Group, pool: &Pool, mine: &[&Planned]) {
     }
 }
 
-/// Run one planned pair (with `--retries`); false when the run was interrupted.
+/// Run one planned pair (with `--retries`); false when the run stops (interrupted, or a
+/// result could not be recorded).
 fn run_with_retries(
     g: &GroupCtx,
     hosts: &[HostCtx],
@@ -208,13 +212,13 @@ fn run_with_retries(
                 }
             },
         };
-        let Some(rec) = outcome else {
+        let pair::PairEnd::Recorded(rec) = outcome else {
             return false;
         };
         let done = rec.status == Status::Success
             || attempt > g.run.opts.retries
             || local_error.is_some()
-            || crate::interrupt::requested();
+            || g.run.stopping();
         if done {
             return true;
         }

@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 
 use super::env::{self, EnvInput};
 use super::group::{GroupCtx, HostCtx};
-use super::pair::write_exit;
 use crate::outcome::human;
 use crate::transport::{Launch, Running, local::start_here};
 
@@ -60,8 +59,11 @@ pub fn run(g: &GroupCtx, h: &HostCtx, name: &str) -> Option<HookResult> {
         user_env: &g.settings.env,
         pair: None,
     });
-    if !remote_side || h.transport.name() == "local" {
-        envv.push(("PATH".into(), env::path_with(g.run.control.bin(), &envv)));
+    if !remote_side || h.transport.runs_here() {
+        envv.push((
+            "PATH".into(),
+            crate::helpers::path_with(g.run.control.bin(), &envv),
+        ));
     }
     let launch = Launch {
         program,
@@ -69,7 +71,7 @@ pub fn run(g: &GroupCtx, h: &HostCtx, name: &str) -> Option<HookResult> {
         env: envv,
         stdout: out.join("stdout"),
         stderr: out.join("stderr"),
-        marker: format!("{}-{}-{name}", g.run.run_id, g.run.next_seq()),
+        marker: format!("{}-{}-{name}", g.run.marker_prefix, g.run.next_seq()),
     };
     let started: Result<Box<dyn Running>, _> = if remote_side {
         h.transport.start(&launch)
@@ -97,8 +99,24 @@ pub fn run(g: &GroupCtx, h: &HostCtx, name: &str) -> Option<HookResult> {
             "pairbench: warning: {name}: copying its logs back failed: {e}"
         ));
     }
-    let final_exit = exit.or_else(|| proc.try_exit());
-    write_exit(&local_out, final_exit);
+    if let Some(e) = exit.or_else(|| proc.try_exit()) {
+        // Never through a link a hook left there.
+        let written = crate::tree::nofollow::create_beneath(
+            &tree.hooks(&g.group.name),
+            &Path::new(name).join(crate::tree::layout::EXIT_FILE),
+            false,
+            0o644,
+        )
+        .and_then(|mut f| {
+            std::io::Write::write_all(&mut f, format!("{}\n", e.file_text()).as_bytes())
+        });
+        if let Err(err) = written {
+            g.run.not_recorded(
+                &format!("{}/hooks/{name}", g.group.name),
+                crate::tree::WriteError::new(&local_out.join("exit_code"), err),
+            );
+        }
+    }
     Some(match exit {
         None if proc.failure().is_some() => {
             fail(format!("{name}: {}", proc.failure().unwrap_or_default()))

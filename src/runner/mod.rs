@@ -1,5 +1,7 @@
 //! A run: which pairs, in which order, on which transport; the group's hooks around its
-//! pairs; the run's files at the end; the exit status (SPEC §2, §3, §7).
+//! pairs; the run's tables at the end; the exit status (SPEC §2, §3, §7). The tree module
+//! owns every path and file of the result tree; the cli draws the report afterwards.
+//! See the README, "A five-minute tour" and "Running again on a tag".
 
 pub mod env;
 mod group;
@@ -9,23 +11,27 @@ mod pair;
 mod pool;
 pub mod progress;
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use anyhow::{Context, bail};
-use serde::Serialize;
+use anyhow::Context;
 
 use crate::config::RunOptions;
 use crate::control::Control;
 use crate::discover::{self, Group};
-use crate::hostinfo::{self, HostInfo};
+use crate::exit_status::ExitStatus;
+use crate::hostinfo;
 use crate::plan::{self, Planned, Policy};
-use crate::results::{self, CsvAppender, PairRecord, Status, Tree};
 use crate::transport::{LocalTransport, Transport};
+use crate::tree::manifest::{self, Invocation, Manifest, RunPlan};
+use crate::tree::tables::{self, Appender};
+use crate::tree::walk::{self, Walked};
+use crate::tree::{Counts, PairRecord, Status, Tree, WriteError, layout, lock};
 use live::Live;
-use progress::{Counts, Progress};
+use progress::Progress;
 
 /// What all groups of a run share.
 pub struct RunCtx {
@@ -35,13 +41,16 @@ pub struct RunCtx {
     pub control: Control,
     live: Option<Live>,
     pub progress: Progress,
-    pub run_id: String,
+    /// Prefix of the markers of the processes this run starts (pid and start time).
+    pub marker_prefix: String,
     /// The runs of each pair (parameters, repetitions).
     pub variants: Vec<plan::Variant>,
     /// Each group's settings (its group.toml over the run's options), by group index.
     pub settings: Vec<crate::group_toml::GroupSettings>,
     seq: AtomicU64,
-    csv: Mutex<Option<CsvAppender>>,
+    csv: Mutex<Appender>,
+    /// Results that could not be written; the first one stops the run.
+    unrecorded: Mutex<Vec<String>>,
 }
 
 impl RunCtx {
@@ -59,69 +68,48 @@ impl RunCtx {
         self.seq.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// A pair is done: its CSV row now (so nothing is lost), and the display.
+    /// A pair is committed: its results.csv row now (so nothing is lost), and the display.
     fn record(&self, rec: &PairRecord) {
-        if let Some(csv) = self.csv.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
-            let _ = csv.append(rec);
+        let mut csv = self.csv.lock().unwrap_or_else(|e| e.into_inner());
+        if let Err(e) = csv.append(rec) {
+            drop(csv);
+            self.not_recorded(
+                &rec.id(),
+                WriteError::new(&self.tree.file("results.csv"), e),
+            );
         }
         self.progress.pair_done(rec);
     }
-}
 
-/// run.json.
-#[derive(Serialize)]
-struct Manifest<'a> {
-    pairbench_version: &'a str,
-    command_line: &'a [String],
-    tag: &'a str,
-    started_at: String,
-    ended_at: Option<String>,
-    options: &'a RunOptions,
-    hosts: &'a [HostInfo],
-    /// How this machine contained the scripts (`cgroup2` at …, or `sweep` and why).
-    containment: &'a crate::contain::Description,
-    /// Per group: the settings that differ from the run's (group.toml).
-    group_settings: std::collections::BTreeMap<&'a str, &'a crate::group_toml::GroupSettings>,
-    counts: Counts,
-    pairs_planned: usize,
-    pairs_run: usize,
-    pairs_skipped: usize,
-    interrupted: bool,
-    /// The seed of --shuffle.
-    shuffle_seed: Option<u64>,
-}
+    /// Something of the run could not be written: the run stops starting pairs and
+    /// exits 2.
+    pub fn not_recorded(&self, what: &str, e: WriteError) {
+        let mut u = self.unrecorded.lock().unwrap_or_else(|e| e.into_inner());
+        if u.is_empty() {
+            self.progress.println(&format!(
+                "pairbench: cannot record {what}: {e}; stopping the run"
+            ));
+        }
+        u.push(format!("{what}: {e}"));
+    }
 
-/// `<group>/<pair>` plus the run's folder, as [`PairRecord::id`] writes it.
-fn join_id(id: String, rel: &str) -> String {
-    if rel.is_empty() {
-        id
-    } else {
-        format!("{id}/{rel}")
+    /// Stop starting pairs (interrupted, stdout closed, or a result not recorded).
+    pub fn stopping(&self) -> bool {
+        crate::interrupt::requested()
+            || !self
+                .unrecorded
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .is_empty()
     }
 }
 
-trait SortedNames {
-    fn sorted_names(self) -> Vec<String>;
-}
-
-impl<I: Iterator<Item = String>> SortedNames for I {
-    fn sorted_names(self) -> Vec<String> {
-        let mut v: Vec<String> = self.collect();
-        v.sort();
-        v
-    }
-}
-
-/// The start time; a run in the same second as an earlier one gets `-2`, `-3`, ...
-fn default_tag(results_dir: &Path) -> String {
-    let base = chrono::Local::now().format("%Y-%m-%dT%H-%M-%S").to_string();
-    let mut tag = base.clone();
-    let mut n = 1;
-    while results_dir.join(&tag).exists() {
-        n += 1;
-        tag = format!("{base}-{n}");
-    }
-    tag
+/// What a run left for the cli: its status, and the tree to draw the report from.
+pub struct RunEnd {
+    pub status: ExitStatus,
+    /// `None` for a dry run.
+    pub tag_dir: Option<PathBuf>,
+    pub walked: Walked,
 }
 
 /// One remote host, as the user named it.
@@ -149,13 +137,61 @@ fn make_pool(opts: &RunOptions) -> anyhow::Result<pool::Pool> {
     Ok(pool::Pool::new(hosts, slots))
 }
 
-/// `pairbench run`: returns the exit status (0, 1, 2 or 130).
-pub fn run(opts: RunOptions, command_line: Vec<String>) -> anyhow::Result<i32> {
+fn now() -> String {
+    chrono::Local::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// Which existing tag this run continues (`--resume`, `--tag`); `None` for a new tag
+/// named by the start time, claimed once the run is sure to start.
+fn chosen_tag(opts: &RunOptions) -> anyhow::Result<Option<String>> {
+    if opts.resume {
+        let (tag, _) = lock::resolve(&opts.results_dir, "latest")
+            .context("--resume continues the latest run")?;
+        return Ok(Some(tag));
+    }
+    Ok(opts.tag.clone())
+}
+
+/// The run plan of this run, against the one the tag was made with. `--resume` without
+/// plan options reuses the tag's plan; any other difference is refused (nothing of the
+/// tag is deleted), unless `-B` asks to redo the tag with the new plan.
+fn settle_plan(
+    opts: &mut RunOptions,
+    stored: Option<&Manifest>,
+    tag: &str,
+) -> anyhow::Result<bool> {
+    let now = RunPlan {
+        repeat: opts.repeat,
+        warmup: opts.warmup,
+        params: opts.params.clone(),
+    };
+    let Some(old) = stored.and_then(|m| m.plan.clone()) else {
+        return Ok(false);
+    };
+    if opts.resume && !opts.plan_given {
+        opts.repeat = old.repeat;
+        opts.warmup = old.warmup;
+        opts.params = old.params;
+        return Ok(false);
+    }
+    match old.differs(&now) {
+        None => Ok(false),
+        Some(_) if opts.always_run => Ok(true),
+        Some((option, was, is)) => anyhow::bail!(
+            "tag '{tag}' was run with {option} {was}, this run asks for {option} {is}: run it with the tag's options ({}; `--resume` reuses them), redo the tag with the new ones (-B), or use a new --tag",
+            old.describe()
+        ),
+    }
+}
+
+/// `pairbench run`: runs the pairs and writes the tables; the cli draws the report.
+pub fn run(mut opts: RunOptions, command_line: Vec<String>) -> anyhow::Result<RunEnd> {
     let started = Instant::now();
-    let started_at = chrono::Local::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let started_at = now();
     crate::interrupt::install();
     let all = discover::discover(&opts.groups_dir)?;
     let groups = discover::select(all, &opts.groups, &opts.groups_dir)?;
+    discover::refuse_unnamed(&groups)?;
     for g in &groups {
         for h in g.inert_hooks() {
             eprintln!(
@@ -173,24 +209,44 @@ pub fn run(opts: RunOptions, command_line: Vec<String>) -> anyhow::Result<i32> {
         pairs.retain(|p| plan::in_shard(&p.id(&groups), shard));
     }
 
-    let results_dir = opts.results_dir.clone();
-    let tag = if opts.resume {
-        results::resolve_tag(&results_dir, "latest")
-            .map_err(anyhow::Error::msg)
-            .context("--resume continues the latest run")?
-            .0
+    for g in &groups {
+        layout::check_group_name(&g.name).map_err(plan::PlanError::from)?;
+    }
+    let chosen = chosen_tag(&opts)?;
+    let tag = chosen
+        .clone()
+        .unwrap_or_else(|| layout::time_tag(chrono::Local::now()));
+    let tree = Tree::new(&opts.results_dir, &tag);
+    let exists = chosen.is_some() && tree.root.is_dir();
+    let stored = if exists {
+        manifest::read(&tree.root).unwrap_or_else(|e| {
+            eprintln!("pairbench: warning: tag '{tag}': {e}; its earlier invocations are not kept");
+            None
+        })
     } else {
-        opts.tag
-            .clone()
-            .unwrap_or_else(|| default_tag(&results_dir))
+        None
     };
-    let tree = Tree::new(&results_dir, &tag);
+    let replan = settle_plan(&mut opts, stored.as_ref(), &tag)?;
+    let variants = plan::variants(&opts.params, opts.repeat, opts.warmup);
+    plan::check_names(&groups, &variants)?;
+    let existing = if exists {
+        walk::walk(&tree.root)
+    } else {
+        Walked::default()
+    };
     let policy = Policy {
         recheck: opts.recheck,
         always: opts.always_run,
     };
-    let variants = plan::variants(&opts.params, opts.repeat, opts.warmup);
-    let mut planned = plan::decide(pairs, &variants, &groups, &tree, policy);
+    let mut planned = plan::decide(pairs, &variants, &groups, &existing, policy);
+    if stored.as_ref().and_then(|m| m.plan.as_ref()).is_none()
+        && !opts.always_run
+        && let Some(why) = mixed_layout(&existing, &planned, &groups, &variants)
+    {
+        anyhow::bail!(
+            "tag '{tag}' holds {why}: run it with the options it was made with, redo the tag with the new ones (-B), or use a new --tag"
+        );
+    }
     let seed = opts.seed.unwrap_or_else(rand::random);
     if opts.shuffle {
         use rand::SeedableRng;
@@ -203,25 +259,51 @@ pub fn run(opts: RunOptions, command_line: Vec<String>) -> anyhow::Result<i32> {
 
     if opts.dry_run {
         print_dry_run(&planned, &groups, &variants);
-        return Ok(0);
+        return Ok(RunEnd {
+            status: ExitStatus::SUCCESS,
+            tag_dir: None,
+            walked: Walked::default(),
+        });
     }
 
-    std::fs::create_dir_all(&tree.root)
-        .with_context(|| format!("cannot create result folder '{}'", tree.root.display()))?;
-    let results_dir = std::fs::canonicalize(&results_dir)
-        .with_context(|| format!("cannot resolve '{}'", results_dir.display()))?;
+    let tag = match chosen {
+        Some(t) => {
+            std::fs::create_dir_all(&tree.root).map_err(|e| WriteError::new(&tree.root, e))?;
+            t
+        }
+        None => layout::claim_time_tag(&opts.results_dir, chrono::Local::now())
+            .map_err(|e| WriteError::new(&opts.results_dir, e))?,
+    };
+    let results_dir = std::fs::canonicalize(&opts.results_dir)
+        .with_context(|| format!("cannot resolve '{}'", opts.results_dir.display()))?;
     let tree = Tree::new(&results_dir, &tag);
-    let _lock = lock_tag(&tree)?;
+    let _lock = lock::lock(&tree)?;
     let containment = crate::contain::init().map_err(anyhow::Error::msg)?;
     let mut cleaned = crate::contain::leftovers::clean_dead_runs(&std::env::temp_dir());
-    cleaned.partials = remove_partials(&tree, &groups);
+    cleaned.partials = lock::remove_leftovers(&tree);
     cleaned.tag = tag.clone();
     if let Some(line) = cleaned.line() {
         eprintln!("{line}");
     }
-    crate::interrupt::set_run(&results_dir, &tag);
-    clear_plain_results(&tree, &groups, &planned, &variants);
+    if replan {
+        clear_for_new_plan(&tree, &groups, &planned)?;
+    }
+    // From now on `latest` is this run, so `--resume` continues it even after a kill -9.
+    lock::link_latest(&results_dir, &tag)
+        .map_err(|e| WriteError::new(&results_dir.join("latest"), e))?;
 
+    let to_run = planned.iter().filter(|p| p.decision.runs()).count();
+    let skipped = planned.len() - to_run;
+    let csv = Appender::open(
+        &tree.file("results.csv"),
+        tables::param_names(existing.all_records())
+            .into_iter()
+            .chain(opts.params.iter().map(|(n, _)| n.clone()))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect(),
+    )
+    .map_err(|e| WriteError::new(&tree.file("results.csv"), e))?;
     let pool = make_pool(&opts)?;
     let control =
         Control::start(containment.name()).context("cannot start the helpers' control socket")?;
@@ -238,55 +320,65 @@ pub fn run(opts: RunOptions, command_line: Vec<String>) -> anyhow::Result<i32> {
             "pairbench: warning: cannot start the keeper that ends this run's processes if pairbench dies: {e}"
         );
     }
-    let to_run = planned.iter().filter(|p| p.decision.runs()).count();
-    let skipped = planned.len() - to_run;
     let mut here = hostinfo::this_machine("local", "local", "127.0.0.1");
     here.containment = Some(containment.description().to_string());
     let mut hosts = vec![here];
     hosts.extend(pool.hosts.iter().map(|t| t.host_info()));
+
+    let mut manifest = stored.unwrap_or_default();
+    manifest.pairbench_version = env!("CARGO_PKG_VERSION").to_string();
+    manifest.tag = tag.clone();
+    manifest.command_line = command_line.clone();
+    manifest
+        .started_at
+        .get_or_insert_with(|| started_at.clone());
+    manifest.ended_at = None;
+    manifest.options = serde_json::to_value(&opts).unwrap_or_default();
+    manifest.plan = Some(RunPlan {
+        repeat: opts.repeat,
+        warmup: opts.warmup,
+        params: opts.params.clone(),
+    });
+    manifest.hosts = hosts;
+    manifest.containment = serde_json::to_value(containment.description()).ok();
+    let changed: std::collections::BTreeMap<&str, &crate::group_toml::GroupSettings> = groups
+        .iter()
+        .zip(&settings)
+        .filter(|(_, s)| s.from_group_toml())
+        .map(|(g, s)| (g.name.as_str(), s))
+        .collect();
+    manifest.group_settings = (!changed.is_empty())
+        .then(|| serde_json::to_value(&changed).ok())
+        .flatten();
+    manifest.pairs_planned = planned.len();
+    manifest.pairs_run = to_run;
+    manifest.pairs_skipped = skipped;
+    manifest.interrupted = false;
+    manifest.shuffle_seed = opts.shuffle.then_some(seed);
+    manifest.invocations.push(Invocation {
+        command_line,
+        started_at: started_at.clone(),
+        ended_at: None,
+        interrupted: false,
+        pairs_run: to_run,
+        counts: None,
+    });
+    manifest::write(&tree, &manifest)?;
+
     let ctx = RunCtx {
         live: opts.verbose.then(Live::start),
         progress: Progress::new(to_run, opts.progress, opts.verbose),
         groups,
         tree: tree.clone(),
         control,
-        run_id: containment.name().to_string(),
+        marker_prefix: containment.name().to_string(),
         variants,
         settings,
         seq: AtomicU64::new(0),
-        csv: Mutex::new(
-            CsvAppender::open(
-                &tree.root.join("results.csv"),
-                opts.params.iter().map(|(n, _)| n.clone()).sorted_names(),
-            )
-            .ok(),
-        ),
+        csv: Mutex::new(csv),
+        unrecorded: Mutex::new(Vec::new()),
         opts,
     };
-    let mut manifest = Manifest {
-        pairbench_version: env!("CARGO_PKG_VERSION"),
-        command_line: &command_line,
-        tag: &tag,
-        started_at,
-        ended_at: None,
-        options: &ctx.opts,
-        hosts: &hosts,
-        containment: containment.description(),
-        group_settings: ctx
-            .groups
-            .iter()
-            .zip(&ctx.settings)
-            .filter(|(_, s)| s.from_group_toml())
-            .map(|(g, s)| (g.name.as_str(), s))
-            .collect(),
-        counts: Counts::default(),
-        pairs_planned: planned.len(),
-        pairs_run: to_run,
-        pairs_skipped: skipped,
-        interrupted: false,
-        shuffle_seed: ctx.opts.shuffle.then_some(seed),
-    };
-    write_manifest(&tree, &manifest);
     if skipped > 0 {
         ctx.progress.println(&format!(
             "pairbench: {skipped} of {} pairs already have an up-to-date result in '{tag}' (use --recheck or -B to rerun them)",
@@ -295,7 +387,7 @@ pub fn run(opts: RunOptions, command_line: Vec<String>) -> anyhow::Result<i32> {
     }
 
     for (gi, group) in ctx.groups.iter().enumerate() {
-        if crate::interrupt::requested() {
+        if ctx.stopping() {
             break;
         }
         let mine: Vec<&Planned> = planned
@@ -308,163 +400,146 @@ pub fn run(opts: RunOptions, command_line: Vec<String>) -> anyhow::Result<i32> {
         group::run_group(&ctx, group, &pool, &mine);
     }
     ctx.progress.finish();
+    drop(pool);
     // Nothing of the run runs any more; the keeper can go.
     containment.finish();
 
-    // The run's files, from the tree itself.
-    let records = results::collect_records(&tree.root);
-    let _ = results::write_results_csv(&tree.root.join("results.csv"), &records);
-    let metrics = results::collect_metrics(&tree.root);
-    let stats = crate::stats::compute(&tree.root);
-    if let Err(e) = crate::stats::write_csv(&tree.root.join("stats.csv"), &stats) {
-        eprintln!("pairbench: warning: cannot write stats.csv: {e}");
-    }
-    let _ = results::write_metrics_csv(&tree.root.join("metrics.csv"), &metrics);
+    // The run's tables, from the tree itself.
+    let walked = walk::walk(&tree.root);
+    write_tables(&ctx, &walked);
     let interrupted = crate::interrupt::requested();
-    let wanted: std::collections::HashSet<String> = planned
+    // A stdout closed while pairs ran stopped the run; one closed only for the summary
+    // below did not.
+    let stdout_closed = crate::console::closed();
+    let wanted: HashSet<String> = planned
         .iter()
         .map(|p| {
-            join_id(
-                p.pair.id(&ctx.groups),
-                &ctx.variants[p.variant as usize].rel(),
+            let rel = ctx.variants[p.variant as usize].rel();
+            crate::tree::record::run_id(
+                &ctx.groups[p.pair.group as usize].name,
+                &p.pair.name(&ctx.groups),
+                &rel,
             )
         })
         .collect();
-    let mut counts = Counts::default();
-    for r in latest_attempts(&records, &wanted) {
-        counts.add(r.status);
-    }
+    let mine: Vec<&PairRecord> = walked
+        .latest()
+        .filter(|r| wanted.contains(&r.id()))
+        .collect();
+    let counts = Counts::of(mine.iter().copied());
     manifest.counts = counts;
-    manifest.ended_at =
-        Some(chrono::Local::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+    let ended = now();
+    manifest.ended_at = Some(ended.clone());
     manifest.interrupted = interrupted;
-    write_manifest(&tree, &manifest);
-    if let Err(e) = results::link_latest(&results_dir, &tag) {
-        eprintln!("pairbench: warning: cannot update results/latest: {e}");
+    if let Some(inv) = manifest.invocations.last_mut() {
+        inv.ended_at = Some(ended);
+        inv.interrupted = interrupted;
+        inv.counts = Some(counts);
     }
-    for w in crate::report::write_all(&tree.root) {
-        eprintln!("pairbench: warning: {w}");
+    if let Err(e) = manifest::write(&tree, &manifest) {
+        ctx.not_recorded("run.json", e);
     }
 
     print_summary(
-        &records,
-        &wanted,
+        &mine,
         counts,
         planned.len() - counts.total(),
         started,
         &tree,
         interrupted,
     );
-    Ok(if interrupted {
-        130
-    } else if counts.error > 0 {
-        2
-    } else if counts.failed > 0 {
-        1
+    let unrecorded = ctx
+        .unrecorded
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    if unrecorded.len() > 1 {
+        // The first was printed when it happened.
+        eprintln!(
+            "pairbench: {} writes of the result tree failed (the first is above)",
+            unrecorded.len()
+        );
+    }
+    let status = if stdout_closed {
+        ExitStatus::STDOUT_CLOSED
+    } else if interrupted {
+        ExitStatus::INTERRUPTED
+    } else if !unrecorded.is_empty() {
+        ExitStatus::ERROR
     } else {
-        0
+        ExitStatus::of_counts(counts)
+    };
+    Ok(RunEnd {
+        status,
+        tag_dir: Some(tree.root.clone()),
+        walked,
     })
 }
 
-/// The last attempt of each wanted pair.
-fn latest_attempts<'r>(
-    records: &'r [PairRecord],
-    wanted: &std::collections::HashSet<String>,
-) -> Vec<&'r PairRecord> {
-    let mut last: std::collections::BTreeMap<String, &PairRecord> = Default::default();
-    for r in records.iter().filter(|r| wanted.contains(&r.id())) {
-        let e = last.entry(r.id()).or_insert(r);
-        if r.attempt >= e.attempt {
-            *e = r;
-        }
+/// results.csv, metrics.csv and stats.csv of the tree.
+fn write_tables(ctx: &RunCtx, walked: &Walked) {
+    let tree = &ctx.tree;
+    let path = tree.file("results.csv");
+    if let Err(e) = tables::write_results(&path, &walked.all_records()) {
+        ctx.not_recorded("results.csv", WriteError::new(&path, e));
     }
-    last.into_values().collect()
-}
-
-fn write_manifest(tree: &Tree, m: &Manifest) {
-    if let Ok(json) = serde_json::to_vec_pretty(m) {
-        let _ = results::write_atomic(&tree.root.join("run.json"), &json);
+    let (metrics, _) = walked.metrics(true);
+    let path = tree.file("metrics.csv");
+    if let Err(e) = tables::write_metrics(&path, &metrics) {
+        ctx.not_recorded("metrics.csv", WriteError::new(&path, e));
+    }
+    let stats = crate::stats::compute(walked.latest(), &metrics);
+    let path = tree.file("stats.csv");
+    if let Err(e) = crate::stats::write_csv(&path, &stats) {
+        ctx.not_recorded("stats.csv", WriteError::new(&path, e));
     }
 }
 
-/// Hold the tag's lock for the whole run; a second run on the same tag is refused.
-fn lock_tag(tree: &Tree) -> anyhow::Result<nix::fcntl::Flock<std::fs::File>> {
-    let path = tree.lock_file();
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .read(true)
-        .open(&path)
-        .with_context(|| format!("cannot open lock file '{}'", path.display()))?;
-    match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
-        Ok(mut lock) => {
-            use std::io::{Seek, Write};
-            let _ = lock.set_len(0);
-            let _ = lock.seek(std::io::SeekFrom::Start(0));
-            let _ = writeln!(lock, "{}", std::process::id());
-            Ok(lock)
-        }
-        Err((_, _)) => {
-            let pid = std::fs::read_to_string(&path).unwrap_or_default();
-            bail!(
-                "tag '{}' is in use by another pairbench run (pid {}): wait for it to finish, or use another --tag",
-                tree.tag,
-                pid.trim()
-            )
-        }
-    }
-}
-
-/// Leftovers of an earlier run that died mid-pair (at any level of a pair folder); how
-/// many unfinished pair folders were removed.
-fn remove_partials(tree: &Tree, groups: &[Group]) -> usize {
-    let mut partials = 0;
-    for g in groups {
-        let mut walker = walkdir::WalkDir::new(tree.group(&g.name))
-            .min_depth(1)
-            .max_depth(4)
-            .into_iter();
-        while let Some(Ok(e)) = walker.next() {
-            let n = e.file_name().to_string_lossy().into_owned();
-            if !e.file_type().is_dir() {
-                continue;
-            }
-            if n.starts_with('.') && (n.ends_with(".partial") || n.ends_with(".old")) {
-                if std::fs::remove_dir_all(e.path()).is_ok() && n.ends_with(".partial") {
-                    partials += 1;
-                }
-                walker.skip_current_dir();
-            } else if n == "hooks" || n == "local" || n == "remote" {
-                walker.skip_current_dir();
-            }
-        }
-    }
-    partials
-}
-
-/// A pair that now runs in several folders (parameters, repetitions) replaces an earlier
-/// plain result of the same pair, so the two never mix.
-fn clear_plain_results(
-    tree: &Tree,
-    groups: &[Group],
+/// On a tag made before run plans were kept: does it hold plain results of pairs that
+/// now run in variant folders (or the other way round)?
+fn mixed_layout(
+    existing: &Walked,
     planned: &[Planned],
+    groups: &[Group],
     variants: &[plan::Variant],
-) {
-    if variants.iter().all(|v| v.rel().is_empty()) {
-        return;
-    }
+) -> Option<String> {
+    let plain_now = variants.iter().all(|v| v.rel().is_empty());
+    let planned_pairs: HashSet<String> = planned.iter().map(|p| p.pair.id(groups)).collect();
+    existing
+        .latest()
+        .filter(|r| planned_pairs.contains(&crate::tree::record::run_id(&r.group, &r.pair, "")))
+        .find(|r| r.variant.is_empty() != plain_now)
+        .map(|r| {
+            if plain_now {
+                format!(
+                    "runs with --repeat/--warmup/--param ({}), this run has none",
+                    r.id()
+                )
+            } else {
+                format!(
+                    "a plain result of {} and this run asks for --repeat/--warmup/--param",
+                    r.id()
+                )
+            }
+        })
+}
+
+/// `-B` with a new run plan: the planned pairs' folders go, so old and new runs never mix.
+fn clear_for_new_plan(tree: &Tree, groups: &[Group], planned: &[Planned]) -> anyhow::Result<()> {
+    let mut seen = HashSet::new();
     for p in planned.iter().filter(|p| p.decision.runs()) {
-        let dir = tree.pair(&groups[p.pair.group as usize].name, &p.pair.name(groups));
-        if dir.join("pair.json").exists() {
-            let _ = std::fs::remove_dir_all(&dir);
+        let g = &groups[p.pair.group as usize].name;
+        let dir = tree.pair(g, &p.pair.name(groups));
+        if seen.insert(dir.clone()) && dir.is_dir() {
+            std::fs::remove_dir_all(&dir)
+                .with_context(|| format!("cannot remove '{}' to redo it (-B)", dir.display()))?;
         }
     }
+    Ok(())
 }
 
 fn print_dry_run(planned: &[Planned], groups: &[Group], variants: &[plan::Variant]) {
-    use std::io::Write;
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut text = String::new();
     let mut n = 0;
     for p in planned {
         let verb = if p.decision.runs() {
@@ -473,35 +548,36 @@ fn print_dry_run(planned: &[Planned], groups: &[Group], variants: &[plan::Varian
         } else {
             "skip"
         };
-        let id = join_id(p.pair.id(groups), &variants[p.variant as usize].rel());
-        let _ = writeln!(out, "{verb}  {id}  ({})", p.decision);
+        let id = crate::tree::record::run_id(
+            &groups[p.pair.group as usize].name,
+            &p.pair.name(groups),
+            &variants[p.variant as usize].rel(),
+        );
+        text.push_str(&format!("{verb}  {id}  ({})\n", p.decision));
     }
-    let _ = writeln!(
-        out,
-        "dry run: {n} of {} pairs would run; nothing was run",
+    text.push_str(&format!(
+        "dry run: {n} of {} pairs would run; nothing was run\n",
         planned.len()
-    );
+    ));
+    crate::console::block(&text);
 }
 
 fn print_summary(
-    records: &[PairRecord],
-    wanted: &std::collections::HashSet<String>,
+    mine: &[&PairRecord],
     counts: Counts,
     missing: usize,
     started: Instant,
     tree: &Tree,
     interrupted: bool,
 ) {
-    for r in latest_attempts(records, wanted) {
-        if r.status != Status::Success {
-            println!(
-                "{:<7} {}/{}: {}",
-                r.status.marker(),
-                r.group,
-                r.pair,
-                r.reason
-            );
-        }
+    let mut text = String::new();
+    for r in mine.iter().filter(|r| r.status != Status::Success) {
+        text.push_str(&format!(
+            "{:<7} {}: {}\n",
+            r.status.marker(),
+            crate::tree::record::run_id(&r.group, &r.pair, ""),
+            r.reason
+        ));
     }
     let mut line = format!(
         "pairbench: {} pairs: {} SUCCESS, {} FAILED, {} ERROR",
@@ -517,8 +593,10 @@ fn print_summary(
     if interrupted {
         line.push_str(" (interrupted: `pairbench run --resume` runs what is missing)");
     }
-    println!("{line}");
-    println!("results: {}", display_path(&tree.root));
+    text.push_str(&line);
+    text.push('\n');
+    text.push_str(&format!("results: {}\n", display_path(&tree.root)));
+    crate::console::block(&text);
 }
 
 fn display_path(p: &Path) -> String {

@@ -1,22 +1,51 @@
-//! The life of one pair (SPEC §2): start the remote test, start the local test, wait for
-//! the local test (or its time limit), end the remote test if it still runs, end
-//! everything both scripts started, copy the remote folder back, record one outcome.
+//! The life of one pair (SPEC §2), as named steps: [`PairRun::start_remote`],
+//! [`PairRun::start_local`], [`wait_local`], [`PairRun::end_both`] (the remote
+//! test is ended if it still runs, and everything both scripts started), [`settle`] (how
+//! the remote side ended, its folder copied back) and [`PairRun::record`] (one outcome,
+//! committed by the tree). See the README, "A five-minute tour".
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::env::{self, EnvInput};
 use super::group::{GroupCtx, HostCtx};
 use crate::outcome::{self, LocalEnd, RemoteEnd};
-use crate::plan::Planned;
+use crate::plan::{Planned, Variant};
 use crate::process::Exit;
-use crate::results::{self, PairRecord};
 use crate::transport::{Launch, Running, local::start_here};
+use crate::tree::commit::{self, Exits};
+use crate::tree::{PairRecord, Status, WriteError};
 
-/// Run one pair; `None` when the run was interrupted before it finished (nothing kept).
-/// `error`: the pair cannot run (a before-hook failed, no host is left): it is recorded
-/// ERROR with that reason without starting anything.
+/// How a pair's run ended for the run.
+pub enum PairEnd {
+    /// Its result is in the tree.
+    Recorded(Box<PairRecord>),
+    /// The run was interrupted before it finished (nothing kept).
+    Interrupted,
+    /// Its result could not be written (the run stops; the reason is kept by the run).
+    NotRecorded,
+}
+
+/// One run of a pair while it goes.
+struct PairRun<'a> {
+    g: &'a GroupCtx<'a>,
+    h: &'a HostCtx<'a>,
+    variant: &'a Variant,
+    local_program: PathBuf,
+    rec: PairRecord,
+    dest: PathBuf,
+    staging: PathBuf,
+}
+
+/// The local test while it runs.
+struct Local {
+    proc: Option<crate::process::Child>,
+    end: LocalEnd,
+}
+
+/// Run one pair. `error`: the pair cannot run (a before-hook failed, no host is left):
+/// it is recorded ERROR with that reason without starting anything.
 pub fn run_pair(
     g: &GroupCtx,
     h: &HostCtx,
@@ -24,72 +53,142 @@ pub fn run_pair(
     attempt: u32,
     failed_before: bool,
     error: Option<&str>,
-) -> Option<PairRecord> {
-    let groups = &g.run.groups;
-    let pair = &planned.pair;
-    let (l, r) = (pair.local_test(groups), pair.remote_test(groups));
-    let tree = &g.run.tree;
-    let name = pair.name(groups);
-    let variant = &g.run.variants[planned.variant as usize];
-    let rel_dir = variant.rel();
-    let dest = tree.pair(&g.group.name, &name).join(&rel_dir);
-    let staging = crate::results::Tree::staging(&dest);
-    let started_at = chrono::Local::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    let mut rec = PairRecord {
-        tag: tree.tag.clone(),
-        group: g.group.name.clone(),
-        local_test: l.name.clone(),
-        remote_test: r.name.clone(),
-        pair: name.clone(),
-        status: crate::results::Status::Error,
-        reason: String::new(),
-        local_exit: None,
-        remote_exit: None,
-        remote_ended: None,
-        started_at,
-        duration_s: 0.0,
-        remote_host: h.transport.name().to_string(),
-        attempt,
-        scripts_hash: planned.hash.to_string(),
-        flaky: false,
-        variant: rel_dir.clone(),
-        params: variant.params.iter().cloned().collect(),
-        repetition: variant.repetition,
-        warmup: variant.warmup,
+) -> PairEnd {
+    let mut p = match PairRun::new(g, h, planned, attempt) {
+        Ok(p) => p,
+        Err(e) => return not_recorded(g, planned, e),
     };
-
-    let _ = std::fs::remove_dir_all(&staging);
-    // A second Ctrl-C removes it before exiting.
-    let _partial = crate::interrupt::Partial::new(&staging);
-    let local_dir = staging.join("local");
-    let local_remote_dir = staging.join("remote");
-    if let Err(e) = std::fs::create_dir_all(&local_dir) {
-        rec.reason = format!("cannot create {}: {e}", local_dir.display());
-        return finish(g, &staging, &dest, rec);
-    }
-    let _ = std::fs::create_dir_all(&local_remote_dir);
-
-    // Ends before anything started (a before-hook failed, the host is down).
+    // A second Ctrl-C removes the staging folder before exiting.
+    let _partial = crate::interrupt::Partial::new(&p.staging);
     if let Some(why) = error {
-        rec.reason = why.to_string();
-        return finish(g, &staging, &dest, rec);
+        p.rec.reason = why.to_string();
+        return p.record(Exits::none());
     }
-
-    let rel = Path::new(&name).join(&rel_dir).join("remote");
-    let remote_dir = match h
-        .transport
-        .side_dir(&h.remote_paths, &rel, &local_remote_dir)
-    {
+    let remote_dir = match p.remote_dir() {
         Ok(d) => d,
-        Err(e) => {
-            rec.reason = format!("cannot prepare the remote folder: {e}");
-            return finish(g, &staging, &dest, rec);
+        Err(why) => {
+            p.rec.reason = why;
+            return p.record(Exits::none());
         }
     };
-    let marker_base = format!("{}-{}", g.run.run_id, g.run.next_seq());
-    let env_for = |side: &str, dir: &Path| {
+    let remote = match p.start_remote(&remote_dir) {
+        Ok(r) => r,
+        Err(why) => {
+            p.rec.reason = why;
+            return p.record(Exits::none());
+        }
+    };
+    let key = g.run.control.register(remote.clone(), g.settings.stop());
+    let watches = p.watch_output();
+    let start = Instant::now();
+    let mut local = p.start_local(&remote_dir, &key);
+    if let Some(proc) = &local.proc {
+        local.end = wait_local(proc, &*remote, g.settings.timeout, start);
+    }
+    p.rec.duration_s = start.elapsed().as_secs_f64();
+    let remote_at_end = remote_end_now(&*remote);
+    p.end_both(&*remote, local.proc.as_ref(), &key, watches);
+    if matches!(local.end, LocalEnd::NotRun(ref w) if w == INTERRUPTED) {
+        commit::discard(&p.staging);
+        return PairEnd::Interrupted;
+    }
+    let settled = settle(
+        h,
+        &*remote,
+        remote_at_end,
+        &remote_dir,
+        &p.staging.join("remote"),
+    );
+    p.decide(
+        &local,
+        &settled,
+        failed_before,
+        remote.stopped_by().as_deref(),
+    );
+    p.record(Exits {
+        local: local
+            .proc
+            .as_ref()
+            .and_then(|c| c.try_exit())
+            .map(Exit::file_text),
+        remote: settled.end.exit().map(Exit::file_text),
+    })
+}
+
+fn not_recorded(g: &GroupCtx, planned: &Planned, e: WriteError) -> PairEnd {
+    let id = planned.pair.id(&g.run.groups);
+    g.run.not_recorded(&id, e);
+    PairEnd::NotRecorded
+}
+
+const INTERRUPTED: &str = "interrupted";
+
+impl<'a> PairRun<'a> {
+    /// The record to fill in, and a fresh staging folder to run in.
+    fn new(
+        g: &'a GroupCtx<'a>,
+        h: &'a HostCtx<'a>,
+        planned: &Planned,
+        attempt: u32,
+    ) -> Result<PairRun<'a>, WriteError> {
+        let groups = &g.run.groups;
+        let pair = &planned.pair;
+        let (l, r) = (pair.local_test(groups), pair.remote_test(groups));
+        let tree = &g.run.tree;
+        let name = pair.name(groups);
+        let variant = &g.run.variants[planned.variant as usize];
+        let rel_dir = variant.rel();
+        let dest = tree.run_dir(&g.group.name, &name, &rel_dir);
+        let staging = commit::stage(&dest)?;
+        let rec = PairRecord {
+            tag: tree.tag.clone(),
+            group: g.group.name.clone(),
+            local_test: l.name.clone(),
+            remote_test: r.name.clone(),
+            pair: name,
+            status: Status::Error,
+            reason: String::new(),
+            local_exit: None,
+            remote_exit: None,
+            remote_ended: None,
+            started_at: chrono::Local::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            duration_s: 0.0,
+            remote_host: h.transport.name().to_string(),
+            attempt,
+            scripts_hash: planned.hash.to_string(),
+            flaky: false,
+            variant: rel_dir,
+            params: variant.params.iter().cloned().collect(),
+            repetition: variant.repetition,
+            warmup: variant.warmup,
+            notes: Vec::new(),
+        };
+        Ok(PairRun {
+            g,
+            h,
+            variant,
+            local_program: l.path.clone(),
+            rec,
+            dest,
+            staging,
+        })
+    }
+
+    /// The remote side's folder on the remote host.
+    fn remote_dir(&self) -> Result<PathBuf, String> {
+        let rel = Path::new(&self.rec.pair)
+            .join(&self.rec.variant)
+            .join("remote");
+        self.h
+            .transport
+            .side_dir(&self.h.remote_paths, &rel, &self.staging.join("remote"))
+            .map_err(|e| format!("cannot prepare the remote folder: {e}"))
+    }
+
+    fn env_for(&self, side: &str, dir: &Path, remote_dir: &Path) -> Vec<(String, String)> {
+        let (g, h) = (self.g, self.h);
         let mut e = env::build(&EnvInput {
-            tag: &tree.tag,
+            tag: &g.run.tree.tag,
             group: &g.group.name,
             side,
             result_dir: dir,
@@ -100,121 +199,227 @@ pub fn run_pair(
             remote_user: &h.remote_user,
             remote_port: h.remote_port,
             user_env: &g.settings.env,
-            pair: Some((&name, &l.name, &r.name, &local_dir, &remote_dir)),
+            pair: Some((
+                &self.rec.pair,
+                &self.rec.local_test,
+                &self.rec.remote_test,
+                &self.staging.join("local"),
+                remote_dir,
+            )),
         });
-        for (k, v) in &variant.params {
+        for (k, v) in &self.variant.params {
             e.push((format!("PAIRBENCH_PARAM_{k}"), v.clone()));
         }
-        if let Some(n) = variant.repetition {
+        if let Some(n) = self.variant.repetition {
             e.push(("PAIRBENCH_REPETITION".into(), n.to_string()));
         }
         e.push((
             "PAIRBENCH_WARMUP".into(),
-            if variant.warmup { "1" } else { "0" }.into(),
+            if self.variant.warmup { "1" } else { "0" }.into(),
         ));
         e
-    };
-
-    // The remote test first.
-    let mut renv = env_for("remote", &remote_dir);
-    if h.transport.name() == "local" {
-        renv.push(("PATH".into(), env::path_with(g.run.control.bin(), &renv)));
     }
-    let rlaunch = Launch {
-        program: h.remote_paths.scripts.join("remote").join(&r.name),
-        cwd: remote_dir.clone(),
-        env: renv,
-        stdout: remote_dir.join("stdout"),
-        stderr: remote_dir.join("stderr"),
-        marker: format!("{marker_base}-remote"),
-    };
-    let remote: Arc<dyn Running> = match h.transport.start(&rlaunch) {
-        Ok(r) => Arc::from(r),
-        Err(e) => {
-            rec.reason = format!("remote test could not start: {e}");
-            return finish(g, &staging, &dest, rec);
-        }
-    };
-    let key = g.run.control.register(remote.clone(), g.settings.stop());
 
-    // Then the local test, with the helpers on its PATH.
-    let mut lenv = env_for("local", &local_dir);
-    lenv.push(("PATH".into(), env::path_with(g.run.control.bin(), &lenv)));
-    lenv.push((
-        "PAIRBENCH_CONTROL".into(),
-        g.run.control.socket().to_string_lossy().into_owned(),
-    ));
-    lenv.push(("PAIRBENCH_PAIR_KEY".into(), key.clone()));
-    lenv.push((
-        "PAIRBENCH_WAIT_TIMEOUT".into(),
-        format!("{}ms", g.run.opts.wait_timeout.as_millis()),
-    ));
-    let llaunch = Launch {
-        program: l.path.clone(),
-        cwd: local_dir.clone(),
-        env: lenv,
-        stdout: local_dir.join("stdout"),
-        stderr: local_dir.join("stderr"),
-        marker: format!("{marker_base}-local"),
-    };
-    let watches = g.run.live.as_ref().map(|live| {
-        [
-            live.watch("local ", llaunch.stdout.clone()),
-            live.watch("local ", llaunch.stderr.clone()),
-            // Where the remote output is on this machine (the same files for `local`; a
-            // live copy for SSH).
-            live.watch("remote", local_remote_dir.join("stdout")),
-            live.watch("remote", local_remote_dir.join("stderr")),
-        ]
-    });
-    let start = Instant::now();
-    let stop = g.settings.stop();
-    let (local_end, local_proc) = match start_here(&llaunch) {
-        Err(e) => (
-            LocalEnd::NotRun(format!("local test could not start: {e}")),
-            None,
-        ),
-        Ok(local) => {
-            let end = wait_local(&local, &*remote, g.settings.timeout, start);
-            (end, Some(local))
-        }
-    };
-    rec.duration_s = start.elapsed().as_secs_f64();
+    fn marker(&self, side: &str) -> String {
+        format!(
+            "{}-{}-{side}",
+            self.g.run.marker_prefix,
+            self.g.run.next_seq()
+        )
+    }
 
-    // What the remote test was doing when the local test ended.
-    let remote_end_now = if remote.terminated_by_us() {
-        RemoteEnd::Terminated(None)
-    } else {
-        match remote.try_exit() {
-            Some(e) => RemoteEnd::Own(e),
-            None => RemoteEnd::Terminated(None),
+    /// Start the remote test, in its folder on its host.
+    fn start_remote(&self, remote_dir: &Path) -> Result<Arc<dyn Running>, String> {
+        let (g, h) = (self.g, self.h);
+        let mut renv = self.env_for("remote", remote_dir, remote_dir);
+        if h.transport.runs_here() {
+            renv.push((
+                "PATH".into(),
+                crate::helpers::path_with(g.run.control.bin(), &renv),
+            ));
         }
-    };
-    // End everything both sides started, at the same time.
-    std::thread::scope(|s| {
-        s.spawn(|| remote.stop(stop));
-        if let Some(local) = &local_proc {
-            local.stop(stop);
-        }
-    });
-    g.run.control.unregister(&key);
-    if let (Some(live), Some(ids)) = (&g.run.live, watches) {
-        for id in ids {
-            live.unwatch(id);
+        let launch = Launch {
+            program: h
+                .remote_paths
+                .scripts
+                .join("remote")
+                .join(&self.rec.remote_test),
+            cwd: remote_dir.to_path_buf(),
+            env: renv,
+            stdout: remote_dir.join("stdout"),
+            stderr: remote_dir.join("stderr"),
+            marker: self.marker("remote"),
+        };
+        h.transport
+            .start(&launch)
+            .map(Arc::from)
+            .map_err(|e| format!("remote test could not start: {e}"))
+    }
+
+    /// Start the local test, with the helpers on its PATH.
+    fn start_local(&self, remote_dir: &Path, key: &str) -> Local {
+        let g = self.g;
+        let local_dir = self.staging.join("local");
+        let mut lenv = self.env_for("local", &local_dir, remote_dir);
+        lenv.push((
+            "PATH".into(),
+            crate::helpers::path_with(g.run.control.bin(), &lenv),
+        ));
+        lenv.push((
+            "PAIRBENCH_CONTROL".into(),
+            g.run.control.socket().to_string_lossy().into_owned(),
+        ));
+        lenv.push(("PAIRBENCH_PAIR_KEY".into(), key.to_string()));
+        lenv.push((
+            "PAIRBENCH_WAIT_TIMEOUT".into(),
+            format!("{}ms", g.run.opts.wait_timeout.as_millis()),
+        ));
+        let launch = Launch {
+            program: self.local_program.clone(),
+            cwd: local_dir.clone(),
+            env: lenv,
+            stdout: local_dir.join("stdout"),
+            stderr: local_dir.join("stderr"),
+            marker: self.marker("local"),
+        };
+        match start_here(&launch) {
+            Ok(c) => Local {
+                proc: Some(c),
+                end: LocalEnd::NotRun(String::new()),
+            },
+            Err(e) => Local {
+                proc: None,
+                end: LocalEnd::NotRun(format!("local test could not start: {e}")),
+            },
         }
     }
 
-    let interrupted = matches!(local_end, LocalEnd::NotRun(ref w) if w == INTERRUPTED);
-    if interrupted {
-        let _ = std::fs::remove_dir_all(&staging);
-        return None;
+    /// With `-v`, follow both sides' output (the remote's where it is on this machine:
+    /// the same files for `local`, a live copy for SSH).
+    fn watch_output(&self) -> Option<[u64; 4]> {
+        let live = self.g.run.live.as_ref()?;
+        let (l, r) = (self.staging.join("local"), self.staging.join("remote"));
+        Some([
+            live.watch("local ", l.join("stdout")),
+            live.watch("local ", l.join("stderr")),
+            live.watch("remote", r.join("stdout")),
+            live.watch("remote", r.join("stderr")),
+        ])
     }
 
-    let remote_end = match remote_end_now {
-        // On a remote host, found already gone when we came to end it: its exit was still
-        // on its way when the local test ended, so it ended on its own.
+    /// End everything both sides started, at the same time.
+    fn end_both(
+        &self,
+        remote: &dyn Running,
+        local: Option<&crate::process::Child>,
+        key: &str,
+        watches: Option<[u64; 4]>,
+    ) {
+        let stop = self.g.settings.stop();
+        std::thread::scope(|s| {
+            s.spawn(|| remote.stop(stop));
+            if let Some(local) = local {
+                local.stop(stop);
+            }
+        });
+        self.g.run.control.unregister(key);
+        if let (Some(live), Some(ids)) = (&self.g.run.live, watches) {
+            for id in ids {
+                live.unwatch(id);
+            }
+        }
+    }
+
+    /// The outcome, from how both sides ended and what came back.
+    /// `stopped_by`: the signal that ended the remote test, when pairbench ended it.
+    fn decide(
+        &mut self,
+        local: &Local,
+        settled: &Settled,
+        failed_before: bool,
+        stopped_by: Option<&str>,
+    ) {
+        let rec = &mut self.rec;
+        rec.local_exit = match &local.end {
+            LocalEnd::Exited(e) => e.code(),
+            _ => None,
+        };
+        rec.remote_exit = settled.end.exit().and_then(Exit::code);
+        rec.remote_ended = settled.end.ended();
+        let (status, reason) = outcome::decide(&local.end, &settled.end, stopped_by);
+        rec.status = status;
+        rec.reason = reason;
+        rec.notes = settled.notes.clone();
+        if let Some(e) = &settled.error {
+            rec.status = Status::Error;
+            if !rec.reason.contains(e.as_str()) {
+                rec.reason = format!("{e}; {}", rec.reason);
+            }
+        }
+        if failed_before && rec.status == Status::Success {
+            rec.flaky = true;
+            rec.reason
+                .push_str(" (flaky: passed after an earlier attempt failed)");
+        }
+    }
+
+    /// Commit the pair (pairbench's own files last), then its results.csv row.
+    fn record(mut self, exits: Exits) -> PairEnd {
+        match commit::commit(&self.staging, &self.dest, &mut self.rec, &exits) {
+            Ok(()) => {
+                self.g.run.record(&self.rec);
+                PairEnd::Recorded(Box::new(self.rec))
+            }
+            Err(e) => {
+                commit::discard(&self.staging);
+                self.g.run.not_recorded(&self.rec.id(), e);
+                PairEnd::NotRecorded
+            }
+        }
+    }
+}
+
+impl Exits {
+    fn none() -> Exits {
+        Exits {
+            local: None,
+            remote: None,
+        }
+    }
+}
+
+/// What the remote test was doing when the local test ended.
+fn remote_end_now(remote: &dyn Running) -> RemoteEnd {
+    if remote.terminated_by_us() {
+        return RemoteEnd::Terminated(None);
+    }
+    match remote.try_exit() {
+        Some(e) => RemoteEnd::Own(e),
+        None => RemoteEnd::Terminated(None),
+    }
+}
+
+/// The remote side once everything is gone.
+struct Settled {
+    end: RemoteEnd,
+    /// Why nothing (or not everything) came back.
+    error: Option<String>,
+    notes: Vec<String>,
+}
+
+/// How the remote test ended, and its folder copied back.
+fn settle(
+    h: &HostCtx,
+    remote: &dyn Running,
+    at_end: RemoteEnd,
+    remote_dir: &Path,
+    local_remote_dir: &Path,
+) -> Settled {
+    let end = match at_end {
+        // Found already gone when we came to end it, on a host whose exit may still have
+        // been on its way when the local test ended: it ended on its own.
         RemoteEnd::Terminated(_)
-            if h.transport.name() != "local"
+            if h.transport.exit_may_lag()
                 && !remote.terminated_by_us()
                 && remote.try_exit().is_some() =>
         {
@@ -226,40 +431,16 @@ pub fn run_pair(
         other => other,
     };
     // Nothing can come back from a host whose connection died: that is the reason.
-    let lost = remote.failure();
-    let mut fetch_error = lost.clone();
-    if lost.is_none()
-        && let Err(e) = h.transport.fetch(&remote_dir, &local_remote_dir)
-    {
-        fetch_error = Some(format!("copying the remote folder back failed: {e}"));
-    }
-    write_exit(&local_dir, local_proc.as_ref().and_then(|p| p.try_exit()));
-    write_exit(&local_remote_dir, remote_end.exit());
-
-    rec.local_exit = match &local_end {
-        LocalEnd::Exited(e) => e.code(),
-        _ => None,
-    };
-    rec.remote_exit = remote_end.exit().and_then(Exit::code);
-    rec.remote_ended = remote_end.ended();
-    let (status, reason) = outcome::decide(&local_end, &remote_end, remote.stopped_by().as_deref());
-    rec.status = status;
-    rec.reason = reason;
-    if let Some(e) = fetch_error {
-        rec.status = crate::results::Status::Error;
-        if !rec.reason.contains(&e) {
-            rec.reason = format!("{e}; {}", rec.reason);
+    let mut error = remote.failure();
+    let mut notes = Vec::new();
+    if error.is_none() {
+        match h.transport.fetch(remote_dir, local_remote_dir) {
+            Ok(f) => notes = f.notes,
+            Err(e) => error = Some(format!("copying the remote folder back failed: {e}")),
         }
     }
-    if failed_before && rec.status == crate::results::Status::Success {
-        rec.flaky = true;
-        rec.reason
-            .push_str(" (flaky: passed after an earlier attempt failed)");
-    }
-    finish(g, &staging, &dest, rec)
+    Settled { end, error, notes }
 }
-
-const INTERRUPTED: &str = "interrupted";
 
 fn wait_local(
     local: &crate::process::Child,
@@ -286,23 +467,4 @@ fn wait_local(
             return LocalEnd::TimedOut(timeout);
         }
     }
-}
-
-/// Write a side's `exit_code` file (nothing when there is no exit to tell).
-pub fn write_exit(dir: &Path, exit: Option<Exit>) {
-    if let Some(e) = exit {
-        let _ = std::fs::write(dir.join("exit_code"), format!("{}\n", e.file_text()));
-    }
-}
-
-/// Write the record and marker, move the folder into place, append the CSV row.
-fn finish(g: &GroupCtx, staging: &Path, dest: &Path, rec: PairRecord) -> Option<PairRecord> {
-    if let Err(e) = results::commit_pair(staging, dest, &rec) {
-        g.run.progress.println(&format!(
-            "pairbench: warning: cannot write the result of {}/{}: {e}",
-            rec.group, rec.pair
-        ));
-    }
-    g.run.record(&rec);
-    Some(rec)
 }

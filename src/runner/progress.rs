@@ -7,28 +7,7 @@ use std::sync::Mutex;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::config::ProgressMode;
-use crate::results::{PairRecord, Status};
-
-/// Counts by status.
-#[derive(Debug, Default, Clone, Copy, serde::Serialize)]
-pub struct Counts {
-    pub success: usize,
-    pub failed: usize,
-    pub error: usize,
-}
-
-impl Counts {
-    pub fn add(&mut self, s: Status) {
-        match s {
-            Status::Success => self.success += 1,
-            Status::Failed => self.failed += 1,
-            Status::Error => self.error += 1,
-        }
-    }
-    pub fn total(&self) -> usize {
-        self.success + self.failed + self.error
-    }
-}
+use crate::tree::{Counts, PairRecord, Status};
 
 /// The run's display.
 pub struct Progress {
@@ -68,7 +47,9 @@ impl Progress {
     pub fn println(&self, line: &str) {
         match &self.bar {
             Some(b) => b.println(line),
-            None => println!("{line}"),
+            None => {
+                crate::console::line(line);
+            }
         }
     }
 
@@ -103,7 +84,9 @@ impl Progress {
                 ));
                 b.inc(1);
             }
-            None => println!("{line}"),
+            None => {
+                crate::console::line(&line);
+            }
         }
     }
 

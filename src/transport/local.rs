@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::{GroupPaths, Launch, Running, Transport, TransportError};
+use super::{Fetched, GroupPaths, Launch, Running, Transport, TransportError};
 use crate::contain::Stop;
 use crate::discover::Group;
 use crate::process::{self, Exit};
@@ -89,8 +89,14 @@ impl Transport for LocalTransport {
     fn start(&self, launch: &Launch) -> Result<Box<dyn Running>, TransportError> {
         Ok(Box::new(start_here(launch)?))
     }
-    fn fetch(&self, _remote: &Path, _local: &Path) -> Result<(), TransportError> {
-        Ok(())
+    fn fetch(&self, _remote: &Path, _local: &Path) -> Result<Fetched, TransportError> {
+        Ok(Fetched::default())
+    }
+    fn runs_here(&self) -> bool {
+        true
+    }
+    fn exit_may_lag(&self) -> bool {
+        false
     }
     fn finish_group(&self, _paths: &GroupPaths, _local: &Path) -> Result<(), TransportError> {
         Ok(())

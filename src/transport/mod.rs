@@ -31,7 +31,7 @@ pub struct Launch {
 /// Why something could not be done on a transport: becomes an ERROR reason.
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
-    #[error("{0}")]
+    #[error(transparent)]
     Spawn(#[from] crate::process::SpawnError),
     #[error("{0}")]
     Io(String),
@@ -61,6 +61,14 @@ pub trait Running: Send + Sync {
     fn failure(&self) -> Option<String> {
         None
     }
+}
+
+/// What copying a folder back brought, besides its files.
+#[derive(Debug, Default, Clone)]
+pub struct Fetched {
+    /// One line per thing not copied (links a remote host sent are never recreated
+    /// here), kept in the pair's record.
+    pub notes: Vec<String>,
 }
 
 /// The folders a group uses on a transport's machine.
@@ -103,13 +111,25 @@ pub trait Transport: Send + Sync {
     /// Start a script.
     fn start(&self, launch: &Launch) -> Result<Box<dyn Running>, TransportError>;
     /// Copy `remote` (a folder on the transport's machine) into `local`; no-op when they
-    /// are the same folder.
-    fn fetch(&self, remote: &Path, local: &Path) -> Result<(), TransportError>;
+    /// are the same folder. Nothing lands outside `local`, nothing is written through a
+    /// link, and links are not recreated (they are listed in [`Fetched::notes`]).
+    fn fetch(&self, remote: &Path, local: &Path) -> Result<Fetched, TransportError>;
     /// The group is done: copy back what is left and clean up.
     fn finish_group(&self, paths: &GroupPaths, local_results: &Path) -> Result<(), TransportError>;
     /// `Err(why)` once the host is lost (its remaining pairs go to other hosts).
     fn healthy(&self) -> Result<(), String> {
         Ok(())
+    }
+    /// Do the scripts it starts run on this machine (so this machine's helpers can be on
+    /// their PATH)?
+    fn runs_here(&self) -> bool {
+        false
+    }
+    /// Can a script's exit still be on its way when the local test ends (a remote host
+    /// reports it over a connection)? Then a script found gone when pairbench comes to end
+    /// it ended on its own.
+    fn exit_may_lag(&self) -> bool {
+        true
     }
     /// Pairs this host runs at once; `None` for as many as `--jobs`.
     fn slots(&self) -> Option<usize> {

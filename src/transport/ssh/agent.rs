@@ -354,7 +354,7 @@ fn handle(req: Request, out: &Out, procs: &Procs, helpers: Option<&Path>) {
         } => {
             let mut env = env;
             if let Some(dir) = helpers {
-                let path = crate::runner::env::path_with(dir, &env);
+                let path = crate::helpers::path_with(dir, &env);
                 env.push(("PATH".into(), path));
             }
             let spec = process::Spec {

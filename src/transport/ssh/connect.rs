@@ -34,19 +34,16 @@ pub struct Opts {
 /// Why a connection could not be made; each message says what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
-    #[error("ssh: cannot resolve host name '{host}': {source}")]
-    Resolve {
-        host: String,
-        source: std::io::Error,
-    },
+    #[error("ssh: cannot resolve host name '{host}': {err}")]
+    Resolve { host: String, err: std::io::Error },
     #[error("ssh: connection refused ({0}): is sshd running and listening on that port?")]
     Refused(SocketAddr),
     #[error("ssh: host unreachable ({addr}): {why}")]
     Unreachable { addr: SocketAddr, why: String },
-    #[error("ssh: cannot connect to {addr}: {source}")]
+    #[error("ssh: cannot connect to {addr}: {err}")]
     Connect {
         addr: SocketAddr,
-        source: std::io::Error,
+        err: std::io::Error,
     },
     #[error("ssh: no SSH handshake with {addr} within {within}: {why}")]
     Handshake {
@@ -267,9 +264,9 @@ pub fn quote(word: &str) -> Result<String, String> {
 fn tcp(t: &Target, timeout: Duration) -> Result<(TcpStream, SocketAddr), ConnectError> {
     let addrs: Vec<SocketAddr> = (t.host.as_str(), t.port)
         .to_socket_addrs()
-        .map_err(|source| ConnectError::Resolve {
+        .map_err(|err| ConnectError::Resolve {
             host: t.host.clone(),
-            source,
+            err,
         })?
         .collect();
     let mut last = Setup(format!("ssh: '{}' has no address", t.host));
@@ -302,7 +299,7 @@ fn connect_error(addr: SocketAddr, e: std::io::Error, timeout: Duration) -> Conn
             why: e.to_string(),
         }
     } else {
-        ConnectError::Connect { addr, source: e }
+        ConnectError::Connect { addr, err: e }
     }
 }
 

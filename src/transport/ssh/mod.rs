@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use super::{GroupPaths, Launch, Running, Transport, TransportError};
+use super::{Fetched, GroupPaths, Launch, Running, Transport, TransportError};
 use crate::config::RunOptions;
 use crate::discover::Group;
 use crate::hostinfo::{self, HostInfo};
@@ -194,9 +194,10 @@ impl SshTransport {
         remote: &Path,
         local: &Path,
         exclude: Vec<String>,
-    ) -> Result<(), TransportError> {
+    ) -> Result<Fetched, TransportError> {
         let remove = !self.keep_remote;
         let path = s(remote);
+        let mut fetched = Fetched::default();
         c.link
             .shared()
             .begin(|id| Request::Pack {
@@ -205,8 +206,8 @@ impl SshTransport {
                 exclude,
                 remove,
             })?
-            .finish(self.limit(), |ev| write_entry(local, ev))?;
-        Ok(())
+            .finish(self.limit(), |ev| write_entry(local, ev, &mut fetched))?;
+        Ok(fetched)
     }
 
     /// Upload the files of a folder (`deep`: and of its subfolders), all requests at once.
@@ -303,8 +304,12 @@ fn connect(
     })
 }
 
-/// Write one part of a `pack` answer under `root`; names cannot leave `root`.
-fn write_entry(root: &Path, ev: Event) -> Result<(), String> {
+/// Write one entry of a copied-back folder below `root`: nothing lands outside it, no
+/// folder or file is written through a link (a link there is replaced, never followed),
+/// and links the remote host sent are not recreated here (a remote host is trusted less
+/// than this machine); each is listed in `fetched.notes`.
+fn write_entry(root: &Path, ev: Event, fetched: &mut Fetched) -> Result<(), String> {
+    use crate::tree::nofollow;
     let safe = |rel: &str| -> Result<PathBuf, String> {
         let p = Path::new(rel);
         if rel.is_empty() || !p.components().all(|c| matches!(c, Component::Normal(_))) {
@@ -312,9 +317,10 @@ fn write_entry(root: &Path, ev: Event) -> Result<(), String> {
                 "refusing to copy back '{rel}': it would leave the result folder"
             ));
         }
-        Ok(root.join(p))
+        Ok(p.to_path_buf())
     };
-    let fail = |p: &Path, e: std::io::Error| format!("cannot write {}: {e}", p.display());
+    let fail =
+        |p: &Path, e: std::io::Error| format!("cannot write {}: {e}", root.join(p).display());
     match ev {
         Event::File {
             rel,
@@ -324,32 +330,25 @@ fn write_entry(root: &Path, ev: Event) -> Result<(), String> {
             ..
         } => {
             let p = safe(&rel)?;
-            if let Some(parent) = p.parent() {
-                std::fs::create_dir_all(parent).map_err(|e| fail(parent, e))?;
-            }
             let bytes = proto::b64_decode(&data).ok_or_else(|| format!("bad data for {rel}"))?;
-            let mut f = std::fs::OpenOptions::new()
-                .create(true)
-                .write(true)
-                .append(append)
-                .truncate(!append)
-                .open(&p)
+            let mut f = nofollow::create_beneath(root, &p, append, mode & 0o777)
                 .map_err(|e| fail(&p, e))?;
             std::io::Write::write_all(&mut f, &bytes).map_err(|e| fail(&p, e))?;
-            let _ = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode & 0o777));
+            let _ = f.set_permissions(std::fs::Permissions::from_mode(mode & 0o777));
             Ok(())
         }
         Event::Dir { rel, .. } => {
             let p = safe(&rel)?;
-            std::fs::create_dir_all(&p).map_err(|e| fail(&p, e))
+            nofollow::create_dirs_beneath(root, &p)
+                .map(|_| ())
+                .map_err(|e| fail(&p, e))
         }
         Event::Link { rel, target, .. } => {
-            let p = safe(&rel)?;
-            if let Some(parent) = p.parent() {
-                std::fs::create_dir_all(parent).map_err(|e| fail(parent, e))?;
-            }
-            let _ = std::fs::remove_file(&p);
-            std::os::unix::fs::symlink(target, &p).map_err(|e| fail(&p, e))
+            safe(&rel)?;
+            fetched.notes.push(format!(
+                "the remote host sent a link {rel} -> {target}; links from a remote host are not recreated"
+            ));
+            Ok(())
         }
         _ => Ok(()),
     }
@@ -488,7 +487,7 @@ impl Transport for SshTransport {
         }
     }
 
-    fn fetch(&self, remote: &Path, local: &Path) -> Result<(), TransportError> {
+    fn fetch(&self, remote: &Path, local: &Path) -> Result<Fetched, TransportError> {
         let c = self.conn()?;
         self.pull(&c, remote, local, Vec::new())
     }
@@ -505,7 +504,7 @@ impl Transport for SshTransport {
             let path = s(&paths.scripts);
             self.call(&c, |id| Request::Remove { id, path })?;
         }
-        pulled
+        pulled.map(|_| ())
     }
 }
 
@@ -553,18 +552,36 @@ mod tests {
         let root = std::env::temp_dir().join(format!("pairbench-entry-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
         std::fs::create_dir_all(&root).unwrap();
+        let mut f = Fetched::default();
         for bad in ["../evil", "/etc/evil", "a/../../evil", "", "."] {
-            assert!(write_entry(&root, file(bad)).is_err(), "{bad}");
+            assert!(write_entry(&root, file(bad), &mut f).is_err(), "{bad}");
         }
         assert!(!root.parent().unwrap().join("evil").exists());
-        write_entry(&root, file("a/b c/ü")).unwrap();
+        write_entry(&root, file("a/b c/ü"), &mut f).unwrap();
         assert_eq!(std::fs::read(root.join("a/b c/ü")).unwrap(), b"x");
         let link = Event::Link {
             re: 1,
             rel: "../l".into(),
             target: "/".into(),
         };
-        assert!(write_entry(&root, link).is_err());
+        assert!(write_entry(&root, link, &mut f).is_err());
+        // A link is never recreated here, and never written through.
+        let link = Event::Link {
+            re: 1,
+            rel: "out".into(),
+            target: "/etc/passwd".into(),
+        };
+        write_entry(&root, link, &mut f).unwrap();
+        assert!(std::fs::symlink_metadata(root.join("out")).is_err());
+        assert_eq!(f.notes.len(), 1, "{:?}", f.notes);
+        let outside = root.with_extension("outside");
+        std::fs::write(&outside, "keep").unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("planted")).unwrap();
+        write_entry(&root, file("planted"), &mut f).unwrap();
+        assert_eq!(std::fs::read_to_string(&outside).unwrap(), "keep");
+        std::os::unix::fs::symlink("/", root.join("dirlink")).unwrap();
+        assert!(write_entry(&root, file("dirlink/evil"), &mut f).is_err());
+        let _ = std::fs::remove_file(&outside);
         let _ = std::fs::remove_dir_all(&root);
     }
 }

@@ -1,0 +1,161 @@
+//! `run.json`, the manifest of a tag: the version, the tag, the run plan (the options that
+//! shape the tree: `--repeat`, `--warmup`, `--param`), every invocation that ran on the
+//! tag (command line, start, end, interrupted, counts), the latest options and hosts, and
+//! the latest counts. Read back by `--resume` (which reuses the plan), by a later run on
+//! the tag (which refuses another plan) and by the report. See the README, "Running
+//! again on a tag".
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::commit::{WriteError, at};
+use super::layout::Tree;
+use super::nofollow;
+use super::record::Counts;
+use crate::hostinfo::HostInfo;
+
+/// The options that shape a tag's tree: every run on the tag must share them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunPlan {
+    pub repeat: u32,
+    pub warmup: u32,
+    /// Parameters and their values, in the order given.
+    pub params: Vec<(String, Vec<String>)>,
+}
+
+impl Default for RunPlan {
+    fn default() -> RunPlan {
+        RunPlan {
+            repeat: 1,
+            warmup: 0,
+            params: Vec::new(),
+        }
+    }
+}
+
+impl RunPlan {
+    /// The command-line options of this plan (`--repeat 3 --param N=1,2`), for messages.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if self.repeat != 1 {
+            parts.push(format!("--repeat {}", self.repeat));
+        }
+        if self.warmup != 0 {
+            parts.push(format!("--warmup {}", self.warmup));
+        }
+        for (n, v) in &self.params {
+            parts.push(format!("--param {n}={}", v.join(",")));
+        }
+        if parts.is_empty() {
+            "no --repeat, --warmup or --param".into()
+        } else {
+            parts.join(" ")
+        }
+    }
+
+    /// The first option in which `now` differs from this (the tag's) plan: its name, the
+    /// tag's value and the new one.
+    pub fn differs(&self, now: &RunPlan) -> Option<(&'static str, String, String)> {
+        if self.repeat != now.repeat {
+            return Some(("--repeat", self.repeat.to_string(), now.repeat.to_string()));
+        }
+        if self.warmup != now.warmup {
+            return Some(("--warmup", self.warmup.to_string(), now.warmup.to_string()));
+        }
+        if self.params != now.params {
+            let show = |p: &[(String, Vec<String>)]| {
+                if p.is_empty() {
+                    "none".to_string()
+                } else {
+                    p.iter()
+                        .map(|(n, v)| format!("{n}={}", v.join(",")))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                }
+            };
+            return Some(("--param", show(&self.params), show(&now.params)));
+        }
+        None
+    }
+}
+
+/// One `pairbench run` on the tag.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Invocation {
+    pub command_line: Vec<String>,
+    pub started_at: String,
+    pub ended_at: Option<String>,
+    pub interrupted: bool,
+    /// Pairs it ran, and how they ended (when it ended).
+    pub pairs_run: usize,
+    pub counts: Option<Counts>,
+}
+
+/// What `run.json` holds (every field optional when read, so older or damaged
+/// manifests still load).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Manifest {
+    pub pairbench_version: String,
+    pub tag: String,
+    /// The latest invocation's command line.
+    pub command_line: Vec<String>,
+    /// When the first invocation started.
+    pub started_at: Option<String>,
+    /// When the latest invocation ended (none while it runs, or if it was killed).
+    pub ended_at: Option<String>,
+    /// The latest invocation's options.
+    pub options: serde_json::Value,
+    pub plan: Option<RunPlan>,
+    pub hosts: Vec<HostInfo>,
+    /// How this machine contained the latest invocation's scripts: `method` (`cgroup2`
+    /// or `sweep`), `at` (the run's cgroup) or `why` (docs/containment.md).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub containment: Option<serde_json::Value>,
+    /// Groups whose group.toml changed a setting: each value and where it came from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group_settings: Option<serde_json::Value>,
+    /// Counts of the pairs the latest invocation planned.
+    pub counts: Counts,
+    pub pairs_planned: usize,
+    pub pairs_run: usize,
+    pub pairs_skipped: usize,
+    pub interrupted: bool,
+    /// The seed of --shuffle.
+    pub shuffle_seed: Option<u64>,
+    /// Every invocation on the tag, the first one first.
+    pub invocations: Vec<Invocation>,
+}
+
+/// Why run.json cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("run.json is damaged ({0})")]
+    Damaged(String),
+    #[error("run.json is a link or not a file (not followed)")]
+    NotAFile,
+}
+
+/// The manifest of a tag folder; `Ok(None)` when it has none.
+pub fn read(tag_dir: &Path) -> Result<Option<Manifest>, ManifestError> {
+    match nofollow::kind(&tag_dir.join("run.json")) {
+        nofollow::Kind::Missing => return Ok(None),
+        nofollow::Kind::File => {}
+        _ => return Err(ManifestError::NotAFile),
+    }
+    let bytes = nofollow::read_beneath(tag_dir, Path::new("run.json"))
+        .map_err(|e| ManifestError::Damaged(e.to_string()))?;
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| ManifestError::Damaged(e.to_string()))
+}
+
+/// Write the manifest of `tree` (atomically).
+pub fn write(tree: &Tree, m: &Manifest) -> Result<(), WriteError> {
+    let path = tree.file("run.json");
+    let json = serde_json::to_vec_pretty(m)
+        .map_err(|e| WriteError::new(&path, std::io::Error::other(e)))?;
+    at(&path, nofollow::write_atomic(&path, &json))
+}

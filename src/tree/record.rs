@@ -1,0 +1,245 @@
+//! The records of a result tree: a pair's [`Status`], how its remote side [`Ended`], the
+//! [`PairRecord`] kept as `pair.json` (and a row of results.csv), a [`MetricRow`] of the
+//! run's metrics.csv, and [`Counts`] by status. See the README, "The result tree".
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// The outcome of a pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Status {
+    Success,
+    Failed,
+    Error,
+}
+
+impl Status {
+    pub const ALL: [Status; 3] = [Status::Success, Status::Failed, Status::Error];
+
+    /// The marker file name.
+    pub fn marker(self) -> &'static str {
+        match self {
+            Status::Success => "SUCCESS",
+            Status::Failed => "FAILED",
+            Status::Error => "ERROR",
+        }
+    }
+
+    pub fn from_marker(s: &str) -> Option<Status> {
+        Status::ALL.into_iter().find(|st| st.marker() == s)
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.marker())
+    }
+}
+
+/// How the remote test ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Ended {
+    /// Exited on its own.
+    #[serde(rename = "self")]
+    OnItsOwn,
+    /// Terminated by pairbench (after the local test ended, or by kill_remote).
+    Terminated,
+}
+
+impl Ended {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Ended::OnItsOwn => "self",
+            Ended::Terminated => "terminated",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Ended> {
+        match s {
+            "self" => Some(Ended::OnItsOwn),
+            "terminated" => Some(Ended::Terminated),
+            _ => None,
+        }
+    }
+}
+
+/// Everything known about one run of a pair: `pair.json`, and a row of results.csv.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PairRecord {
+    pub tag: String,
+    pub group: String,
+    pub local_test: String,
+    pub remote_test: String,
+    pub pair: String,
+    pub status: Status,
+    pub reason: String,
+    pub local_exit: Option<i32>,
+    pub remote_exit: Option<i32>,
+    pub remote_ended: Option<Ended>,
+    pub started_at: String,
+    pub duration_s: f64,
+    pub remote_host: String,
+    pub attempt: u32,
+    /// Content hash of the local and remote scripts when the result was made.
+    #[serde(default)]
+    pub scripts_hash: String,
+    /// Passed after an earlier attempt failed (`--retries`).
+    #[serde(default)]
+    pub flaky: bool,
+    /// The run's folder below the pair folder (`""`, or e.g. `SIZE=1k/rep-2`).
+    #[serde(default)]
+    pub variant: String,
+    /// Parameter values of this run (`--param`).
+    #[serde(default)]
+    pub params: BTreeMap<String, String>,
+    /// Repetition number (`--repeat`, `--warmup`), when there are several.
+    #[serde(default)]
+    pub repetition: Option<u32>,
+    /// A warm-up run (left out of statistics).
+    #[serde(default)]
+    pub warmup: bool,
+    /// What pairbench noticed but did not make the outcome (e.g. links a remote host sent,
+    /// which are not recreated here).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+impl PairRecord {
+    /// A record of which only where it is and its status are known (its variant's
+    /// parameters and repetition are read from the variant's folder name).
+    pub fn known_only_by_place(
+        tag: &str,
+        group: &str,
+        pair: &str,
+        variant: &str,
+        status: Status,
+    ) -> PairRecord {
+        let (local_test, remote_test) = super::tables::split_pair(pair);
+        let (params, repetition, warmup) = super::walk::parse_variant(variant);
+        PairRecord {
+            tag: tag.to_string(),
+            group: group.to_string(),
+            local_test,
+            remote_test,
+            pair: pair.to_string(),
+            status,
+            reason: String::new(),
+            local_exit: None,
+            remote_exit: None,
+            remote_ended: None,
+            started_at: String::new(),
+            duration_s: 0.0,
+            remote_host: String::new(),
+            attempt: 1,
+            scripts_hash: String::new(),
+            flaky: false,
+            variant: variant.to_string(),
+            params,
+            repetition,
+            warmup,
+            notes: Vec::new(),
+        }
+    }
+
+    /// `<group>/<pair>[/<variant>]`: one run of a pair.
+    pub fn id(&self) -> String {
+        run_id(&self.group, &self.pair, &self.variant)
+    }
+}
+
+/// `<group>/<pair>[/<variant>]`, as [`PairRecord::id`] writes it.
+pub fn run_id(group: &str, pair: &str, variant: &str) -> String {
+    if variant.is_empty() {
+        format!("{group}/{pair}")
+    } else {
+        format!("{group}/{pair}/{variant}")
+    }
+}
+
+/// One metric value, as in the run's metrics.csv.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MetricRow {
+    pub tag: String,
+    pub group: String,
+    pub pair: String,
+    pub side: String,
+    pub name: String,
+    pub value: f64,
+    pub unit: String,
+    pub attempt: u32,
+    pub repetition: Option<u32>,
+    pub warmup: bool,
+    pub params: BTreeMap<String, String>,
+    /// The run's folder below the pair folder.
+    pub variant: String,
+}
+
+impl MetricRow {
+    /// A value that side `side` of the run `r` reported.
+    pub fn of(r: &PairRecord, side: &str, name: String, value: f64, unit: String) -> MetricRow {
+        MetricRow {
+            tag: r.tag.clone(),
+            group: r.group.clone(),
+            pair: r.pair.clone(),
+            side: side.to_string(),
+            name,
+            value,
+            unit,
+            attempt: r.attempt,
+            repetition: r.repetition,
+            warmup: r.warmup,
+            params: r.params.clone(),
+            variant: r.variant.clone(),
+        }
+    }
+
+    /// The run this value belongs to, as [`PairRecord::id`].
+    pub fn run_id(&self) -> String {
+        run_id(&self.group, &self.pair, &self.variant)
+    }
+}
+
+/// Counts by status.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    pub success: usize,
+    pub failed: usize,
+    pub error: usize,
+}
+
+impl Counts {
+    pub fn add(&mut self, s: Status) {
+        match s {
+            Status::Success => self.success += 1,
+            Status::Failed => self.failed += 1,
+            Status::Error => self.error += 1,
+        }
+    }
+    pub fn total(&self) -> usize {
+        self.success + self.failed + self.error
+    }
+    /// Counts of `records`.
+    pub fn of<'a>(records: impl IntoIterator<Item = &'a PairRecord>) -> Counts {
+        let mut c = Counts::default();
+        for r in records {
+            c.add(r.status);
+        }
+        c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markers_round_trip() {
+        for s in Status::ALL {
+            assert_eq!(Status::from_marker(s.marker()), Some(s));
+        }
+        assert_eq!(Status::from_marker("DONE"), None);
+    }
+}
