@@ -314,7 +314,7 @@ fn a_killed_pairbench_leaves_nothing_running_and_the_next_run_says_what_it_clean
         );
         assert!(
             r.stderr()
-                .contains("removed 1 unfinished pair folders (.partial) of tag 't'"),
+                .contains("removed 1 unfinished pair folders and temporary files (.partial, .old, .tmp) of tag 't'"),
             "{method}: {}",
             r.stderr()
         );

@@ -18,7 +18,8 @@ pub struct Cleaned {
     pub processes: usize,
     pub cgroups: usize,
     pub folders: Vec<PathBuf>,
-    /// Unfinished pair folders (`.partial`) of the tag this run uses.
+    /// Unfinished pair folders and temporary files (`.partial`, `.old`, `.tmp`) of the
+    /// tag this run uses.
     pub partials: usize,
     pub tag: String,
 }
@@ -55,7 +56,7 @@ impl Cleaned {
         }
         if self.partials > 0 {
             parts.push(format!(
-                "removed {} unfinished pair folders (.partial) of tag '{}'",
+                "removed {} unfinished pair folders and temporary files (.partial, .old, .tmp) of tag '{}'",
                 self.partials, self.tag
             ));
         }
