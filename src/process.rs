@@ -210,6 +210,7 @@ pub fn spawn(spec: &Spec) -> Result<Child, SpawnError> {
     };
     let stdout = out(&spec.stdout)?;
     let stderr = out(&spec.stderr)?;
+    let stdio = [stdout.as_raw_fd(), stderr.as_raw_fd()];
     let label = spec.marker.rsplit('-').next().unwrap_or("side");
     let side = contain::current()
         .side(label)
@@ -260,13 +261,16 @@ pub fn spawn(spec: &Spec) -> Result<Child, SpawnError> {
     }
     // The kernel runs the script, or says why not: exec it ourselves with execve (the
     // C library's execvp would hand a file it cannot run to /bin/sh).
-    let exec = ExecArgs::new(spec).map_err(|source| SpawnError::Exec {
+    let exec = Arc::new(ExecArgs::new(spec).map_err(|source| SpawnError::Exec {
         path: spec.program.clone(),
         reason: source.to_string(),
-    })?;
-    // SAFETY: execve(2) is async-signal-safe; its arguments were built before the fork.
-    unsafe {
-        cmd.pre_exec(move || exec.exec());
+    })?);
+    {
+        let exec = exec.clone();
+        // SAFETY: execve(2) is async-signal-safe; its arguments were built before the fork.
+        unsafe {
+            cmd.pre_exec(move || exec.exec());
+        }
     }
     let r = reaper();
     let slot = Arc::new(ExitSlot::default());
@@ -278,8 +282,15 @@ pub fn spawn(spec: &Spec) -> Result<Child, SpawnError> {
         slot.clone()
     };
     let mut table = lock(&r.table);
-    let child = match cmd.spawn() {
-        Ok(c) => c,
+    // Under cgroup2, born in its cgroup (clone3): no migration to wait for. The Child
+    // handle of std is not needed: the reaper collects the exit status.
+    let born = match side.cgroup_dir_fd() {
+        Some(cg) => clone_into_cgroup(&exec, stdio, &spec.cwd, cg).transpose(),
+        None => None,
+    };
+    let spawned = born.unwrap_or_else(|| cmd.spawn().map(|c| c.id() as i32));
+    let pid = match spawned {
+        Ok(pid) => Pid::from_raw(pid),
         Err(e) => {
             drop(table);
             side.finish();
@@ -289,9 +300,6 @@ pub fn spawn(spec: &Spec) -> Result<Child, SpawnError> {
             });
         }
     };
-    let pid = Pid::from_raw(child.id() as i32);
-    // The Child handle is not needed: the reaper collects the exit status.
-    drop(child);
     side.started(pid.as_raw());
     let was_empty = table.is_empty();
     table.insert(pid.as_raw(), first_slot);
@@ -390,6 +398,137 @@ impl ExecArgs {
             );
         }
         Err(io::Error::last_os_error())
+    }
+}
+
+/// clone3's flag (linux/sched.h); the libc crate's constant does not fit its type.
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// `struct clone_args` of clone3(2), up to `cgroup` (CLONE_ARGS_SIZE_VER2).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+/// Start `exec` as a new process born in the cgroup `cgroup` (a directory descriptor),
+/// with `stdio` as its stdout and stderr, /dev/null as stdin, in `cwd`, in a process
+/// group of its own. `Ok(None)` where the kernel cannot (no clone3): the caller falls
+/// back to fork and joining the cgroup.
+fn clone_into_cgroup(
+    exec: &ExecArgs,
+    stdio: [std::os::fd::RawFd; 2],
+    cwd: &Path,
+    cgroup: std::os::fd::RawFd,
+) -> io::Result<Option<i32>> {
+    use nix::libc;
+    use std::os::unix::ffi::OsStrExt;
+    let null = File::open("/dev/null")?;
+    let cwd = std::ffi::CString::new(cwd.as_os_str().as_bytes())
+        .map_err(|_| io::Error::other("a NUL byte in the folder name"))?;
+    let (err_r, err_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    let fds = [null.as_raw_fd(), stdio[0], stdio[1]];
+    let w = err_w.as_raw_fd();
+    let args = CloneArgs {
+        flags: CLONE_INTO_CGROUP,
+        exit_signal: libc::SIGCHLD as u64,
+        cgroup: cgroup as u64,
+        ..CloneArgs::default()
+    };
+    // SAFETY: clone3 without CLONE_VM is a fork; the child only makes async-signal-safe
+    // system calls on values built above, then execs or exits.
+    let pid = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    if pid == 0 {
+        // SAFETY: see above; never returns.
+        unsafe { child_after_clone(exec, fds, &cwd, w) }
+    }
+    if pid < 0 {
+        let e = io::Error::last_os_error();
+        return match e.raw_os_error() {
+            Some(libc::ENOSYS) | Some(libc::EINVAL) | Some(libc::E2BIG) | Some(libc::EPERM) => {
+                Ok(None)
+            }
+            _ => Err(e),
+        };
+    }
+    let pid = pid as i32;
+    drop(err_w);
+    // The child's errno if it could not exec; nothing (end of file) once it did.
+    let mut f = File::from(err_r);
+    let mut buf = [0u8; 4];
+    let mut got = 0;
+    while got < 4 {
+        match f.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    if got == 4 {
+        let _ = waitpid(Pid::from_raw(pid), None);
+        return Err(io::Error::from_raw_os_error(i32::from_ne_bytes(buf)));
+    }
+    Ok(Some(pid))
+}
+
+/// The new process, between clone3 and exec.
+///
+/// # Safety
+/// Only in the child of [`clone_into_cgroup`].
+unsafe fn child_after_clone(
+    exec: &ExecArgs,
+    fds: [std::os::fd::RawFd; 3],
+    cwd: &std::ffi::CStr,
+    err: std::os::fd::RawFd,
+) -> ! {
+    use nix::libc;
+    // SAFETY: async-signal-safe system calls on descriptors and strings that outlive
+    // this process image.
+    unsafe {
+        let fail = || -> ! {
+            let e = *libc::__errno_location();
+            let b = e.to_ne_bytes();
+            libc::write(err, b.as_ptr().cast(), b.len());
+            libc::_exit(127)
+        };
+        for (i, fd) in fds.iter().enumerate() {
+            let target = i as libc::c_int;
+            if *fd == target {
+                libc::fcntl(target, libc::F_SETFD, 0);
+            } else if libc::dup2(*fd, target) < 0 {
+                fail();
+            }
+        }
+        if libc::chdir(cwd.as_ptr()) < 0 || libc::setpgid(0, 0) < 0 {
+            fail();
+        }
+        let mut none: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut none);
+        libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        libc::execve(
+            exec.program.as_ptr(),
+            exec.argv.as_ptr(),
+            exec.envp.as_ptr(),
+        );
+        fail()
     }
 }
 

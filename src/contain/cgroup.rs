@@ -234,9 +234,14 @@ impl RunCgroup {
             .inspect_err(|_| {
                 let _ = std::fs::remove_dir(&dir);
             })?;
+        let dir_fd = OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_DIRECTORY | nix::libc::O_CLOEXEC)
+            .open(&dir)?;
         Ok(SideCgroup {
             dir,
             procs: procs.into(),
+            dir_fd: dir_fd.into(),
         })
     }
 }
@@ -254,8 +259,11 @@ fn cannot_create(dir: &Path, e: &io::Error) -> String {
 #[derive(Debug)]
 pub struct SideCgroup {
     dir: PathBuf,
-    /// `cgroup.procs`, open for writing: the child writes "0" to it before it execs.
+    /// `cgroup.procs`, open for writing: the child writes "0" to it before it execs
+    /// (where it cannot be born in the cgroup).
     procs: OwnedFd,
+    /// The cgroup's folder, for clone3's CLONE_INTO_CGROUP.
+    dir_fd: OwnedFd,
 }
 
 /// What a side used, from its cgroup (issue 14 turns these into metrics).
@@ -276,6 +284,11 @@ impl SideCgroup {
     /// The descriptor a child writes "0" to (in `pre_exec`) to join this cgroup.
     pub fn procs_fd(&self) -> RawFd {
         self.procs.as_raw_fd()
+    }
+
+    /// The cgroup's folder, for clone3's CLONE_INTO_CGROUP.
+    pub fn dir_fd(&self) -> RawFd {
+        self.dir_fd.as_raw_fd()
     }
 
     pub fn populated(&self) -> bool {

@@ -304,6 +304,14 @@ impl Side {
         }
     }
 
+    /// A descriptor of the side's cgroup folder, to start a process right in it.
+    pub fn cgroup_dir_fd(&self) -> Option<std::os::fd::RawFd> {
+        match &self.kind {
+            SideKind::Cgroup(c) => Some(c.dir_fd()),
+            SideKind::Sweep(_) => None,
+        }
+    }
+
     /// The cgroup, under `cgroup2` (for issue 14's accounting and for tests).
     pub fn cgroup_dir(&self) -> Option<PathBuf> {
         match &self.kind {
