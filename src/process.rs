@@ -1,5 +1,6 @@
 //! Processes on this machine: spawning scripts into their own process group and their
-//! side's containment (a cgroup, or the sweep: see [`crate::contain`]), reaping every
+//! side's containment (born in the side's cgroup with clone3, or below the sweep's
+//! holder: see [`crate::contain`] and docs/containment.md), reaping every
 //! child (including orphans that were re-parented to us), waiting with timeouts, and
 //! ending a side: its stop signal, SIGTERM, SIGKILL, a grace period apart, to its process
 //! group and every other process of the side, then `cgroup.kill`.
