@@ -40,6 +40,9 @@ pub enum Command {
     /// The remote end of an SSH transport (started by pairbench over SSH)
     #[command(hide = true)]
     Agent(crate::transport::ssh::agent::AgentArgs),
+    /// Ends a run's processes if pairbench dies (started by pairbench)
+    #[command(hide = true)]
+    Keeper(crate::contain::keeper::KeeperArgs),
     /// Run a helper (wait_for_remote, kill_remote, ...) by name
     #[command(hide = true)]
     Helper {
@@ -89,9 +92,12 @@ pub struct RunArgs {
     /// Default time limit of the waiting helpers [default: 60s]
     #[arg(long, value_name = "D")]
     pub wait_timeout: Option<String>,
-    /// Time between SIGHUP, SIGTERM and SIGKILL [default: 2s]
+    /// Time between the stop signal, SIGTERM and SIGKILL [default: 2s]
     #[arg(long, value_name = "D")]
     pub kill_grace: Option<String>,
+    /// First signal that ends a remote test: HUP, TERM, INT, QUIT, KILL, ... [default: HUP]
+    #[arg(long, value_name = "SIGNAL")]
+    pub stop_signal: Option<String>,
     /// SSH connect and keep-alive time limit [default: 30s]
     #[arg(long, value_name = "D")]
     pub connect_timeout: Option<String>,
@@ -210,6 +216,10 @@ fn dur(
     default: &str,
 ) -> Result<std::time::Duration, config::ConfigError> {
     let v = flag.as_deref().or(file.as_deref()).unwrap_or(default);
+    if flag.is_none() && file.is_some() {
+        let key = what.trim_start_matches("--").replace('-', "_");
+        return config::parse_duration(&format!("{key} in the config file"), v);
+    }
     config::parse_duration(what, v)
 }
 
@@ -257,6 +267,49 @@ impl RunArgs {
             || file.repeat.is_some()
             || file.warmup.is_some()
             || file_params_given;
+        let stop_signal = match self.stop_signal.as_deref() {
+            Some(v) => config::parse_stop_signal("--stop-signal", v)?,
+            None => match file.stop_signal.as_deref() {
+                Some(v) => config::parse_stop_signal("stop_signal in the config file", v)?,
+                None => config::StopSignal::DEFAULT,
+            },
+        };
+        let given = config::Given {
+            timeout: config::Source::of(&self.timeout, &file.timeout),
+            hook_timeout: config::Source::of(&self.hook_timeout, &file.hook_timeout),
+            kill_grace: config::Source::of(&self.kill_grace, &file.kill_grace),
+            stop_signal: config::Source::of(&self.stop_signal, &file.stop_signal),
+            cli_env: self
+                .env
+                .iter()
+                .filter_map(|e| e.split_once('=').map(|(k, _)| k.to_string()))
+                .collect(),
+        };
+        let timeout = config::nonzero(
+            "--timeout",
+            dur("--timeout", &self.timeout, &file.timeout, "10m")?,
+            config::NO_ZERO_TIMEOUT,
+        )?;
+        let hook_timeout = config::nonzero(
+            "--hook-timeout",
+            dur(
+                "--hook-timeout",
+                &self.hook_timeout,
+                &file.hook_timeout,
+                "10m",
+            )?,
+            config::NO_ZERO_TIMEOUT,
+        )?;
+        let connect_timeout = config::nonzero(
+            "--connect-timeout",
+            dur(
+                "--connect-timeout",
+                &self.connect_timeout,
+                &file.connect_timeout,
+                "30s",
+            )?,
+            "a connection needs time to be made; give e.g. 30s",
+        )?;
         // The command line's hosts (--remote, then --inventory) replace the file's.
         let (mut remotes, inventories) = if self.remotes.is_empty() && self.inventories.is_empty() {
             (file.remotes, file.inventory)
@@ -291,13 +344,8 @@ impl RunArgs {
             remotes,
             remote_defs,
             filters: self.filters,
-            timeout: dur("--timeout", &self.timeout, &file.timeout, "10m")?,
-            hook_timeout: dur(
-                "--hook-timeout",
-                &self.hook_timeout,
-                &file.hook_timeout,
-                "10m",
-            )?,
+            timeout,
+            hook_timeout,
             wait_timeout: dur(
                 "--wait-timeout",
                 &self.wait_timeout,
@@ -305,12 +353,8 @@ impl RunArgs {
                 "60s",
             )?,
             kill_grace: dur("--kill-grace", &self.kill_grace, &file.kill_grace, "2s")?,
-            connect_timeout: dur(
-                "--connect-timeout",
-                &self.connect_timeout,
-                &file.connect_timeout,
-                "30s",
-            )?,
+            connect_timeout,
+            stop_signal,
             env,
             verbose: self.verbose,
             progress: self.progress,
@@ -329,6 +373,7 @@ impl RunArgs {
             plan_given,
             shuffle: self.shuffle,
             seed: self.seed,
+            given,
         })
     }
 }
@@ -446,6 +491,7 @@ fn dispatch(cli: Cli, args: &[String]) -> anyhow::Result<ExitStatus> {
         Command::Agent(a) => Ok(ExitStatus::from_code(crate::transport::ssh::agent::main(
             &a,
         ))),
+        Command::Keeper(k) => Ok(ExitStatus::from_code(crate::contain::keeper::main(&k))),
     }
 }
 

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use nix::sys::signal::Signal;
+
 /// A configuration or flag value that cannot be used; the message says what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -16,6 +18,10 @@ pub enum ConfigError {
     Parse { path: PathBuf, message: String },
     #[error("bad duration '{value}' for {what}: write it like 500ms, 30s or 10m")]
     Duration { what: String, value: String },
+    #[error("bad duration '{value}' for {what}: the longest pairbench accepts is 365d")]
+    TooLong { what: String, value: String },
+    #[error("bad {what} 0: {instead}")]
+    Zero { what: String, instead: String },
     #[error("bad --env '{0}': write it as KEY=VALUE, KEY made of letters, digits and _")]
     Env(String),
     #[error(
@@ -55,6 +61,8 @@ pub struct FileConfig {
     pub hook_timeout: Option<String>,
     pub wait_timeout: Option<String>,
     pub kill_grace: Option<String>,
+    /// The first signal of the grace sequence (`HUP`, `TERM`, ...).
+    pub stop_signal: Option<String>,
     pub connect_timeout: Option<String>,
     pub jobs: Option<usize>,
     pub retries: Option<u32>,
@@ -137,6 +145,8 @@ pub struct RunOptions {
     pub kill_grace: Duration,
     #[serde(with = "humantime_serde_compat")]
     pub connect_timeout: Duration,
+    /// The first signal that ends a remote test (and what a side left running).
+    pub stop_signal: StopSignal,
     pub env: Vec<(String, String)>,
     pub verbose: bool,
     pub progress: ProgressMode,
@@ -161,6 +171,45 @@ pub struct RunOptions {
     /// Randomise the order of runs (seeded).
     pub shuffle: bool,
     pub seed: Option<u64>,
+    /// Where the values a group.toml may override came from.
+    #[serde(skip)]
+    pub given: Given,
+}
+
+/// Where a setting came from (the command line wins over group.toml, which wins over
+/// pairbench.toml, which wins over the default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    #[default]
+    Default,
+    Config,
+    GroupToml,
+    CommandLine,
+}
+
+impl Source {
+    /// From a flag and a config-file value.
+    pub fn of<T>(flag: &Option<T>, file: &Option<T>) -> Source {
+        if flag.is_some() {
+            Source::CommandLine
+        } else if file.is_some() {
+            Source::Config
+        } else {
+            Source::Default
+        }
+    }
+}
+
+/// The sources of the settings a group.toml can override.
+#[derive(Debug, Clone, Default)]
+pub struct Given {
+    pub timeout: Source,
+    pub hook_timeout: Source,
+    pub kill_grace: Source,
+    pub stop_signal: Source,
+    /// Keys set with `--env` (a group's `[env]` does not override them).
+    pub cli_env: Vec<String>,
 }
 
 /// Durations in run.json, written the way users write them.
@@ -169,6 +218,49 @@ mod humantime_serde_compat {
     use std::time::Duration;
     pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+}
+
+/// The longest duration pairbench accepts anywhere (a year): far beyond any test, and
+/// far from the overflow of a clock reading.
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// The first signal of the grace sequence, as the user named it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StopSignal(pub Signal);
+
+impl StopSignal {
+    pub const DEFAULT: StopSignal = StopSignal(Signal::SIGHUP);
+
+    /// `HUP`, `SIGTERM`, `int`, ...
+    pub fn parse(name: &str) -> Result<StopSignal, String> {
+        let up = name.trim().to_ascii_uppercase();
+        let bare = up.strip_prefix("SIG").unwrap_or(&up);
+        let sig = match bare {
+            "HUP" => Signal::SIGHUP,
+            "TERM" => Signal::SIGTERM,
+            "INT" => Signal::SIGINT,
+            "QUIT" => Signal::SIGQUIT,
+            "KILL" => Signal::SIGKILL,
+            "USR1" => Signal::SIGUSR1,
+            "USR2" => Signal::SIGUSR2,
+            _ => {
+                return Err(format!(
+                    "bad stop signal '{name}': use HUP, TERM, INT, QUIT, KILL, USR1 or USR2"
+                ));
+            }
+        };
+        Ok(StopSignal(sig))
+    }
+
+    pub fn name(self) -> &'static str {
+        self.0.as_str()
+    }
+}
+
+impl Serialize for StopSignal {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
     }
 }
 
@@ -182,13 +274,45 @@ pub fn parse_duration(what: &str, value: &str) -> Result<Duration, ConfigError> 
     if v.is_empty() {
         return Err(err());
     }
-    if let Ok(secs) = v.parse::<f64>() {
-        if secs.is_finite() && secs >= 0.0 {
-            return Ok(Duration::from_secs_f64(secs));
+    let too_long = || ConfigError::TooLong {
+        what: what.to_string(),
+        value: value.to_string(),
+    };
+    let d = if let Ok(secs) = v.parse::<f64>() {
+        if !secs.is_finite() || secs < 0.0 {
+            return Err(err());
         }
-        return Err(err());
+        Duration::try_from_secs_f64(secs).map_err(|_| too_long())?
+    } else {
+        humantime::parse_duration(v).map_err(|e| match e {
+            humantime::DurationError::NumberOverflow => too_long(),
+            _ => err(),
+        })?
+    };
+    if d > MAX_DURATION {
+        return Err(too_long());
     }
-    humantime::parse_duration(v).map_err(|_| err())
+    Ok(d)
+}
+
+/// A time limit that must not be zero: `instead` says what to write.
+pub fn nonzero(what: &str, d: Duration, instead: &str) -> Result<Duration, ConfigError> {
+    if d.is_zero() {
+        return Err(ConfigError::Zero {
+            what: what.to_string(),
+            instead: instead.to_string(),
+        });
+    }
+    Ok(d)
+}
+
+/// What to write instead of a zero `--timeout`.
+pub const NO_ZERO_TIMEOUT: &str =
+    "a test needs time to run; for no practical limit give a long one, e.g. 365d (the longest)";
+
+/// Parse a stop signal (`HUP`, `SIGTERM`, ...) for `what`.
+pub fn parse_stop_signal(what: &str, value: &str) -> Result<StopSignal, ConfigError> {
+    StopSignal::parse(value).map_err(|e| ConfigError::Other(format!("{what}: {e}")))
 }
 
 /// Parse `KEY=VALUE`.
@@ -271,6 +395,20 @@ mod tests {
         assert_eq!(parse_duration("t", "2").unwrap(), Duration::from_secs(2));
         assert!(parse_duration("t", "soon").is_err());
         assert!(parse_duration("t", "-1").is_err());
+        for huge in [
+            "9223372036854775808s",
+            "1e30",
+            "18446744073709551615s",
+            "366d",
+        ] {
+            let e = parse_duration("--timeout", huge).unwrap_err().to_string();
+            assert!(e.contains("365d"), "{huge}: {e}");
+        }
+        assert_eq!(
+            parse_duration("t", "365d").unwrap(),
+            Duration::from_secs(365 * 86400)
+        );
+        assert!(nonzero("--timeout", Duration::ZERO, NO_ZERO_TIMEOUT).is_err());
     }
 
     #[test]

@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::contain::Stop;
 use crate::helpers::NAMES;
 use crate::sockets::{Proto, Waited};
 use crate::transport::Running;
@@ -28,7 +29,7 @@ use crate::transport::Running;
 /// A pair's remote side, as helpers see it.
 struct Entry {
     remote: Arc<dyn Running>,
-    grace: Duration,
+    stop: Stop,
 }
 
 type Table = Arc<Mutex<HashMap<String, Entry>>>;
@@ -54,14 +55,12 @@ pub struct Control {
 }
 
 impl Control {
-    /// Create the private folder, the helper links and the socket, and start serving.
-    pub fn start() -> std::io::Result<Control> {
+    /// Create the private folder (named after the run, see
+    /// [`crate::contain::leftovers::control_dir_name`]), the helper links and the socket,
+    /// and start serving.
+    pub fn start(run_name: &str) -> std::io::Result<Control> {
         let base = std::env::temp_dir();
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let dir = base.join(format!("pairbench-{}-{nanos:x}", std::process::id()));
+        let dir = base.join(crate::contain::leftovers::control_dir_name(run_name));
         std::fs::create_dir(&dir)?;
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
         let bin = dir.join("bin");
@@ -102,10 +101,15 @@ impl Control {
     }
 
     /// Make a pair's remote side reachable by helpers; returns its key.
-    pub fn register(&self, remote: Arc<dyn Running>, grace: Duration) -> String {
+    /// The run's control folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn register(&self, remote: Arc<dyn Running>, stop: Stop) -> String {
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
         let key = format!("p{n}");
-        lock(&self.table).insert(key.clone(), Entry { remote, grace });
+        lock(&self.table).insert(key.clone(), Entry { remote, stop });
         key
     }
 
@@ -155,14 +159,14 @@ fn handle(conn: UnixStream, table: Table) {
     }
 }
 
-fn lookup(table: &Table, key: &str) -> Option<(Arc<dyn Running>, Duration)> {
-    lock(table).get(key).map(|e| (e.remote.clone(), e.grace))
+fn lookup(table: &Table, key: &str) -> Option<(Arc<dyn Running>, Stop)> {
+    lock(table).get(key).map(|e| (e.remote.clone(), e.stop))
 }
 
 fn answer(line: &str, table: &Table) -> String {
     let mut words = line.split_whitespace();
     let (verb, key) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
-    let Some((remote, grace)) = lookup(table, key) else {
+    let Some((remote, stop)) = lookup(table, key) else {
         return "ERR this pair is over (unknown pair key)".into();
     };
     match verb {
@@ -172,7 +176,7 @@ fn answer(line: &str, table: &Table) -> String {
         },
         "WAIT" => {
             let ms: u64 = words.next().and_then(|w| w.parse().ok()).unwrap_or(60_000);
-            let deadline = Instant::now() + Duration::from_millis(ms);
+            let deadline = crate::contain::deadline(Duration::from_millis(ms));
             loop {
                 let left = deadline.saturating_duration_since(Instant::now());
                 if let Some(e) = remote.wait_timeout(left.min(Duration::from_millis(250))) {
@@ -189,10 +193,10 @@ fn answer(line: &str, table: &Table) -> String {
         "KILL" => {
             if let Some(e) = remote.try_exit() {
                 // Already gone on its own; still end whatever it left behind.
-                remote.terminate(grace);
+                remote.stop(stop);
                 return format!("EXITED {}", e.file_text());
             }
-            remote.terminate(grace);
+            remote.stop(stop);
             "KILLED".into()
         }
         "PORT" => {

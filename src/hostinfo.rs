@@ -16,6 +16,9 @@ pub struct HostInfo {
     pub cpu_model: String,
     pub cpus: usize,
     pub memory_bytes: u64,
+    /// How scripts are contained there (`cgroup2 at …`, `sweep (why)`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub containment: Option<String>,
 }
 
 /// Parse `uname -snrm`-like facts and /proc files of a Linux host.

@@ -1,9 +1,20 @@
 //! Ctrl-C (and SIGTERM, SIGHUP): the first stops starting pairs and ends the running ones (after-hooks still
-//! run, the exit status is 130); the second kills every script at once and exits.
+//! run, the exit status is 130); the second ends every process of the run at once
+//! (escaped ones included: see docs/containment.md), removes the unfinished pair
+//! folders and exits 130 (`latest` already points at the run).
 
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 static COUNT: AtomicU32 = AtomicU32::new(0);
+
+/// Pair folders being written (`.partial`), removed by a second Ctrl-C.
+static PARTIALS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// Install the SIGINT/SIGTERM handler (once).
 pub fn install() {
@@ -15,11 +26,20 @@ pub fn install() {
             );
         } else {
             eprintln!("\npairbench: stopping at once");
-            crate::process::kill_all_now();
-            crate::control::remove_all();
+            stop_at_once();
             std::process::exit(130);
         }
     });
+}
+
+/// End everything now and leave the tree as an interrupted run.
+fn stop_at_once() {
+    crate::process::kill_all_now();
+    for p in lock(&PARTIALS).drain(..) {
+        let _ = std::fs::remove_dir_all(p);
+    }
+    crate::control::remove_all();
+    crate::contain::current().finish();
 }
 
 /// Stop as a first Ctrl-C does, without a word (pairbench's stdout was closed).
@@ -30,4 +50,20 @@ pub fn request_stop() {
 /// Has the user asked to stop?
 pub fn requested() -> bool {
     COUNT.load(Ordering::SeqCst) > 0
+}
+
+/// A pair folder being written; a second Ctrl-C removes it while this lives.
+pub struct Partial(PathBuf);
+
+impl Partial {
+    pub fn new(path: &Path) -> Partial {
+        lock(&PARTIALS).push(path.to_path_buf());
+        Partial(path.to_path_buf())
+    }
+}
+
+impl Drop for Partial {
+    fn drop(&mut self) {
+        lock(&PARTIALS).retain(|p| p != &self.0);
+    }
 }

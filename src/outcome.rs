@@ -50,8 +50,9 @@ pub fn human(d: Duration) -> String {
     humantime::format_duration(d).to_string()
 }
 
-/// Decide the status and reason of a pair.
-pub fn decide(local: &LocalEnd, remote: &RemoteEnd) -> (Status, String) {
+/// Decide the status and reason of a pair; `stopped_by` is the signal that ended the
+/// remote test when pairbench ended it (`SIGTERM`).
+pub fn decide(local: &LocalEnd, remote: &RemoteEnd, stopped_by: Option<&str>) -> (Status, String) {
     let mut errors = Vec::new();
     let mut failures = Vec::new();
     match local {
@@ -74,9 +75,10 @@ pub fn decide(local: &LocalEnd, remote: &RemoteEnd) -> (Status, String) {
     if !failures.is_empty() {
         return (Status::Failed, failures.join("; "));
     }
-    let remote_part = match remote {
-        RemoteEnd::Terminated(_) => "remote terminated",
-        _ => "remote exited 0",
+    let remote_part = match (remote, stopped_by) {
+        (RemoteEnd::Terminated(_), Some(sig)) => format!("remote terminated by {sig}"),
+        (RemoteEnd::Terminated(_), None) => "remote terminated".to_string(),
+        _ => "remote exited 0".to_string(),
     };
     (Status::Success, format!("local exited 0, {remote_part}"))
 }
@@ -162,7 +164,15 @@ mod tests {
             ),
         ];
         for (l, r, st, reason) in cases {
-            assert_eq!(decide(&l, &r), (st, reason.to_string()), "{l:?} {r:?}");
+            assert_eq!(
+                decide(&l, &r, None),
+                (st, reason.to_string()),
+                "{l:?} {r:?}"
+            );
         }
+        assert_eq!(
+            decide(&L::Exited(c(0)), &R::Terminated(None), Some("SIGTERM")).1,
+            "local exited 0, remote terminated by SIGTERM"
+        );
     }
 }

@@ -1,37 +1,35 @@
-//! Processes on this machine: spawning scripts into their own process group, reaping
-//! every child (including orphans that were re-parented to us), waiting with timeouts,
-//! and the kill sequence (SIGHUP → SIGTERM → SIGKILL, a grace period apart) that ends a
-//! whole process group together with the processes that escaped it.
+//! Processes on this machine: spawning scripts into their own process group and their
+//! side's containment (born in the side's cgroup with clone3, or below the sweep's
+//! holder: see [`crate::contain`] and docs/containment.md), reaping every
+//! child (including orphans that were re-parented to us), waiting with timeouts, and
+//! ending a side: its stop signal, SIGTERM, SIGKILL, a grace period apart, to its process
+//! group and every other process of the side, then `cgroup.kill`.
 //!
 //! pairbench makes itself a *child subreaper* (Linux), so that daemons started by a
 //! script (`nohup`, `setsid`, double fork) are re-parented to pairbench instead of init.
 //! One reaper thread collects every exit; it never steals the exit status of a process
 //! that is being spawned, because spawning and reaping share one lock.
-//!
-//! Escaped processes are found through a marker in their environment
-//! ([`MARKER_VAR`]): every script of a pair gets a unique value, and
-//! [`find_marked`] scans `/proc` for it.
 
 use std::collections::HashMap;
-use std::ffi::OsStr;
 use std::fmt;
 use std::fs::File;
 use std::io::{self, Read};
-use std::os::unix::ffi::OsStrExt;
+use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nix::errno::Errno;
-use nix::sys::signal::{Signal, kill, killpg};
+use nix::sys::signal::{Signal, killpg};
 use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid, waitpid};
 use nix::unistd::Pid;
 
-/// Environment variable that carries the per-script marker used to find escaped processes.
-pub const MARKER_VAR: &str = "PAIRBENCH_MARKER";
+use crate::contain::{self, PreExec, Side, Stop, StopSignal};
+
+pub use crate::contain::procfs::MARKER_VAR;
 
 /// How a process ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -181,14 +179,18 @@ pub enum SpawnError {
     Output { path: PathBuf, err: io::Error },
     #[error("cannot execute {}: {reason}", .path.display())]
     Exec { path: PathBuf, reason: String },
+    #[error("cannot make the cgroup of {}: {source}", .path.display())]
+    Contain { path: PathBuf, source: io::Error },
 }
 
-/// A started process, in its own process group.
+/// A started process, in its own process group and its own side.
 pub struct Child {
     pid: Pid,
-    marker: String,
     slot: Arc<ExitSlot>,
+    side: Side,
     terminated_by_us: AtomicBool,
+    /// The signal after which the main process exited, when pairbench ended it.
+    stopped_by: Mutex<Option<Signal>>,
     terminating: Mutex<()>,
 }
 
@@ -198,7 +200,8 @@ impl fmt::Debug for Child {
     }
 }
 
-/// Start `spec` in a new process group with its output going straight to files.
+/// Start `spec` in a new process group and a new side, with its output going straight
+/// to files.
 pub fn spawn(spec: &Spec) -> Result<Child, SpawnError> {
     let out = |p: &Path| {
         File::create(p).map_err(|err| SpawnError::Output {
@@ -208,6 +211,15 @@ pub fn spawn(spec: &Spec) -> Result<Child, SpawnError> {
     };
     let stdout = out(&spec.stdout)?;
     let stderr = out(&spec.stderr)?;
+    let stdio = [stdout.as_raw_fd(), stderr.as_raw_fd()];
+    let label = spec.marker.rsplit('-').next().unwrap_or("side");
+    let side = contain::current()
+        .side(label)
+        .map_err(|source| SpawnError::Contain {
+            path: spec.program.clone(),
+            source,
+        })?;
+    let mut status_pipe = None;
     let mut cmd = Command::new(&spec.program);
     cmd.args(&spec.args)
         .current_dir(&spec.cwd)
@@ -217,29 +229,327 @@ pub fn spawn(spec: &Spec) -> Result<Child, SpawnError> {
         .stdout(Stdio::from(stdout))
         .stderr(Stdio::from(stderr))
         .process_group(0);
+    match side.pre_exec() {
+        PreExec::Join(fd) => {
+            // SAFETY: between fork and exec only write(2), which is async-signal-safe,
+            // on a descriptor opened before the fork.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let r = nix::libc::write(fd, b"0".as_ptr().cast(), 1);
+                    if r == 1 {
+                        Ok(())
+                    } else {
+                        Err(io::Error::last_os_error())
+                    }
+                });
+            }
+        }
+        PreExec::Holder => {
+            let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| {
+                SpawnError::Contain {
+                    path: spec.program.clone(),
+                    source: e.into(),
+                }
+            })?;
+            let fd = w.as_raw_fd();
+            // SAFETY: runs in the forked child only; become_holder makes async-signal-safe
+            // calls only.
+            unsafe {
+                cmd.pre_exec(move || contain::sweep::become_holder(fd));
+            }
+            status_pipe = Some((r, w));
+        }
+    }
+    // The kernel runs the script, or says why not: exec it ourselves with execve (the
+    // C library's execvp would hand a file it cannot run to /bin/sh).
+    let exec = Arc::new(ExecArgs::new(spec).map_err(|source| SpawnError::Exec {
+        path: spec.program.clone(),
+        reason: source.to_string(),
+    })?);
+    {
+        let exec = exec.clone();
+        // SAFETY: execve(2) is async-signal-safe; its arguments were built before the fork.
+        unsafe {
+            cmd.pre_exec(move || exec.exec());
+        }
+    }
     let r = reaper();
     let slot = Arc::new(ExitSlot::default());
+    // Under the sweep the reaper sees the holder end (the side is empty); the script's
+    // exit comes through the status pipe.
+    let first_slot = if status_pipe.is_some() {
+        Arc::new(ExitSlot::default())
+    } else {
+        slot.clone()
+    };
     let mut table = lock(&r.table);
-    let child = cmd.spawn().map_err(|e| SpawnError::Exec {
-        path: spec.program.clone(),
-        reason: explain_exec_error(&spec.program, &e),
-    })?;
-    let pid = Pid::from_raw(child.id() as i32);
-    // The Child handle is not needed: the reaper collects the exit status.
-    drop(child);
+    // Under cgroup2, born in its cgroup (clone3): no migration to wait for. The Child
+    // handle of std is not needed: the reaper collects the exit status.
+    let born = match side.cgroup_dir_fd() {
+        Some(cg) => clone_into_cgroup(&exec, stdio, &spec.cwd, cg).transpose(),
+        None => None,
+    };
+    let spawned = born.unwrap_or_else(|| cmd.spawn().map(|c| c.id() as i32));
+    let pid = match spawned {
+        Ok(pid) => Pid::from_raw(pid),
+        Err(e) => {
+            drop(table);
+            side.finish();
+            return Err(SpawnError::Exec {
+                path: spec.program.clone(),
+                reason: explain_exec_error(&spec.program, &e),
+            });
+        }
+    };
+    side.started(pid.as_raw());
     let was_empty = table.is_empty();
-    table.insert(pid.as_raw(), slot.clone());
+    table.insert(pid.as_raw(), first_slot);
     drop(table);
+    if let Some((r, w)) = status_pipe {
+        drop(w);
+        let slot = slot.clone();
+        std::thread::Builder::new()
+            .name("pairbench-status".into())
+            .spawn(move || read_status(r, &slot))
+            .map_err(|source| SpawnError::Contain {
+                path: spec.program.clone(),
+                source,
+            })?;
+    }
     if was_empty {
         r.more.notify_all();
     }
     Ok(Child {
         pid,
-        marker: spec.marker.clone(),
         slot,
+        side,
         terminated_by_us: AtomicBool::new(false),
+        stopped_by: Mutex::new(None),
         terminating: Mutex::new(()),
     })
+}
+
+/// What execve needs, built before the fork (nothing is allocated after it).
+struct ExecArgs {
+    program: std::ffi::CString,
+    _argv: Vec<std::ffi::CString>,
+    _envp: Vec<std::ffi::CString>,
+    argv: Vec<*const nix::libc::c_char>,
+    envp: Vec<*const nix::libc::c_char>,
+}
+
+// SAFETY: the pointers point into the CStrings owned by the same value, which is only
+// read (in the forked child).
+unsafe impl Send for ExecArgs {}
+// SAFETY: as above: nothing mutates them.
+unsafe impl Sync for ExecArgs {}
+
+impl ExecArgs {
+    fn new(spec: &Spec) -> io::Result<ExecArgs> {
+        use std::ffi::CString;
+        use std::os::unix::ffi::OsStrExt;
+        let c = |b: &[u8]| {
+            CString::new(b).map_err(|_| io::Error::other("a NUL byte in an argument or variable"))
+        };
+        let path = std::path::absolute(&spec.program)?;
+        let program = c(path.as_os_str().as_bytes())?;
+        let mut argv = vec![c(spec.program.as_os_str().as_bytes())?];
+        for a in &spec.args {
+            argv.push(c(a.as_bytes())?);
+        }
+        let mut vars: Vec<(std::ffi::OsString, std::ffi::OsString)> = std::env::vars_os().collect();
+        let mut set = |k: &str, v: &str| {
+            vars.retain(|(ek, _)| ek.as_bytes() != k.as_bytes());
+            vars.push((k.into(), v.into()));
+        };
+        for (k, v) in &spec.env {
+            set(k, v);
+        }
+        set(MARKER_VAR, &spec.marker);
+        let mut envp = Vec::with_capacity(vars.len());
+        for (k, v) in &vars {
+            let mut kv = k.as_bytes().to_vec();
+            kv.push(b'=');
+            kv.extend_from_slice(v.as_bytes());
+            envp.push(c(&kv)?);
+        }
+        let ptrs = |v: &[CString]| {
+            v.iter()
+                .map(|s| s.as_ptr())
+                .chain(std::iter::once(std::ptr::null()))
+                .collect::<Vec<_>>()
+        };
+        Ok(ExecArgs {
+            program,
+            argv: ptrs(&argv),
+            envp: ptrs(&envp),
+            _argv: argv,
+            _envp: envp,
+        })
+    }
+
+    /// In the forked child: execve, or the reason it failed.
+    fn exec(&self) -> io::Result<()> {
+        // SAFETY: NUL-terminated strings and NULL-terminated arrays built in `new`.
+        unsafe {
+            nix::libc::execve(
+                self.program.as_ptr(),
+                self.argv.as_ptr(),
+                self.envp.as_ptr(),
+            );
+        }
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// clone3's flag (linux/sched.h); the libc crate's constant does not fit its type.
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// `struct clone_args` of clone3(2), up to `cgroup` (CLONE_ARGS_SIZE_VER2).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+/// Start `exec` as a new process born in the cgroup `cgroup` (a directory descriptor),
+/// with `stdio` as its stdout and stderr, /dev/null as stdin, in `cwd`, in a process
+/// group of its own. `Ok(None)` where the kernel cannot (no clone3): the caller falls
+/// back to fork and joining the cgroup.
+fn clone_into_cgroup(
+    exec: &ExecArgs,
+    stdio: [std::os::fd::RawFd; 2],
+    cwd: &Path,
+    cgroup: std::os::fd::RawFd,
+) -> io::Result<Option<i32>> {
+    use nix::libc;
+    use std::os::unix::ffi::OsStrExt;
+    let null = File::open("/dev/null")?;
+    let cwd = std::ffi::CString::new(cwd.as_os_str().as_bytes())
+        .map_err(|_| io::Error::other("a NUL byte in the folder name"))?;
+    let (err_r, err_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    let fds = [null.as_raw_fd(), stdio[0], stdio[1]];
+    let w = err_w.as_raw_fd();
+    let args = CloneArgs {
+        flags: CLONE_INTO_CGROUP,
+        exit_signal: libc::SIGCHLD as u64,
+        cgroup: cgroup as u64,
+        ..CloneArgs::default()
+    };
+    // SAFETY: clone3 without CLONE_VM is a fork; the child only makes async-signal-safe
+    // system calls on values built above, then execs or exits.
+    let pid = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    if pid == 0 {
+        // SAFETY: see above; never returns.
+        unsafe { child_after_clone(exec, fds, &cwd, w) }
+    }
+    if pid < 0 {
+        let e = io::Error::last_os_error();
+        return match e.raw_os_error() {
+            Some(libc::ENOSYS) | Some(libc::EINVAL) | Some(libc::E2BIG) | Some(libc::EPERM) => {
+                Ok(None)
+            }
+            _ => Err(e),
+        };
+    }
+    let pid = pid as i32;
+    drop(err_w);
+    // The child's errno if it could not exec; nothing (end of file) once it did.
+    let mut f = File::from(err_r);
+    let mut buf = [0u8; 4];
+    let mut got = 0;
+    while got < 4 {
+        match f.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    if got == 4 {
+        let _ = waitpid(Pid::from_raw(pid), None);
+        return Err(io::Error::from_raw_os_error(i32::from_ne_bytes(buf)));
+    }
+    Ok(Some(pid))
+}
+
+/// The new process, between clone3 and exec.
+///
+/// # Safety
+/// Only in the child of [`clone_into_cgroup`].
+unsafe fn child_after_clone(
+    exec: &ExecArgs,
+    fds: [std::os::fd::RawFd; 3],
+    cwd: &std::ffi::CStr,
+    err: std::os::fd::RawFd,
+) -> ! {
+    use nix::libc;
+    // SAFETY: async-signal-safe system calls on descriptors and strings that outlive
+    // this process image.
+    unsafe {
+        let fail = || -> ! {
+            let e = *libc::__errno_location();
+            let b = e.to_ne_bytes();
+            libc::write(err, b.as_ptr().cast(), b.len());
+            libc::_exit(127)
+        };
+        for (i, fd) in fds.iter().enumerate() {
+            let target = i as libc::c_int;
+            if *fd == target {
+                libc::fcntl(target, libc::F_SETFD, 0);
+            } else if libc::dup2(*fd, target) < 0 {
+                fail();
+            }
+        }
+        if libc::chdir(cwd.as_ptr()) < 0 || libc::setpgid(0, 0) < 0 {
+            fail();
+        }
+        let mut none: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut none);
+        libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        libc::execve(
+            exec.program.as_ptr(),
+            exec.argv.as_ptr(),
+            exec.envp.as_ptr(),
+        );
+        fail()
+    }
+}
+
+/// The script's wait status, from its holder (the sweep); a holder gone without one
+/// means the script was killed with it.
+fn read_status(r: std::os::fd::OwnedFd, slot: &ExitSlot) {
+    let mut f = File::from(r);
+    let mut buf = [0u8; 4];
+    let exit = match f.read_exact(&mut buf) {
+        Ok(()) => {
+            match nix::sys::wait::WaitStatus::from_raw(Pid::from_raw(1), i32::from_ne_bytes(buf)) {
+                Ok(WaitStatus::Exited(_, c)) => Exit::Code(c),
+                Ok(WaitStatus::Signaled(_, s, _)) => Exit::Signal(s as i32),
+                _ => Exit::Signal(Signal::SIGKILL as i32),
+            }
+        }
+        Err(_) => Exit::Signal(Signal::SIGKILL as i32),
+    };
+    *lock(&slot.exit) = Some(exit);
+    slot.cv.notify_all();
 }
 
 /// Turn an exec failure into a reason a user can act on.
@@ -296,132 +606,90 @@ impl Child {
         self.terminated_by_us.load(Ordering::SeqCst)
     }
 
-    /// End the process group and every process carrying this child's marker:
-    /// SIGHUP, SIGTERM, SIGKILL, `grace` apart, stopping as soon as all are gone.
-    /// Returns when everything is gone. Safe to call more than once, from any thread.
+    /// End the side with the default stop signal (SIGHUP); see [`Child::stop`].
     pub fn terminate(&self, grace: Duration) {
-        let _one_at_a_time = lock(&self.terminating);
-        if self.try_exit().is_none() {
-            self.terminated_by_us.store(true, Ordering::SeqCst);
-        }
-        kill_sequence(Some(self.pid), &self.marker, grace);
+        self.stop(Stop {
+            grace,
+            signal: StopSignal::DEFAULT,
+        });
     }
-}
 
-/// Is anything left of process group `pgid`?
-fn group_alive(pgid: Pid) -> bool {
-    !matches!(killpg(pgid, None), Err(Errno::ESRCH))
-}
-
-/// The kill sequence on group `pgid` (if any) and on every live process marked `marker`.
-pub fn kill_sequence(pgid: Option<Pid>, marker: &str, grace: Duration) {
-    let alive = |marked: &mut Vec<Pid>| {
-        *marked = find_marked(marker);
-        pgid.is_some_and(group_alive) || !marked.is_empty()
-    };
-    let mut marked = Vec::new();
-    for sig in [Signal::SIGHUP, Signal::SIGTERM, Signal::SIGKILL] {
-        if !alive(&mut marked) {
+    /// End the side: each signal of `stop`'s sequence to the process group and to every
+    /// other process of the side, `grace` apart, stopping as soon as all are gone; then
+    /// `cgroup.kill` for whatever is left. Returns when everything is gone. Safe to call
+    /// more than once, from any thread.
+    pub fn stop(&self, stop: Stop) {
+        let _one_at_a_time = lock(&self.terminating);
+        if self.side.usage().is_some() {
             return;
         }
-        if let Some(g) = pgid {
-            let _ = killpg(g, sig);
-        }
-        // Marked processes still in the group got the signal already; signalling them
-        // twice would make a script that traps it see it twice.
-        for p in &marked {
-            let in_group = pgid.is_some_and(|g| nix::unistd::getpgid(Some(*p)) == Ok(g));
-            if !in_group {
-                let _ = kill(*p, sig);
-            }
-        }
-        // After SIGKILL, wait (boundedly) for the kernel to finish them off.
-        let wait = if sig == Signal::SIGKILL {
-            Duration::from_secs(10).max(grace)
+        if self.try_exit().is_none() {
+            self.terminated_by_us.store(true, Ordering::SeqCst);
         } else {
-            grace
-        };
-        let deadline = Instant::now() + wait;
-        let mut pause = Duration::from_millis(1);
-        loop {
-            let group_gone = pgid.is_none_or(|g| !group_alive(g));
-            let marked_gone = marked.iter().all(|p| !pid_alive(*p));
-            if group_gone && marked_gone {
+            // Most scripts leave nothing behind: their side empties right after them.
+            self.side.wait_gone(Duration::from_millis(5));
+        }
+        let pgid = self.pid.as_raw();
+        for sig in stop.sequence() {
+            if !self.side.alive() {
                 break;
             }
-            if Instant::now() >= deadline {
-                break;
+            let main_running = self.try_exit().is_none();
+            if sig == Signal::SIGKILL {
+                self.side.kill_all();
+            } else {
+                self.side.signal_and_wait(pgid, sig, stop.grace);
             }
-            std::thread::sleep(pause);
-            pause = (pause * 2).min(Duration::from_millis(20));
+            if main_running && self.main_ended_soon() {
+                *lock(&self.stopped_by) = Some(sig);
+            }
+        }
+        self.side.finish();
+    }
+
+    /// Did the main process end? When the side is empty, give the reaper a moment to
+    /// record it.
+    fn main_ended_soon(&self) -> bool {
+        if self.try_exit().is_some() {
+            return true;
+        }
+        if self.side.alive() {
+            return false;
+        }
+        self.wait_timeout(Duration::from_millis(500)).is_some()
+    }
+
+    /// The signal that ended the main process, when pairbench ended it.
+    pub fn stopped_by(&self) -> Option<Signal> {
+        *lock(&self.stopped_by)
+    }
+
+    /// What the side used (known once it has been ended).
+    pub fn usage(&self) -> Option<contain::Usage> {
+        self.side.usage()
+    }
+
+    /// The side's cgroup, under `cgroup2`.
+    pub fn cgroup_dir(&self) -> Option<PathBuf> {
+        self.side.cgroup_dir()
+    }
+}
+
+impl Drop for Child {
+    /// A side nobody ends any more is ended now.
+    fn drop(&mut self) {
+        if self.side.usage().is_none() {
+            self.side.finish();
         }
     }
 }
 
-/// Alive and not a zombie.
-fn pid_alive(pid: Pid) -> bool {
-    match std::fs::read(format!("/proc/{pid}/stat")) {
-        Ok(stat) => proc_state(&stat).is_some_and(|s| s != b'Z' && s != b'X'),
-        Err(_) => false,
-    }
-}
-
-fn proc_state(stat: &[u8]) -> Option<u8> {
-    // "pid (comm) S ..." — comm may contain anything, so look after the last ')'.
-    let close = stat.iter().rposition(|&b| b == b')')?;
-    stat.get(close + 2).copied()
-}
-
-/// Every live process (not a zombie) whose environment holds `MARKER_VAR=marker`.
-pub fn find_marked(marker: &str) -> Vec<Pid> {
-    let mut needle = Vec::with_capacity(MARKER_VAR.len() + marker.len() + 2);
-    needle.extend_from_slice(MARKER_VAR.as_bytes());
-    needle.push(b'=');
-    needle.extend_from_slice(marker.as_bytes());
-    needle.push(0);
-    let me = std::process::id() as i32;
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    let mut found = Vec::new();
-    let mut buf = Vec::with_capacity(8192);
-    for entry in dir.flatten() {
-        let name = entry.file_name();
-        let Some(pid) = parse_pid(&name) else {
-            continue;
-        };
-        if pid == me {
-            continue;
-        }
-        buf.clear();
-        let Ok(mut f) = File::open(format!("/proc/{pid}/environ")) else {
-            continue;
-        };
-        if f.read_to_end(&mut buf).is_err() || buf.is_empty() {
-            continue;
-        }
-        // Entries are NUL-separated; match a whole entry.
-        let hit = buf.starts_with(&needle)
-            || buf
-                .windows(needle.len() + 1)
-                .any(|w| w[0] == 0 && w[1..] == needle[..]);
-        if hit && pid_alive(Pid::from_raw(pid)) {
-            found.push(Pid::from_raw(pid));
-        }
-    }
-    found
-}
-
-fn parse_pid(name: &OsStr) -> Option<i32> {
-    let b = name.as_bytes();
-    if b.is_empty() || !b.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    std::str::from_utf8(b).ok()?.parse().ok()
-}
-
-/// SIGKILL every process group we started and have not reaped yet (second Ctrl-C).
+/// End every script at once (the second Ctrl-C): SIGKILL to every process group we
+/// started and not reaped yet, and to everything of every side.
 pub fn kill_all_now() {
+    // The sides first: under the sweep, a holder killed before its tree would hand the
+    // tree to pairbench.
+    contain::current().kill_everything_now();
     let table = lock(&reaper().table);
     for pid in table.keys() {
         let _ = killpg(Pid::from_raw(*pid), Signal::SIGKILL);
@@ -447,8 +715,38 @@ mod tests {
     }
 
     #[test]
-    fn state_after_odd_comm() {
-        assert_eq!(proc_state(b"12 (a) b) S 1 2"), Some(b'S'));
-        assert_eq!(proc_state(b"12 (x) Z 1"), Some(b'Z'));
+    fn a_side_is_ended_and_its_usage_read_once() {
+        let dir = std::env::temp_dir().join(format!("pairbench-usage-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let spec = Spec {
+            program: "/bin/sh".into(),
+            args: vec![
+                "-c".into(),
+                "i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done".into(),
+            ],
+            cwd: dir.clone(),
+            env: Vec::new(),
+            stdout: dir.join("stdout"),
+            stderr: dir.join("stderr"),
+            marker: "unit-usage-local".into(),
+        };
+        let child = spawn(&spec).unwrap();
+        assert_eq!(
+            child.wait_timeout(Duration::from_secs(60)),
+            Some(Exit::Code(0))
+        );
+        let cg = child.cgroup_dir();
+        assert!(child.usage().is_none());
+        child.terminate(Duration::from_millis(100));
+        let usage = child.usage().expect("read when ended");
+        if let Some(cg) = cg {
+            assert!(
+                usage.cpu_user_us.is_some() && usage.cpu_system_us.is_some(),
+                "{usage:?}"
+            );
+            assert!(!cg.exists(), "its cgroup is removed");
+        }
+        assert_eq!(child.stopped_by(), None, "it ended on its own");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

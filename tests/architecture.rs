@@ -7,9 +7,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-/// Which top-level modules each one may use. Leaves (config, discover, process,
-/// hostinfo, sockets, terminal) use none; nothing may use the cli; only the cli uses the
-/// runner, the report and the commands.
+/// Which top-level modules each one may use. Leaves (config, discover, hostinfo, sockets,
+/// terminal) use none, and process only the containment it spawns into; nothing may use
+/// the cli; only the cli uses the runner, the report and the commands.
 const ALLOWED: &[(&str, &[&str])] = &[
     (
         "cli",
@@ -17,6 +17,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "compare",
             "config",
             "console",
+            "contain",
             "discover",
             "exit_status",
             "helpers",
@@ -44,17 +45,19 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ),
     ("config", &[]),
     ("console", &["interrupt"]),
-    ("control", &["helpers", "transport", "sockets"]),
+    ("contain", &["config"]),
+    ("control", &["contain", "helpers", "transport", "sockets"]),
     ("discover", &[]),
     ("exit_status", &["tree"]),
     ("helpers", &["config", "outcome", "sockets"]),
+    ("group_toml", &["config", "contain"]),
     ("hostinfo", &[]),
-    ("interrupt", &["control", "process"]),
+    ("interrupt", &["contain", "control", "process"]),
     ("inventory", &["config"]),
     ("list", &["console", "discover", "terminal"]),
     ("outcome", &["process", "tree"]),
     ("plan", &["discover", "tree"]),
-    ("process", &[]),
+    ("process", &["contain"]),
     (
         "report",
         &[
@@ -74,9 +77,11 @@ const ALLOWED: &[(&str, &[&str])] = &[
         &[
             "config",
             "console",
+            "contain",
             "control",
             "discover",
             "exit_status",
+            "group_toml",
             "helpers",
             "hostinfo",
             "interrupt",
@@ -96,7 +101,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "transport",
         &[
-            "config", "discover", "helpers", "hostinfo", "outcome", "process", "tree", "sockets",
+            "config", "contain", "discover", "helpers", "hostinfo", "outcome", "process", "tree",
+            "sockets",
         ],
     ),
     ("terminal", &[]),

@@ -28,7 +28,11 @@ fn the_outcome_table_and_its_precedence() {
         ("ok_x_ok", "SUCCESS", "local exited 0, remote exited 0"),
         ("ok_x_bad", "FAILED", "remote exited 3"),
         ("ok_x_err", "ERROR", "remote exited 2"),
-        ("ok_x_serve", "SUCCESS", "local exited 0, remote terminated"),
+        (
+            "ok_x_serve",
+            "SUCCESS",
+            "local exited 0, remote terminated by SIGHUP",
+        ),
         ("fail_x_ok", "FAILED", "local exited 1"),
         ("fail_x_bad", "FAILED", "local exited 1; remote exited 3"),
         ("fail_x_err", "ERROR", "remote exited 2; local exited 1"),

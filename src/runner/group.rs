@@ -16,6 +16,8 @@ pub struct GroupCtx<'a> {
     pub run: &'a RunCtx,
     pub group: &'a Group,
     pub local_paths: GroupPaths,
+    /// The run's options with the group's group.toml over them.
+    pub settings: &'a crate::group_toml::GroupSettings,
 }
 
 /// A group on one remote host.
@@ -110,6 +112,7 @@ pub fn run_group(ctx: &RunCtx, group: &Group, pool: &Pool, mine: &[&Planned]) {
     }
     let g = GroupCtx {
         run: ctx,
+        settings: ctx.settings_of(group),
         group,
         local_paths: GroupPaths {
             scripts: group.dir.clone(),

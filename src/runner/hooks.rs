@@ -56,7 +56,7 @@ pub fn run(g: &GroupCtx, h: &HostCtx, name: &str) -> Option<HookResult> {
         local_host: &h.local_host,
         remote_user: &h.remote_user,
         remote_port: h.remote_port,
-        user_env: &g.run.opts.env,
+        user_env: &g.settings.env,
         pair: None,
     });
     if !remote_side || h.transport.runs_here() {
@@ -82,8 +82,8 @@ pub fn run(g: &GroupCtx, h: &HostCtx, name: &str) -> Option<HookResult> {
         Ok(p) => p,
         Err(e) => return Some(fail(format!("{name} could not start: {e}"))),
     };
-    let limit = g.run.opts.hook_timeout;
-    let deadline = Instant::now() + limit;
+    let limit = g.settings.hook_timeout;
+    let deadline = crate::contain::deadline(limit);
     let exit = loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if let Some(e) = proc.wait_timeout(left.min(Duration::from_millis(100))) {
@@ -93,7 +93,7 @@ pub fn run(g: &GroupCtx, h: &HostCtx, name: &str) -> Option<HookResult> {
             break None;
         }
     };
-    proc.terminate(g.run.opts.kill_grace);
+    proc.stop(g.settings.stop());
     if remote_side && let Err(e) = h.transport.fetch(&out, &local_out) {
         g.run.progress.println(&format!(
             "pairbench: warning: {name}: copying its logs back failed: {e}"

@@ -45,6 +45,8 @@ pub struct RunCtx {
     pub marker_prefix: String,
     /// The runs of each pair (parameters, repetitions).
     pub variants: Vec<plan::Variant>,
+    /// Each group's settings (its group.toml over the run's options), by group index.
+    pub settings: Vec<crate::group_toml::GroupSettings>,
     seq: AtomicU64,
     csv: Mutex<Appender>,
     /// Results that could not be written; the first one stops the run.
@@ -52,6 +54,16 @@ pub struct RunCtx {
 }
 
 impl RunCtx {
+    /// The settings of `group` (one of the run's groups).
+    pub fn settings_of(&self, group: &Group) -> &crate::group_toml::GroupSettings {
+        let i = self
+            .groups
+            .iter()
+            .position(|g| g.name == group.name)
+            .unwrap_or(0);
+        &self.settings[i]
+    }
+
     fn next_seq(&self) -> u64 {
         self.seq.fetch_add(1, Ordering::Relaxed)
     }
@@ -188,6 +200,10 @@ pub fn run(mut opts: RunOptions, command_line: Vec<String>) -> anyhow::Result<Ru
             );
         }
     }
+    let settings = groups
+        .iter()
+        .map(|g| crate::group_toml::GroupSettings::load(&g.dir, &opts))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut pairs = plan::pairs(&groups, &opts.filters)?;
     if let Some(shard) = opts.shard {
         pairs.retain(|p| plan::in_shard(&p.id(&groups), shard));
@@ -262,7 +278,13 @@ pub fn run(mut opts: RunOptions, command_line: Vec<String>) -> anyhow::Result<Ru
         .with_context(|| format!("cannot resolve '{}'", opts.results_dir.display()))?;
     let tree = Tree::new(&results_dir, &tag);
     let _lock = lock::lock(&tree)?;
-    lock::remove_leftovers(&tree);
+    let containment = crate::contain::init().map_err(anyhow::Error::msg)?;
+    let mut cleaned = crate::contain::leftovers::clean_dead_runs(&std::env::temp_dir());
+    cleaned.partials = lock::remove_leftovers(&tree);
+    cleaned.tag = tag.clone();
+    if let Some(line) = cleaned.line() {
+        eprintln!("{line}");
+    }
     if replan {
         clear_for_new_plan(&tree, &groups, &planned)?;
     }
@@ -283,10 +305,26 @@ pub fn run(mut opts: RunOptions, command_line: Vec<String>) -> anyhow::Result<Ru
     )
     .map_err(|e| WriteError::new(&tree.file("results.csv"), e))?;
     let pool = make_pool(&opts)?;
-    let control = Control::start().context("cannot start the helpers' control socket")?;
+    let control =
+        Control::start(containment.name()).context("cannot start the helpers' control socket")?;
+    if let Some(cg) = containment.cgroup_dir() {
+        // What the next run needs to clean up if this one and its keeper both die.
+        let _ = std::fs::write(control.dir().join("cgroup"), cg.display().to_string());
+    }
+    if let Err(e) = crate::contain::keeper::start(
+        containment.name(),
+        containment.cgroup_dir(),
+        &[control.dir().to_path_buf()],
+    ) {
+        eprintln!(
+            "pairbench: warning: cannot start the keeper that ends this run's processes if pairbench dies: {e}"
+        );
+    }
+    let mut here = hostinfo::this_machine("local", "local", "127.0.0.1");
+    here.containment = Some(containment.description().to_string());
     // The remote hosts join run.json at the end: asking them now would wait for every
     // connection before the first pair.
-    let this_machine = vec![hostinfo::this_machine("local", "local", "127.0.0.1")];
+    let this_machine = vec![here];
 
     let mut manifest = stored.unwrap_or_default();
     manifest.pairbench_version = env!("CARGO_PKG_VERSION").to_string();
@@ -303,6 +341,16 @@ pub fn run(mut opts: RunOptions, command_line: Vec<String>) -> anyhow::Result<Ru
         params: opts.params.clone(),
     });
     manifest.hosts = this_machine.clone();
+    manifest.containment = serde_json::to_value(containment.description()).ok();
+    let changed: std::collections::BTreeMap<&str, &crate::group_toml::GroupSettings> = groups
+        .iter()
+        .zip(&settings)
+        .filter(|(_, s)| s.from_group_toml())
+        .map(|(g, s)| (g.name.as_str(), s))
+        .collect();
+    manifest.group_settings = (!changed.is_empty())
+        .then(|| serde_json::to_value(&changed).ok())
+        .flatten();
     manifest.pairs_planned = planned.len();
     manifest.pairs_run = to_run;
     manifest.pairs_skipped = skipped;
@@ -325,12 +373,9 @@ pub fn run(mut opts: RunOptions, command_line: Vec<String>) -> anyhow::Result<Ru
         groups,
         tree: tree.clone(),
         control,
-        marker_prefix: format!(
-            "{}-{}",
-            std::process::id(),
-            started_at.replace([':', '.'], "")
-        ),
+        marker_prefix: containment.name().to_string(),
         variants,
+        settings,
         seq: AtomicU64::new(0),
         csv: Mutex::new(csv),
         unrecorded: Mutex::new(Vec::new()),
@@ -361,6 +406,8 @@ pub fn run(mut opts: RunOptions, command_line: Vec<String>) -> anyhow::Result<Ru
     hosts.extend(pool.hosts.iter().map(|t| t.host_info()));
     manifest.hosts = hosts;
     pool.close();
+    // Nothing of the run runs any more; the keeper can go.
+    containment.finish();
 
     // The run's tables, from the tree itself.
     let walked = walk::walk(&tree.root);

@@ -58,6 +58,8 @@ pub fn run_pair(
         Ok(p) => p,
         Err(e) => return not_recorded(g, planned, e),
     };
+    // A second Ctrl-C removes the staging folder before exiting.
+    let _partial = crate::interrupt::Partial::new(&p.staging);
     if let Some(why) = error {
         p.rec.reason = why.to_string();
         return p.record(Exits::none());
@@ -76,15 +78,12 @@ pub fn run_pair(
             return p.record(Exits::none());
         }
     };
-    let key = g
-        .run
-        .control
-        .register(remote.clone(), g.run.opts.kill_grace);
+    let key = g.run.control.register(remote.clone(), g.settings.stop());
     let watches = p.watch_output();
     let start = Instant::now();
     let mut local = p.start_local(&remote_dir, &key);
     if let Some(proc) = &local.proc {
-        local.end = wait_local(proc, &*remote, g.run.opts.timeout, start);
+        local.end = wait_local(proc, &*remote, g.settings.timeout, start);
     }
     p.rec.duration_s = start.elapsed().as_secs_f64();
     let remote_at_end = remote_end_now(&*remote);
@@ -100,7 +99,12 @@ pub fn run_pair(
         &remote_dir,
         &p.staging.join("remote"),
     );
-    p.decide(&local, &settled, failed_before);
+    p.decide(
+        &local,
+        &settled,
+        failed_before,
+        remote.stopped_by().as_deref(),
+    );
     p.record(Exits {
         local: local
             .proc
@@ -194,7 +198,7 @@ impl<'a> PairRun<'a> {
             local_host: &h.local_host,
             remote_user: &h.remote_user,
             remote_port: h.remote_port,
-            user_env: &g.run.opts.env,
+            user_env: &g.settings.env,
             pair: Some((
                 &self.rec.pair,
                 &self.rec.local_test,
@@ -311,11 +315,11 @@ impl<'a> PairRun<'a> {
         key: &str,
         watches: Option<[u64; 4]>,
     ) {
-        let grace = self.g.run.opts.kill_grace;
+        let stop = self.g.settings.stop();
         std::thread::scope(|s| {
-            s.spawn(|| remote.terminate(grace));
+            s.spawn(|| remote.stop(stop));
             if let Some(local) = local {
-                local.terminate(grace);
+                local.stop(stop);
             }
         });
         self.g.run.control.unregister(key);
@@ -327,7 +331,14 @@ impl<'a> PairRun<'a> {
     }
 
     /// The outcome, from how both sides ended and what came back.
-    fn decide(&mut self, local: &Local, settled: &Settled, failed_before: bool) {
+    /// `stopped_by`: the signal that ended the remote test, when pairbench ended it.
+    fn decide(
+        &mut self,
+        local: &Local,
+        settled: &Settled,
+        failed_before: bool,
+        stopped_by: Option<&str>,
+    ) {
         let rec = &mut self.rec;
         rec.local_exit = match &local.end {
             LocalEnd::Exited(e) => e.code(),
@@ -335,7 +346,7 @@ impl<'a> PairRun<'a> {
         };
         rec.remote_exit = settled.end.exit().and_then(Exit::code);
         rec.remote_ended = settled.end.ended();
-        let (status, reason) = outcome::decide(&local.end, &settled.end);
+        let (status, reason) = outcome::decide(&local.end, &settled.end, stopped_by);
         rec.status = status;
         rec.reason = reason;
         rec.notes = settled.notes.clone();
@@ -437,7 +448,9 @@ fn wait_local(
     timeout: Duration,
     start: Instant,
 ) -> LocalEnd {
-    let deadline = start + timeout;
+    let deadline = start
+        .checked_add(timeout)
+        .unwrap_or_else(|| crate::contain::deadline(timeout));
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if let Some(e) = local.wait_timeout(left.min(Duration::from_millis(100))) {

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::{Fetched, GroupPaths, Launch, Running, Transport, TransportError};
+use crate::contain::Stop;
 use crate::discover::Group;
 use crate::process::{self, Exit};
 use crate::sockets::{self, Proto, Waited};
@@ -20,8 +21,11 @@ impl Running for process::Child {
     fn wait_timeout(&self, timeout: Duration) -> Option<Exit> {
         process::Child::wait_timeout(self, timeout)
     }
-    fn terminate(&self, grace: Duration) {
-        process::Child::terminate(self, grace)
+    fn stop(&self, stop: Stop) {
+        process::Child::stop(self, stop)
+    }
+    fn stopped_by(&self) -> Option<String> {
+        process::Child::stopped_by(self).map(|s| s.as_str().to_string())
     }
     fn terminated_by_us(&self) -> bool {
         process::Child::terminated_by_us(self)

@@ -8,6 +8,7 @@ pub mod ssh;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::contain::Stop;
 use crate::discover::Group;
 use crate::process::Exit;
 use crate::sockets::{Proto, Waited};
@@ -45,9 +46,15 @@ pub trait Running: Send + Sync {
     fn try_exit(&self) -> Option<Exit>;
     /// Wait up to `timeout` for the main process to exit.
     fn wait_timeout(&self, timeout: Duration) -> Option<Exit>;
-    /// The kill sequence on the whole process group and the processes that escaped it;
-    /// returns when all are gone. Idempotent.
-    fn terminate(&self, grace: Duration);
+    /// End the script's side: the grace sequence of `stop` on its process group and every
+    /// other process of the side, then whatever is left at once; returns when all are
+    /// gone. Idempotent.
+    fn stop(&self, stop: Stop);
+    /// The signal (`SIGTERM`, ...) after which the main process exited, when pairbench
+    /// ended it.
+    fn stopped_by(&self) -> Option<String> {
+        None
+    }
     /// True if [`Running::terminate`] found the main process still running.
     fn terminated_by_us(&self) -> bool;
     /// Why the transport lost track of the script (a dead SSH connection), if it did:

@@ -146,7 +146,13 @@ pub fn remove_leftovers(tree: &Tree) -> usize {
         && let Ok(rd) = std::fs::read_dir(results)
     {
         for e in rd.flatten() {
-            if e.file_name().to_string_lossy().starts_with(".latest.tmp") {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(pid) = name.strip_prefix(".latest.tmp") else {
+                continue;
+            };
+            // Another run's, between making it and renaming it to `latest`: not ours.
+            let running = !pid.is_empty() && Path::new("/proc").join(pid).exists();
+            if !running {
                 let _ = std::fs::remove_file(e.path());
             }
         }

@@ -123,6 +123,13 @@ pub struct Manifest {
     pub options: serde_json::Value,
     pub plan: Option<RunPlan>,
     pub hosts: Vec<HostInfo>,
+    /// How this machine contained the latest invocation's scripts: `method` (`cgroup2`
+    /// or `sweep`), `at` (the run's cgroup) or `why` (docs/containment.md).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub containment: Option<serde_json::Value>,
+    /// Groups whose group.toml changed a setting: each value and where it came from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group_settings: Option<serde_json::Value>,
     /// Counts of the pairs the latest invocation planned.
     pub counts: Counts,
     pub pairs_planned: usize,

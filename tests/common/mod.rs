@@ -205,3 +205,34 @@ pub fn processes_with_env(needle: &str) -> Vec<i32> {
     }
     out
 }
+
+/// Live processes whose command line holds `token` (put it in argv, e.g. with
+/// `exec -a TOKEN sleep 600`: `env -i` clears environments, not argv).
+pub fn processes_with_cmdline(token: &str) -> Vec<i32> {
+    let mut out = Vec::new();
+    let me = std::process::id() as i32;
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        if let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline"))
+            && cmd.windows(token.len()).any(|w| w == token.as_bytes())
+            && alive(pid)
+        {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// A token no other test uses, for [`processes_with_cmdline`].
+pub fn token(tag: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("pbtok-{tag}-{}-{nanos:x}", std::process::id())
+}

@@ -21,7 +21,7 @@ const SSHD: &str = "/usr/sbin/sshd";
 /// reads no ~/.bashrc for the command sshd runs. The test hosts then behave like plain
 /// accounts whatever this machine's ~/.bashrc does (here it runs `pyenv init`, whose
 /// rehash lock, left behind when a host is killed mid-login, stalls every later login).
-pub const PLAIN_LOGIN: &str = "SetEnv SHLVL=1\n";
+pub const PLAIN_LOGIN: &str = "SetEnv SHLVL=1 PYENV_REHASH_TIMEOUT=0\n";
 
 fn required() -> bool {
     std::env::var("PAIRBENCH_REQUIRE_SSHD").is_ok_and(|v| v == "1")
@@ -264,6 +264,8 @@ impl Sshd {
              LogLevel VERBOSE\n{extra_config}",
             d = d.display()
         );
+        // (SetEnv: a login shell that runs `pyenv rehash` from its rc file must not wait
+        // a minute on a lock that a killed shell left behind.)
         std::fs::write(d.join("sshd_config"), config).unwrap();
         if is_root() {
             // sshd's privilege separation folder.

@@ -1,12 +1,15 @@
 //! `pairbench agent`: the remote end of an SSH transport. pairbench uploads itself to the
 //! remote host and runs this once per connection; it reads [`Request`]s on stdin and
 //! answers with [`Event`]s on stdout. Scripts are started and ended with
-//! [`crate::process`], exactly as on this machine: own process group, reaped as a child
-//! subreaper, the kill sequence with the marker sweep.
+//! [`crate::process`], exactly as on this machine: own process group, own side (a cgroup
+//! where the host allows it, else the sweep: [`crate::contain`]), the grace sequence.
 //!
 //! Nothing is left behind: when stdin ends or fails, or no request (not even a ping)
 //! arrives for `--idle-timeout-ms` (the link is dead), the agent ends every script it
-//! started and exits.
+//! started at once, removes its run folder (unless `--keep`) and exits; a keeper does
+//! the same if the agent itself is killed. The agent holds a lock on `<run folder>/.lock`
+//! while it lives, so a later agent knows which run folders belong to runs that are over
+//! and removes them (saying so in its hello).
 
 use std::collections::HashMap;
 use std::io::{BufRead, Read, Write};
@@ -16,6 +19,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::proto::{self, Event, Request};
+use crate::contain::{self, Stop, StopSignal};
 use crate::process::{self, Child};
 
 /// Options of `pairbench agent`.
@@ -27,9 +31,79 @@ pub struct AgentArgs {
     /// Send a tick this often
     #[arg(long, default_value_t = 1_000)]
     pub ping_ms: u64,
-    /// Grace period of the kill sequence when the connection ends
+    /// Accepted for older pairbench versions; when the connection ends, everything is
+    /// ended at once
     #[arg(long, default_value_t = 2_000)]
     pub grace_ms: u64,
+    /// This run's folder on this host: locked while the agent lives, removed when it ends
+    #[arg(long)]
+    pub run_dir: Option<PathBuf>,
+    /// Keep the run folder when the agent ends
+    #[arg(long)]
+    pub keep: bool,
+}
+
+/// The lock file in a run folder: held by the agent of a run that is not over.
+fn lock_path(run_dir: &Path) -> PathBuf {
+    run_dir.join(".lock")
+}
+
+/// Lock this run's folder; remove the folders of runs that are over (their lock is
+/// free). Returns the lock and what was removed.
+fn lock_run(run_dir: &Path) -> (Option<nix::fcntl::Flock<std::fs::File>>, Vec<String>) {
+    let Some(runs) = run_dir.parent() else {
+        return (None, Vec::new());
+    };
+    let _ = std::fs::create_dir_all(run_dir);
+    let mine = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(lock_path(run_dir))
+        .ok()
+        .and_then(|f| nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock).ok());
+    let mut removed = Vec::new();
+    let Ok(entries) = std::fs::read_dir(runs) else {
+        return (mine, removed);
+    };
+    for e in entries.flatten() {
+        let folder = e.path();
+        if folder == run_dir {
+            continue;
+        }
+        let lock = lock_path(&folder);
+        // Not just made by an agent that is about to lock it.
+        let settled = std::fs::metadata(&lock)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > Duration::from_secs(5));
+        if !settled {
+            continue;
+        }
+        let Ok(f) = std::fs::OpenOptions::new().write(true).open(&lock) else {
+            continue;
+        };
+        // A free lock: that run's agent is gone, so the run is over.
+        if let Ok(held) = nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+            if std::fs::remove_dir_all(&folder).is_ok() {
+                removed.push(folder.display().to_string());
+            }
+            drop(held);
+        }
+    }
+    (mine, removed)
+}
+
+/// The agent is done: its scripts are ended, its folder removed (unless kept).
+fn leave(procs: &Procs, run_dir: Option<&Path>, keep: bool) {
+    end_all(procs);
+    contain::current().finish();
+    if let Some(d) = run_dir
+        && !keep
+    {
+        let _ = std::fs::remove_dir_all(d);
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -63,9 +137,38 @@ pub fn main(args: &AgentArgs) -> i32 {
     let out = Out(Arc::new(Mutex::new(std::io::stdout())));
     let procs: Procs = Arc::default();
     let last_input = Arc::new(Mutex::new(Instant::now()));
-    let grace = Duration::from_millis(args.grace_ms);
+    let containment = contain::current();
+    let (_run_lock, removed) = match &args.run_dir {
+        Some(d) => lock_run(d),
+        None => (None, Vec::new()),
+    };
+    let mut cleaned = contain::leftovers::clean_dead_runs(&std::env::temp_dir())
+        .line()
+        .map(|l| l.trim_start_matches("pairbench: ").to_string());
+    if !removed.is_empty() {
+        let line = format!(
+            "removed the folders of {} runs that are over: {}",
+            removed.len(),
+            removed.join(", ")
+        );
+        cleaned = Some(match cleaned {
+            Some(c) => format!("{c}; {line}"),
+            None => line,
+        });
+    }
+    let mut keep_paths = Vec::new();
+    if let Some(d) = &args.run_dir
+        && !args.keep
+    {
+        keep_paths.push(d.clone());
+    }
+    if let Err(e) =
+        contain::keeper::start(containment.name(), containment.cgroup_dir(), &keep_paths)
+    {
+        eprintln!("pairbench agent: cannot start its keeper: {e}");
+    }
     let helpers = helper_dir();
-    out.send(&hello());
+    out.send(&hello(containment.description().clone(), cleaned));
     let idle = Duration::from_millis(args.idle_timeout_ms);
     let every = Duration::from_millis(args.ping_ms.max(10));
     let ticks = {
@@ -82,6 +185,7 @@ pub fn main(args: &AgentArgs) -> i32 {
     };
     let watchdog = {
         let (procs, last_input) = (procs.clone(), last_input.clone());
+        let (run_dir, keep) = (args.run_dir.clone(), args.keep);
         std::thread::Builder::new()
             .name("agent-watchdog".into())
             .spawn(move || {
@@ -92,7 +196,7 @@ pub fn main(args: &AgentArgs) -> i32 {
                             "pairbench agent: nothing from pairbench for {}ms: ending everything",
                             idle.as_millis()
                         );
-                        end_all(&procs, grace);
+                        leave(&procs, run_dir.as_deref(), keep);
                         // Not exit(): another thread may hold stdout, blocked on a dead link.
                         // SAFETY: _exit ends the process at once; nothing is used after it.
                         unsafe { nix::libc::_exit(3) }
@@ -102,7 +206,7 @@ pub fn main(args: &AgentArgs) -> i32 {
     };
     if ticks.is_err() || watchdog.is_err() {
         eprintln!("pairbench agent: cannot start a thread");
-        end_all(&procs, grace);
+        leave(&procs, args.run_dir.as_deref(), args.keep);
         return 2;
     }
     let stdin = std::io::stdin();
@@ -120,11 +224,11 @@ pub fn main(args: &AgentArgs) -> i32 {
             Err(e) => eprintln!("pairbench agent: bad request ({e}): {}", line.trim_end()),
         }
     }
-    end_all(&procs, grace);
+    leave(&procs, args.run_dir.as_deref(), args.keep);
     0
 }
 
-fn hello() -> Event {
+fn hello(containment: contain::Description, cleaned: Option<String>) -> Event {
     let uts = nix::sys::utsname::uname().ok();
     let s = |f: Option<&std::ffi::OsStr>| {
         f.map(|x| x.to_string_lossy().into_owned())
@@ -144,17 +248,23 @@ fn hello() -> Event {
         meminfo: std::fs::read_to_string("/proc/meminfo").unwrap_or_default(),
         ssh_connection: std::env::var("SSH_CONNECTION").unwrap_or_default(),
         home: std::env::var("HOME").unwrap_or_default(),
+        containment,
+        cleaned,
     }
 }
 
-/// End every script this agent started, all at once.
-fn end_all(procs: &Procs, grace: Duration) {
+/// End every script this agent started, all at once: pairbench is gone, so stopping is
+/// final (no grace).
+fn end_all(procs: &Procs) {
+    contain::current().kill_everything_now();
+    let now = Stop {
+        grace: Duration::ZERO,
+        signal: StopSignal(nix::sys::signal::Signal::SIGKILL),
+    };
     let all: Vec<Arc<Child>> = lock(procs).values().map(|p| p.child.clone()).collect();
-    std::thread::scope(|s| {
-        for c in &all {
-            s.spawn(move || c.terminate(grace));
-        }
-    });
+    for c in &all {
+        c.stop(now);
+    }
 }
 
 fn done(re: u64) -> Event {
@@ -163,6 +273,7 @@ fn done(re: u64) -> Event {
         pid: None,
         terminated: None,
         exit: None,
+        stopped_by: None,
     }
 }
 
@@ -253,7 +364,8 @@ fn handle(req: Request, out: &Out, procs: &Procs, helpers: Option<&Path>) {
                 env,
                 stdout: stdout.into(),
                 stderr: stderr.into(),
-                marker,
+                // This host's leftover cleaning knows runs by its own processes.
+                marker: format!("{}-{marker}", contain::current().name()),
             };
             match process::spawn(&spec) {
                 Err(e) => out.send(&failed(id, e.to_string())),
@@ -269,6 +381,7 @@ fn handle(req: Request, out: &Out, procs: &Procs, helpers: Option<&Path>) {
                         pid: Some(child.pid()),
                         terminated: None,
                         exit: None,
+                        stopped_by: None,
                     });
                     if stream {
                         let (out, child) = (out.clone(), child.clone());
@@ -324,7 +437,16 @@ fn handle(req: Request, out: &Out, procs: &Procs, helpers: Option<&Path>) {
             id,
             proc_id,
             grace_ms,
+            signal,
         } => {
+            let signal = match signal.as_deref().map(StopSignal::parse) {
+                None => StopSignal::DEFAULT,
+                Some(Ok(s)) => s,
+                Some(Err(e)) => {
+                    out.send(&failed(id, e));
+                    return;
+                }
+            };
             let proc = lock(procs).get(&proc_id).cloned();
             let Some(proc) = proc else {
                 out.send(&failed(id, format!("no process {proc_id}")));
@@ -335,7 +457,10 @@ fn handle(req: Request, out: &Out, procs: &Procs, helpers: Option<&Path>) {
                 .name("agent-terminate".into())
                 .spawn(move || {
                     let child = &proc.child;
-                    child.terminate(Duration::from_millis(grace_ms));
+                    child.stop(Stop {
+                        grace: Duration::from_millis(grace_ms).min(contain::MAX_DURATION),
+                        signal,
+                    });
                     // The group is gone; give the reaper a moment to record the exit.
                     let exit = child.wait_timeout(Duration::from_secs(2));
                     // All its output is sent before the answer (it ends with the process).
@@ -349,6 +474,7 @@ fn handle(req: Request, out: &Out, procs: &Procs, helpers: Option<&Path>) {
                         pid: None,
                         terminated: Some(child.terminated_by_us()),
                         exit: exit.map(|e| e.file_text()),
+                        stopped_by: child.stopped_by().map(|s| s.as_str().to_string()),
                     });
                 });
         }

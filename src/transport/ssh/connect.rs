@@ -25,6 +25,10 @@ pub struct Opts {
     pub connect_timeout: Duration,
     pub accept_new_host_keys: bool,
     pub kill_grace: Duration,
+    /// The run's folder name under `<workdir>/runs/` (the agent locks and removes it).
+    pub run_id: String,
+    /// `--keep-remote`: the agent leaves the run's folder.
+    pub keep_remote: bool,
 }
 
 /// Why a connection could not be made; each message says what to do.
@@ -183,10 +187,13 @@ pub fn establish(t: &Target, o: &Opts, home: &Path) -> Result<Established, Conne
     let (workdir, remote_exe) = upload_agent(&sess, t)?;
     let grace = ms(o.kill_grace);
     let timeout = ms(o.connect_timeout);
+    let run_dir = workdir.join("runs").join(&o.run_id);
     let cmd = format!(
-        "exec {} agent --idle-timeout-ms {timeout} --ping-ms {} --grace-ms {grace}",
+        "exec {} agent --idle-timeout-ms {timeout} --ping-ms {} --grace-ms {grace} --run-dir {}{}",
         quote(&remote_exe.to_string_lossy()).map_err(Setup)?,
-        ping_every(o.connect_timeout).as_millis()
+        ping_every(o.connect_timeout).as_millis(),
+        quote(&run_dir.to_string_lossy()).map_err(Setup)?,
+        if o.keep_remote { " --keep" } else { "" }
     );
     let mut channel = sess
         .channel_session()

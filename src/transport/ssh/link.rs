@@ -23,6 +23,7 @@ use ssh2::BlockDirections;
 
 use super::connect::{Established, ping_every};
 use super::proto::{Event, Request};
+use crate::contain::Stop;
 use crate::outcome::human;
 use crate::process::Exit;
 use crate::sockets::{Proto, Waited};
@@ -322,6 +323,7 @@ struct ProcInner {
     lost: Option<String>,
     terminated_by_us: bool,
     terminate_done: bool,
+    stopped_by: Option<String>,
 }
 
 impl ProcState {
@@ -374,7 +376,7 @@ impl Running for RemoteProc {
         g.exit
     }
 
-    fn terminate(&self, grace: Duration) {
+    fn stop(&self, stop: Stop) {
         let _one = lock(&self.terminating);
         {
             let i = lock(&self.st.m);
@@ -382,23 +384,33 @@ impl Running for RemoteProc {
                 return;
             }
         }
-        let limit = grace * 3 + Duration::from_secs(15) + self.shared.timeout;
+        let grace = stop.grace;
+        let limit = grace
+            .saturating_mul(3)
+            .saturating_add(Duration::from_secs(15))
+            .saturating_add(self.shared.timeout);
         let proc_id = self.id;
-        let grace_ms = grace.as_millis() as u64;
+        let grace_ms = u64::try_from(grace.as_millis()).unwrap_or(u64::MAX);
+        let signal = Some(stop.signal.name().to_string());
         let answer = self.shared.call(
             |id| Request::Terminate {
                 id,
                 proc_id,
                 grace_ms,
+                signal,
             },
             limit,
         );
         let mut i = lock(&self.st.m);
         match answer {
             Ok(Event::Done {
-                terminated, exit, ..
+                terminated,
+                exit,
+                stopped_by,
+                ..
             }) => {
                 i.terminated_by_us = terminated.unwrap_or(false);
+                i.stopped_by = stopped_by;
                 if i.exit.is_none() {
                     i.exit = exit.as_deref().and_then(Exit::parse_file_text);
                 }
@@ -449,6 +461,10 @@ impl Running for RemoteProc {
                 "the agent did not say how the port wait ended".into(),
             )),
         }
+    }
+
+    fn stopped_by(&self) -> Option<String> {
+        lock(&self.st.m).stopped_by.clone()
     }
 
     fn failure(&self) -> Option<String> {

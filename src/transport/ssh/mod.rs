@@ -118,26 +118,30 @@ impl SshTransport {
             .chars()
             .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
             .collect();
+        let run_id = format!("{host}-{}-{nanos:x}", std::process::id());
         let t = SshTransport {
             target,
             opts: connect::Opts {
                 connect_timeout: opts.connect_timeout,
                 accept_new_host_keys: opts.accept_new_host_keys,
                 kill_grace: opts.kill_grace,
+                run_id: String::new(),
+                keep_remote: opts.keep_remote,
             },
             keep_remote: opts.keep_remote,
             home,
-            run_id: format!("{host}-{}-{nanos:x}", std::process::id()),
+            run_id: run_id.clone(),
             state: Mutex::new(State::Connecting(None)),
             side_dirs: Mutex::default(),
             mirrors: opts.verbose.then(Mutex::default),
         };
-        let (target, opts, home, run_id) = (
+        let (target, mut opts, home, run_id) = (
             t.target.clone(),
             t.opts.clone(),
             t.home.clone(),
             t.run_id.clone(),
         );
+        opts.run_id = run_id.clone();
         let handle = std::thread::Builder::new()
             .name(format!("ssh-connect-{spec}"))
             .spawn(move || connect(&target, &opts, &home, &run_id))
@@ -266,15 +270,24 @@ fn connect(
             cpuinfo,
             meminfo,
             ssh_connection,
+            containment,
+            cleaned,
             ..
-        } => (
-            ssh_connection
-                .split_whitespace()
-                .next()
-                .unwrap_or_default()
-                .to_string(),
-            hostinfo::from_parts(uname, cpuinfo, meminfo),
-        ),
+        } => {
+            if let Some(line) = cleaned {
+                eprintln!("pairbench: {}: {line}", target.name);
+            }
+            let mut info = hostinfo::from_parts(uname, cpuinfo, meminfo);
+            info.containment = Some(containment.to_string());
+            (
+                ssh_connection
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_string(),
+                info,
+            )
+        }
         _ => (String::new(), HostInfo::default()),
     };
     info.name = target.name.clone();

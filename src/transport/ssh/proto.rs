@@ -35,11 +35,14 @@ pub enum Request {
         #[serde(default)]
         stream: bool,
     },
-    /// The kill sequence on process `proc_id` (its group and its marker).
+    /// End process `proc_id`'s side: the grace sequence starting with `signal`
+    /// (default SIGHUP), then whatever is left at once.
     Terminate {
         id: u64,
         proc_id: u64,
         grace_ms: u64,
+        #[serde(default)]
+        signal: Option<String>,
     },
     /// Send a folder's files back (`file`/`dir`/`link` events), then remove it if asked.
     Pack {
@@ -80,6 +83,12 @@ pub enum Event {
         /// `$SSH_CONNECTION`: client address, client port, server address, server port.
         ssh_connection: String,
         home: String,
+        /// How the agent contains scripts on that host.
+        #[serde(default)]
+        containment: crate::contain::Description,
+        /// What it cleaned up after runs that are over (one line), if anything.
+        #[serde(default)]
+        cleaned: Option<String>,
     },
     /// The agent is alive.
     Tick,
@@ -93,6 +102,9 @@ pub enum Event {
         /// Written like an `exit_code` file.
         #[serde(default)]
         exit: Option<String>,
+        /// The signal after which the main process exited (`SIGTERM`), when ended.
+        #[serde(default)]
+        stopped_by: Option<String>,
     },
     /// Request `re` failed.
     Failed { re: u64, error: String },

@@ -1,0 +1,357 @@
+//! cgroup v2, as containment uses it: finding the unified hierarchy and our own cgroup
+//! from `/proc/self/mountinfo` and `/proc/self/cgroup`, a run's subtree
+//! (`<own cgroup>/pairbench/<run>/`), and one cgroup per side of a pair: joined before
+//! the script execs, signalled pid by pid, ended with `cgroup.kill`, empty when
+//! `cgroup.events` says `populated 0`, then removed. See docs/containment.md.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Folder under our own cgroup that holds the cgroups of runs.
+pub const PARENT: &str = "pairbench";
+
+/// Where the unified (v2) hierarchy is mounted: (root inside the hierarchy, mount point).
+fn v2_mount(mountinfo: &str) -> Option<(String, PathBuf)> {
+    mountinfo.lines().find_map(|line| {
+        let (left, right) = line.split_once(" - ")?;
+        if right.split_whitespace().next()? != "cgroup2" {
+            return None;
+        }
+        let f: Vec<&str> = left.split_whitespace().collect();
+        Some((unescape(f.get(3)?), PathBuf::from(unescape(f.get(4)?))))
+    })
+}
+
+/// mountinfo writes space, tab, newline and backslash as `\040`-style octal.
+fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
+            out.push(v);
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Our cgroup in the unified hierarchy (the `0::` line of /proc/self/cgroup).
+fn own_path(cgroup: &str) -> Option<String> {
+    cgroup
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .map(|p| p.trim_end_matches(" (deleted)").to_string())
+}
+
+/// The folder of our own v2 cgroup, or why there is none.
+pub fn own_cgroup() -> Result<PathBuf, String> {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| format!("cannot read /proc/self/mountinfo: {e}"))?;
+    let (root, mount) =
+        v2_mount(&mountinfo).ok_or("no cgroup v2 (unified) hierarchy is mounted")?;
+    let cgroup = std::fs::read_to_string("/proc/self/cgroup")
+        .map_err(|e| format!("cannot read /proc/self/cgroup: {e}"))?;
+    let own = own_path(&cgroup).ok_or("this process has no cgroup v2 (no 0:: line)")?;
+    let rel = if root == "/" {
+        own.as_str()
+    } else {
+        own.strip_prefix(&root).ok_or_else(|| {
+            format!(
+                "our cgroup {own} is outside the cgroup v2 mount at {} (root {root})",
+                mount.display()
+            )
+        })?
+    };
+    let dir = mount.join(rel.trim_start_matches('/'));
+    if !dir.join("cgroup.procs").exists() {
+        return Err(format!("our cgroup {} is not there", dir.display()));
+    }
+    Ok(dir)
+}
+
+fn write_file(path: &Path, text: &str) -> io::Result<()> {
+    OpenOptions::new()
+        .write(true)
+        .open(path)?
+        .write_all(text.as_bytes())
+}
+
+/// Does `cgroup.events` of `dir` say a process is in it (or below it)? A cgroup that is
+/// gone is empty.
+pub fn populated(dir: &Path) -> bool {
+    let mut buf = [0u8; 256];
+    let Ok(n) = File::open(dir.join("cgroup.events")).and_then(|mut f| f.read(&mut buf)) else {
+        return false;
+    };
+    buf[..n].split(|&b| b == b'\n').any(|l| l == b"populated 1")
+}
+
+/// Wait until `dir` is empty, up to `limit`; true when it is.
+pub fn wait_empty(dir: &Path, limit: Duration) -> bool {
+    let end = crate::contain::deadline(limit);
+    let mut pause = Duration::from_millis(1);
+    loop {
+        if !populated(dir) {
+            return true;
+        }
+        if Instant::now() >= end {
+            return false;
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(20));
+    }
+}
+
+/// The pids in `dir` and every cgroup below it.
+pub fn pids_below(dir: &Path) -> Vec<i32> {
+    let mut out = Vec::new();
+    for e in walkdir::WalkDir::new(dir).into_iter().flatten() {
+        if e.file_type().is_dir() {
+            out.extend(pids_in(e.path()));
+        }
+    }
+    out
+}
+
+/// The pids directly in cgroup `dir`.
+pub fn pids_in(dir: &Path) -> Vec<i32> {
+    std::fs::read_to_string(dir.join("cgroup.procs"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
+/// Remove `dir` and the cgroups below it (they must be empty), deepest first.
+pub fn remove_tree(dir: &Path) -> io::Result<()> {
+    if !dir.exists() {
+        return Ok(());
+    }
+    for e in walkdir::WalkDir::new(dir).contents_first(true) {
+        let e = e.map_err(io::Error::other)?;
+        if e.file_type().is_dir() {
+            rmdir_retry(e.path())?;
+        }
+    }
+    Ok(())
+}
+
+/// rmdir, waiting briefly while the kernel finishes taking the last process out.
+fn rmdir_retry(dir: &Path) -> io::Result<()> {
+    let end = Instant::now() + Duration::from_secs(2);
+    loop {
+        match std::fs::remove_dir(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(nix::libc::EBUSY) && Instant::now() < end => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// End every process in `dir` and below at once (`cgroup.kill`), wait until it is
+/// empty (up to `limit`), then remove the cgroups. Returns how many processes were in it.
+pub fn kill_tree(dir: &Path, limit: Duration) -> io::Result<usize> {
+    if !dir.exists() {
+        return Ok(0);
+    }
+    let n = pids_below(dir).len();
+    if populated(dir) {
+        write_file(&dir.join("cgroup.kill"), "1")?;
+        if !wait_empty(dir, limit) {
+            return Err(io::Error::other(format!(
+                "{} still holds processes after cgroup.kill",
+                dir.display()
+            )));
+        }
+    }
+    remove_tree(dir)?;
+    Ok(n)
+}
+
+/// A run's cgroup: `<own cgroup>/pairbench/<run name>`.
+#[derive(Debug)]
+pub struct RunCgroup {
+    dir: PathBuf,
+}
+
+impl RunCgroup {
+    /// Make the run's cgroup, or say why it cannot be used.
+    pub fn create(own: &Path, name: &str) -> Result<RunCgroup, String> {
+        let parent = own.join(PARENT);
+        match std::fs::create_dir(&parent) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(cannot_create(&parent, &e)),
+        }
+        let dir = parent.join(name);
+        std::fs::create_dir(&dir).map_err(|e| cannot_create(&dir, &e))?;
+        let fail = |why: String| {
+            let _ = std::fs::remove_dir(&dir);
+            Err(why)
+        };
+        if !dir.join("cgroup.kill").exists() {
+            return fail(format!(
+                "{} has no cgroup.kill (it needs Linux 5.14 or later)",
+                own.display()
+            ));
+        }
+        // Moving a process in needs write access to the cgroup.procs files involved.
+        for f in [own.join("cgroup.procs"), dir.join("cgroup.procs")] {
+            if let Err(e) = OpenOptions::new().write(true).open(&f) {
+                return fail(format!("cannot write {}: {e}", f.display()));
+            }
+        }
+        Ok(RunCgroup { dir })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// A new cgroup for one side of a pair (or a hook), ready to be joined.
+    pub fn side(&self, name: &str) -> io::Result<SideCgroup> {
+        let dir = self.dir.join(name);
+        std::fs::create_dir(&dir)?;
+        let procs = OpenOptions::new()
+            .write(true)
+            .custom_flags(nix::libc::O_CLOEXEC)
+            .open(dir.join("cgroup.procs"))
+            .inspect_err(|_| {
+                let _ = std::fs::remove_dir(&dir);
+            })?;
+        let dir_fd = OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_DIRECTORY | nix::libc::O_CLOEXEC)
+            .open(&dir)?;
+        Ok(SideCgroup {
+            dir,
+            procs: procs.into(),
+            dir_fd: dir_fd.into(),
+        })
+    }
+}
+
+fn cannot_create(dir: &Path, e: &io::Error) -> String {
+    let hint = if e.kind() == io::ErrorKind::PermissionDenied {
+        " (run as root, or inside a delegated cgroup, e.g. `systemd-run --user --scope -p Delegate=yes pairbench run ...`)"
+    } else {
+        ""
+    };
+    format!("cannot create {}: {e}{hint}", dir.display())
+}
+
+/// The cgroup of one side: every process the script starts stays in it.
+#[derive(Debug)]
+pub struct SideCgroup {
+    dir: PathBuf,
+    /// `cgroup.procs`, open for writing: the child writes "0" to it before it execs
+    /// (where it cannot be born in the cgroup).
+    procs: OwnedFd,
+    /// The cgroup's folder, for clone3's CLONE_INTO_CGROUP.
+    dir_fd: OwnedFd,
+}
+
+/// What a side used, from its cgroup (issue 14 turns these into metrics).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub cpu_user_us: Option<u64>,
+    pub cpu_system_us: Option<u64>,
+    /// Peak memory: on hybrid machines the v1 memory controller's
+    /// `memory.max_usage_in_bytes` of a per-side v1 cgroup; not measured yet.
+    pub memory_peak_bytes: Option<u64>,
+}
+
+impl SideCgroup {
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The descriptor a child writes "0" to (in `pre_exec`) to join this cgroup.
+    pub fn procs_fd(&self) -> RawFd {
+        self.procs.as_raw_fd()
+    }
+
+    /// The cgroup's folder, for clone3's CLONE_INTO_CGROUP.
+    pub fn dir_fd(&self) -> RawFd {
+        self.dir_fd.as_raw_fd()
+    }
+
+    pub fn populated(&self) -> bool {
+        populated(&self.dir)
+    }
+
+    pub fn pids(&self) -> Vec<i32> {
+        pids_below(&self.dir)
+    }
+
+    /// `cgroup.kill`: SIGKILL to every process in it, at once.
+    pub fn kill(&self) -> io::Result<()> {
+        write_file(&self.dir.join("cgroup.kill"), "1")
+    }
+
+    pub fn wait_empty(&self, limit: Duration) -> bool {
+        wait_empty(&self.dir, limit)
+    }
+
+    /// CPU time from `cpu.stat` (microseconds).
+    pub fn usage(&self) -> Usage {
+        let stat = std::fs::read_to_string(self.dir.join("cpu.stat")).unwrap_or_default();
+        let field = |name: &str| {
+            stat.lines()
+                .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+        };
+        Usage {
+            cpu_user_us: field("user_usec "),
+            cpu_system_us: field("system_usec "),
+            memory_peak_bytes: None,
+        }
+    }
+
+    /// Remove the (empty) cgroup and any below it.
+    pub fn remove(&self) -> io::Result<()> {
+        remove_tree(&self.dir)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_v2_mount_beside_v1_controllers() {
+        let mi = "35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory\n\
+                  41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n";
+        assert_eq!(
+            v2_mount(mi),
+            Some(("/".to_string(), PathBuf::from("/sys/fs/cgroup/unified")))
+        );
+        let odd = "41 31 0:38 /sub /mnt/my\\040cg rw - cgroup2 none rw\n";
+        assert_eq!(
+            v2_mount(odd),
+            Some(("/sub".to_string(), PathBuf::from("/mnt/my cg")))
+        );
+        assert_eq!(v2_mount("1 2 0:1 / / rw - ext4 /dev/x rw\n"), None);
+    }
+
+    #[test]
+    fn own_cgroup_is_the_0_line() {
+        let c = "9:name=systemd:/\n4:memory:/x\n0::/user.slice/a.scope\n";
+        assert_eq!(own_path(c).as_deref(), Some("/user.slice/a.scope"));
+        assert_eq!(own_path("4:memory:/x\n"), None);
+    }
+}
