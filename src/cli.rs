@@ -31,6 +31,8 @@ pub enum Command {
     Report(ReportArgs),
     /// Show each pair's change between two runs; exit 1 where something got worse
     Compare(CompareArgs),
+    /// Hosts, links and faults on this machine: a testbed of network namespaces
+    Testbed(crate::testbed::command::TestbedArgs),
     /// The remote end of an SSH transport (started by pairbench over SSH)
     #[command(hide = true)]
     Agent(crate::transport::ssh::agent::AgentArgs),
@@ -236,6 +238,13 @@ impl RunArgs {
         } else {
             self.remotes
         };
+        // The hosts of a testbed that is up, by name (a [[remote]] of the same name wins).
+        let mut remote_defs = file.remote;
+        for d in crate::testbed::remote_defs(&crate::testbed::state_dir(None, &file.testbed)) {
+            if !remote_defs.iter().any(|r| r.name == d.name) {
+                remote_defs.push(d);
+            }
+        }
         Ok(RunOptions {
             groups_dir: self
                 .common
@@ -249,7 +258,7 @@ impl RunArgs {
             tag: self.tag,
             groups: self.groups,
             remotes,
-            remote_defs: file.remote,
+            remote_defs,
             filters: self.filters,
             timeout: dur("--timeout", &self.timeout, &file.timeout, "10m")?,
             hook_timeout: dur(
@@ -376,6 +385,7 @@ fn dispatch(cli: Cli, args: &[String]) -> anyhow::Result<i32> {
                 .unwrap_or_else(|| "results".into());
             crate::compare::command(&results, &c.a, &c.b, &c.threshold, &file.metrics)
         }
+        Command::Testbed(t) => crate::testbed::command::run(&t),
         Command::Helper { name, args } => Ok(crate::helpers::main(&name, &args)),
         Command::Agent(a) => Ok(crate::transport::ssh::agent::main(&a)),
     }

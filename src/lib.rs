@@ -18,4 +18,5 @@ pub mod results;
 pub mod runner;
 pub mod skeleton;
 pub mod stats;
+pub mod testbed;
 pub mod transport;

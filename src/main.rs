@@ -13,6 +13,8 @@ fn main() {
         .to_string();
     let code = if pairbench::helpers::NAMES.contains(&called_as.as_str()) {
         pairbench::helpers::main(&called_as, &args[1..])
+    } else if pairbench::testbed::command::HELPERS.contains(&called_as.as_str()) {
+        pairbench::testbed::command::helper(&called_as, &args[1..])
     } else {
         pairbench::cli::main(args)
     };
