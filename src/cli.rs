@@ -139,6 +139,12 @@ pub struct RunArgs {
     /// Seed for --shuffle [default: random]
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
+    /// Make a testbed of N hosts (default: those of [testbed]), run over them, remove it
+    #[arg(long, value_name = "N", num_args = 0..=1)]
+    pub testbed: Option<Option<usize>>,
+    /// Run one pair GROUP/PAIR by hand: a shell instead of its local test
+    #[arg(long, value_name = "GROUP/PAIR")]
+    pub interactive: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -209,7 +215,11 @@ impl RunArgs {
             env.retain(|(ek, _)| ek != &k);
             env.push((k, v));
         }
-        for f in &self.filters {
+        let mut filters = self.filters.clone();
+        if let Some(p) = &self.interactive {
+            filters.push(globset::escape(p));
+        }
+        for f in &filters {
             globset::Glob::new(f).map_err(|e| config::ConfigError::Filter {
                 glob: f.clone(),
                 message: e.kind().to_string(),
@@ -240,7 +250,8 @@ impl RunArgs {
         };
         // The hosts of a testbed that is up, by name (a [[remote]] of the same name wins).
         let mut remote_defs = file.remote;
-        for d in crate::testbed::remote_defs(&crate::testbed::state_dir(None, &file.testbed)) {
+        let testbed = crate::testbed::state_dir(None, &file.testbed);
+        for d in crate::testbed::remote_defs(&testbed) {
             if !remote_defs.iter().any(|r| r.name == d.name) {
                 remote_defs.push(d);
             }
@@ -259,7 +270,7 @@ impl RunArgs {
             groups: self.groups,
             remotes,
             remote_defs,
-            filters: self.filters,
+            filters,
             timeout: dur("--timeout", &self.timeout, &file.timeout, "10m")?,
             hook_timeout: dur(
                 "--hook-timeout",
@@ -297,6 +308,8 @@ impl RunArgs {
             params,
             shuffle: self.shuffle,
             seed: self.seed,
+            interactive: self.interactive,
+            testbed_dir: testbed.path,
         })
     }
 }
@@ -344,8 +357,17 @@ pub fn one_line(e: &anyhow::Error) -> String {
 fn dispatch(cli: Cli, args: &[String]) -> anyhow::Result<i32> {
     match cli.command {
         Command::Run(run) => {
+            let (testbed, config) = (run.testbed, run.common.config.clone());
             let opts = (*run).into_options()?;
-            crate::runner::run(opts, args.to_vec())
+            match testbed {
+                None => crate::runner::run(opts, args.to_vec()),
+                Some(hosts) => {
+                    let file = FileConfig::load(config.as_deref())?;
+                    crate::testbed::auto::run_on_testbed(opts, hosts, &file.testbed, |o| {
+                        crate::runner::run(o, args.to_vec())
+                    })
+                }
+            }
         }
         Command::List(list) => {
             let dir = groups_dir(&list.common)?;

@@ -195,6 +195,10 @@ pub struct RunOptions {
     /// Randomise the order of runs (seeded).
     pub shuffle: bool,
     pub seed: Option<u64>,
+    /// One pair run by hand: a shell in its local folder instead of its local test.
+    pub interactive: Option<String>,
+    /// The testbed's state folder: its helpers and `--remote HOST` use that testbed.
+    pub testbed_dir: PathBuf,
 }
 
 /// Durations in run.json, written the way users write them.

@@ -217,6 +217,46 @@ pub fn spawn(spec: &Spec) -> Result<Child, SpawnError> {
         .stdout(Stdio::from(stdout))
         .stderr(Stdio::from(stderr))
         .process_group(0);
+    start(cmd, spec)
+}
+
+/// Start `spec` on pairbench's terminal (a shell for the user: `run --interactive`), in
+/// its own process group made the terminal's foreground; [`take_terminal_back`] after.
+pub fn spawn_on_terminal(spec: &Spec) -> Result<Child, SpawnError> {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new(&spec.program);
+    cmd.args(&spec.args)
+        .current_dir(&spec.cwd)
+        .envs(spec.env.iter().map(|(k, v)| (k, v)))
+        .env(MARKER_VAR, &spec.marker)
+        .process_group(0);
+    // SAFETY: only system calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            use nix::sys::signal::{SigHandler, Signal, signal};
+            // Taking the terminal from a background group would stop us: ignore that.
+            signal(Signal::SIGTTOU, SigHandler::SigIgn)?;
+            let _ = nix::unistd::tcsetpgrp(std::io::stdin(), nix::unistd::getpgrp());
+            signal(Signal::SIGTTOU, SigHandler::SigDfl)?;
+            Ok(())
+        });
+    }
+    start(cmd, spec)
+}
+
+/// Make pairbench's process group the terminal's foreground again.
+pub fn take_terminal_back() {
+    use nix::sys::signal::{SigHandler, Signal, signal};
+    // SAFETY: SIGTTOU is ignored only around the call, and put back as it was.
+    unsafe {
+        if let Ok(old) = signal(Signal::SIGTTOU, SigHandler::SigIgn) {
+            let _ = nix::unistd::tcsetpgrp(std::io::stdin(), nix::unistd::getpgrp());
+            let _ = signal(Signal::SIGTTOU, old);
+        }
+    }
+}
+
+fn start(mut cmd: Command, spec: &Spec) -> Result<Child, SpawnError> {
     let r = reaper();
     let slot = Arc::new(ExitSlot::default());
     let mut table = lock(&r.table);

@@ -4,6 +4,7 @@
 pub mod env;
 mod group;
 mod hooks;
+mod interactive;
 mod live;
 mod pair;
 mod pool;
@@ -184,6 +185,11 @@ pub fn run(opts: RunOptions, command_line: Vec<String>) -> anyhow::Result<i32> {
     if opts.dry_run {
         print_dry_run(&planned, &groups, &variants);
         return Ok(0);
+    }
+    let mut opts = opts;
+    if let Some(wanted) = &opts.interactive {
+        interactive::check(planned.iter().filter(|p| p.decision.runs()).count(), wanted)?;
+        opts.progress = crate::config::ProgressMode::Never;
     }
 
     std::fs::create_dir_all(&tree.root)

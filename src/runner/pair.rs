@@ -150,6 +150,16 @@ pub fn run_pair(
         "PAIRBENCH_WAIT_TIMEOUT".into(),
         format!("{}ms", g.run.opts.wait_timeout.as_millis()),
     ));
+    // testbed_link / testbed_host: their testbed, default host and events file.
+    lenv.extend(crate::testbed::events::pair_env(
+        &g.run.opts.testbed_dir,
+        &local_dir,
+        h.transport.name(),
+    ));
+    let interactive = g.run.opts.interactive.is_some();
+    if interactive {
+        lenv.extend(super::interactive::env(&name, &l.path));
+    }
     let llaunch = Launch {
         program: l.path.clone(),
         cwd: local_dir.clone(),
@@ -170,13 +180,23 @@ pub fn run_pair(
     });
     let start = Instant::now();
     let grace = g.run.opts.kill_grace;
-    let (local_end, local_proc) = match start_here(&llaunch) {
+    let started_wall = chrono::Local::now();
+    let started = if interactive {
+        super::interactive::start(&llaunch)
+    } else {
+        start_here(&llaunch)
+    };
+    let (local_end, local_proc) = match started {
         Err(e) => (
             LocalEnd::NotRun(format!("local test could not start: {e}")),
             None,
         ),
         Ok(local) => {
-            let end = wait_local(&local, &*remote, g.run.opts.timeout, start);
+            let end = if interactive {
+                super::interactive::wait(&local, &*remote)
+            } else {
+                wait_local(&local, &*remote, g.run.opts.timeout, start)
+            };
             (end, Some(local))
         }
     };
@@ -251,6 +271,19 @@ pub fn run_pair(
         if !rec.reason.contains(&e) {
             rec.reason = format!("{e}; {}", rec.reason);
         }
+    }
+    if interactive {
+        rec.reason = if rec.reason.is_empty() {
+            "interactive".into()
+        } else {
+            format!("{} (interactive)", rec.reason)
+        };
+    }
+    let testbed = crate::testbed::Dir::new(g.run.opts.testbed_dir.clone());
+    for p in crate::testbed::events::finish_pair(&testbed, &local_dir, &staging, started_wall) {
+        g.run
+            .progress
+            .println(&format!("pairbench: warning: {name}: {p}"));
     }
     if failed_before && rec.status == crate::results::Status::Success {
         rec.flaky = true;

@@ -9,9 +9,13 @@
 //! - [`shape`]: link shapes and the link emulator (VDE's wirefilter).
 //! - [`net`], [`cgroup`], [`sshd`]: the kernel, the cgroups and the SSH servers.
 //! - [`command`]: the `pairbench testbed` command line and the script helpers.
+//! - [`events`]: what a pair's scripts changed, gathered and undone when it ends.
+//! - [`auto`]: `pairbench run --testbed`: up, run over its hosts, down.
 
+pub mod auto;
 pub mod cgroup;
 pub mod command;
+pub mod events;
 pub mod net;
 pub mod ops;
 pub mod shape;
@@ -120,12 +124,9 @@ pub fn remote_defs(dir: &Dir) -> Vec<RemoteDef> {
             user: Some(st.user.clone()),
             port: Some(22),
             identity_file: Some(dir.client_key().to_string_lossy().into_owned()),
-            workdir: Some(
-                dir.host_dir(&h.name)
-                    .join("work")
-                    .to_string_lossy()
-                    .into_owned(),
-            ),
+            // The default (~/.pairbench of the user): the hosts share this machine's
+            // files, so the agent is uploaded once per build, not once per testbed.
+            workdir: None,
             slots: Some(h.slots),
             agent: None,
             known_hosts: Some(dir.known_hosts().to_string_lossy().into_owned()),

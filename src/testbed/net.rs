@@ -74,18 +74,34 @@ fn run(cmd: &mut Command, input: Option<&str>) -> Result<String, TestbedError> {
     if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
         let _ = stdin.write_all(text.as_bytes());
     }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| TestbedError::Failed(format!("{show}: {e}")))?;
-    if !out.status.success() {
+    use std::io::Read;
+    let mut err_pipe = child.stderr.take();
+    let errs = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        if let Some(p) = err_pipe.as_mut() {
+            let _ = p.read_to_end(&mut v);
+        }
+        v
+    });
+    let mut out = Vec::new();
+    if let Some(mut p) = child.stdout.take() {
+        let _ = p.read_to_end(&mut out);
+    }
+    let stderr = errs.join().unwrap_or_default();
+    let ok = match child.wait() {
+        Ok(status) => status.success(),
+        // Inside `pairbench run`, its reaper may collect the exit first: then the
+        // command's own word (nothing on stderr) is all there is to go by.
+        Err(e) if e.raw_os_error() == Some(nix::errno::Errno::ECHILD as i32) => stderr.is_empty(),
+        Err(e) => return Err(TestbedError::Failed(format!("{show}: {e}"))),
+    };
+    if !ok {
         return Err(TestbedError::Failed(format!(
             "{show} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-                .trim()
-                .replace('\n', "; ")
+            String::from_utf8_lossy(&stderr).trim().replace('\n', "; ")
         )));
     }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    Ok(String::from_utf8_lossy(&out).into_owned())
 }
 
 /// `ip ARGS`.

@@ -84,6 +84,22 @@ pub fn link(dir: &Dir, host: &str, change: &LinkChange) -> Result<String, Testbe
     Ok(describe_link(&spec, cut))
 }
 
+/// Heal the link of `host` and give it its shape from `up` again.
+pub fn reset_link(dir: &Dir, host: &str) -> Result<String, TestbedError> {
+    super::need_privileges("change links", "link")?;
+    let _lock = dir.lock()?;
+    let mut st = loaded(dir)?;
+    let h = st.host(host).ok_or_else(|| unknown_host(&st, host))?;
+    let spec = h.configured;
+    shape::apply(&dir.host_dir(host).join("wire.mgmt"), &spec.commands(false))?;
+    if let Some(x) = st.host_mut(host) {
+        x.link = spec;
+        x.cut = false;
+    }
+    dir.save(&st)?;
+    Ok(spec.to_string())
+}
+
 fn describe_link(spec: &LinkSpec, cut: bool) -> String {
     if cut {
         format!("cut (when healed: {spec})")
@@ -155,7 +171,7 @@ pub fn host(dir: &Dir, host: &str, change: HostChange) -> Result<String, Testbed
     Ok(host_state(&now).to_string())
 }
 
-fn host_state(h: &super::state::HostState) -> &'static str {
+pub fn host_state(h: &super::state::HostState) -> &'static str {
     if h.stopped {
         "stopped"
     } else if h.paused {

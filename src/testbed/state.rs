@@ -72,6 +72,9 @@ pub struct HostState {
     pub slots: usize,
     /// The link as configured (shape), and whether it is cut.
     pub link: LinkSpec,
+    /// The link as `up` made it (what a pair's changes are undone to).
+    #[serde(default)]
+    pub configured: LinkSpec,
     pub cut: bool,
     pub paused: bool,
     pub stopped: bool,

@@ -202,6 +202,7 @@ fn make(dir: &Dir, plan: &Plan) -> Result<(), TestbedError> {
                 addr: a.to_string(),
                 slots: p.slots,
                 link: p.link,
+                configured: p.link,
                 cut: false,
                 paused: false,
                 stopped: false,
@@ -322,13 +323,7 @@ fn make_host(
     save: &Save,
 ) -> Result<(), TestbedError> {
     let hd = dir.host_dir(&h.name);
-    std::fs::create_dir_all(hd.join("work")).map_err(|e| TestbedError::io(&hd, "create", e))?;
-    let (uid, gid) = {
-        let g = st.lock().unwrap_or_else(|e| e.into_inner());
-        (g.uid, g.gid)
-    };
-    std::os::unix::fs::chown(hd.join("work"), Some(uid), Some(gid))
-        .map_err(|e| TestbedError::io(&hd.join("work"), "hand over", e))?;
+    std::fs::create_dir_all(&hd).map_err(|e| TestbedError::io(&hd, "create", e))?;
     let s = |p: std::path::PathBuf| p.to_string_lossy().into_owned();
     let key = std::thread::scope(|sc| {
         let k = sc.spawn(|| sshd::keygen(&sshd::host_key(dir, &h.name), &h.name));

@@ -548,7 +548,11 @@ fn upload_agent(sess: &Session, t: &Target) -> Result<(PathBuf, PathBuf), Connec
         if t.agent.is_none() {
             check_system(sess, t)?;
         }
-        let tmp = bin.join(format!(".pairbench-{hex}.{}.tmp", std::process::id()));
+        // Unique per connection: hosts of one pool may share a home (NFS, a testbed), and
+        // two uploads into one temporary file leave a half-written agent ("text file busy").
+        static UPLOADS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = UPLOADS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = bin.join(format!(".pairbench-{hex}.{}-{n}.tmp", std::process::id()));
         let fail = |e: ssh2::Error| {
             Setup(format!(
                 "ssh: cannot upload pairbench to {}:{}: {e}",

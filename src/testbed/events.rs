@@ -1,0 +1,122 @@
+//! Faults made by a pair's scripts (docs/testbed.md, "From scripts"): the variables that
+//! let `testbed_link` and `testbed_host` find the testbed and the pair's host, and, when
+//! the pair ends, its `events.csv` — every change with its time, from the file the
+//! helpers wrote in the local side's folder — and the hosts it changed put back as they
+//! were made, so a fault never leaks into the next pair.
+
+use std::path::Path;
+
+use super::command::{EVENTS_ENV, HOST_ENV};
+use super::ops::{self, HostChange};
+use super::state::Dir;
+
+/// The helpers' file, inside the local side's folder (a script never writes the pair's).
+pub const SIDE_FILE: &str = ".testbed-events.csv";
+
+/// Variables for a local test whose remote host is `remote`, its folder `local_dir`.
+pub fn pair_env(dir: &Path, local_dir: &Path, remote: &str) -> Vec<(String, String)> {
+    vec![
+        (super::DIR_ENV.into(), dir.to_string_lossy().into_owned()),
+        (HOST_ENV.into(), remote.into()),
+        (
+            EVENTS_ENV.into(),
+            local_dir.join(SIDE_FILE).to_string_lossy().into_owned(),
+        ),
+    ]
+}
+
+/// After a pair: move the helpers' events into `pair_dir/events.csv` (with `t_s`, the
+/// seconds since `started`) and restore each host they changed; a message for each
+/// thing that could not be done.
+pub fn finish_pair(
+    dir: &Dir,
+    local_dir: &Path,
+    pair_dir: &Path,
+    started: chrono::DateTime<chrono::Local>,
+) -> Vec<String> {
+    let side = local_dir.join(SIDE_FILE);
+    let Ok(mut rd) = csv::Reader::from_path(&side) else {
+        return Vec::new();
+    };
+    let mut problems = Vec::new();
+    let mut rows: Vec<[String; 5]> = Vec::new();
+    let mut hosts: Vec<String> = Vec::new();
+    for rec in rd.records().flatten() {
+        let get = |i: usize| rec.get(i).unwrap_or("").to_string();
+        let (time, host) = (get(0), get(1));
+        let t_s = chrono::DateTime::parse_from_rfc3339(&time)
+            .map(|t| {
+                let d = t.signed_duration_since(started);
+                format!("{:.3}", d.num_milliseconds() as f64 / 1000.0)
+            })
+            .unwrap_or_default();
+        if !hosts.contains(&host) {
+            hosts.push(host.clone());
+        }
+        rows.push([t_s, time, host, get(2), get(3)]);
+    }
+    let _ = std::fs::remove_file(&side);
+    for host in &hosts {
+        let (now, errs) = restore(dir, host);
+        problems.extend(errs);
+        if let Some(now) = now {
+            let time = chrono::Local::now();
+            let t_s = time.signed_duration_since(started).num_milliseconds() as f64 / 1000.0;
+            rows.push([
+                format!("{t_s:.3}"),
+                time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                host.clone(),
+                "restore (pair ended)".into(),
+                now,
+            ]);
+        }
+    }
+    let out = pair_dir.join("events.csv");
+    let written = (|| -> Result<(), csv::Error> {
+        let mut w = csv::Writer::from_path(&out)?;
+        w.write_record(["t_s", "time", "host", "change", "now"])?;
+        for r in &rows {
+            w.write_record(r)?;
+        }
+        w.flush()?;
+        Ok(())
+    })();
+    if let Err(e) = written {
+        problems.push(format!("cannot write {}: {e}", out.display()));
+    }
+    problems
+}
+
+/// Put `host` back as `up` made it: running, link healed and shaped as configured.
+fn restore(dir: &Dir, host: &str) -> (Option<String>, Vec<String>) {
+    let Ok(st) = ops::loaded(dir) else {
+        return (None, Vec::new());
+    };
+    let Some(h) = st.host(host) else {
+        return (None, Vec::new());
+    };
+    let mut errs = Vec::new();
+    let mut changed = false;
+    if h.stopped || h.paused {
+        let change = if h.stopped {
+            HostChange::Start
+        } else {
+            HostChange::Resume
+        };
+        match ops::host(dir, host, change) {
+            Ok(_) => changed = true,
+            Err(e) => errs.push(format!("cannot restore testbed host {host}: {e}")),
+        }
+    }
+    if h.cut || h.link != h.configured {
+        match ops::reset_link(dir, host) {
+            Ok(_) => changed = true,
+            Err(e) => errs.push(format!("cannot restore the link of {host}: {e}")),
+        }
+    }
+    let now = ops::loaded(dir).ok().and_then(|st| {
+        st.host(host)
+            .map(|h| format!("{}; link {}", ops::host_state(h), h.link))
+    });
+    (now.filter(|_| changed), errs)
+}
