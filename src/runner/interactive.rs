@@ -50,6 +50,11 @@ pub fn start(launch: &Launch) -> Result<Child, TransportError> {
     eprintln!(
         "pairbench: the remote test runs; this shell stands in for the local test ($PAIRBENCH_LOCAL_SCRIPT runs it). Leave it (exit) to end the pair."
     );
+    // The shell talks to the terminal: its side's stdout and stderr stay empty.
+    for f in [&launch.stdout, &launch.stderr] {
+        std::fs::File::create(f)
+            .map_err(|e| TransportError::Io(format!("{}: {e}", f.display())))?;
+    }
     Ok(process::spawn_on_terminal(&process::Spec {
         program,
         args,
