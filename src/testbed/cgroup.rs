@@ -79,6 +79,40 @@ pub fn kill(path: &Path) -> Result<(), TestbedError> {
     wait_for(path, "populated", "0", "end")
 }
 
+/// SIGTERM every process inside each of `paths` (and below), and wait up to `grace` for
+/// them all to end: shells run their exit traps and remove their lock files.
+pub fn terminate(paths: &[PathBuf], grace: Duration) {
+    fn all(path: &Path, out: &mut Vec<i32>) {
+        out.extend(procs(path));
+        if let Ok(rd) = std::fs::read_dir(path) {
+            for e in rd.flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    all(&e.path(), out);
+                }
+            }
+        }
+    }
+    let mut pids = Vec::new();
+    for p in paths {
+        let _ = std::fs::write(p.join("cgroup.freeze"), "0");
+        all(p, &mut pids);
+    }
+    for pid in pids {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+    }
+    let end = Instant::now() + grace;
+    while Instant::now() < end
+        && paths
+            .iter()
+            .any(|p| events(p, "populated").is_some_and(|v| v == "1"))
+    {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// Kill what is inside `path` and remove it with every cgroup below it.
 pub fn remove(path: &Path) -> Result<(), TestbedError> {
     if !path.exists() {

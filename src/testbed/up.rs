@@ -456,11 +456,24 @@ fn remove(dir: &Dir, st: &State) -> Result<(), TestbedError> {
     if let Some(root) = &st.cgroup
         && let Ok(rd) = std::fs::read_dir(root)
     {
-        for e in rd.flatten() {
-            if e.file_type().is_ok_and(|t| t.is_dir()) {
-                let _ = std::fs::write(e.path().join("cgroup.freeze"), "0");
-                let _ = std::fs::write(e.path().join("cgroup.kill"), "1");
-            }
+        let groups: Vec<std::path::PathBuf> = rd
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .map(|e| e.path())
+            .collect();
+        // What runs on the hosts gets a moment to end cleanly (a shell killed in its
+        // startup files can leave a lock behind for every later login), then SIGKILL.
+        let hosts: Vec<std::path::PathBuf> = groups
+            .iter()
+            .filter(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("host-"))
+            })
+            .cloned()
+            .collect();
+        cgroup::terminate(&hosts, std::time::Duration::from_millis(500));
+        for g in &groups {
+            let _ = std::fs::write(g.join("cgroup.kill"), "1");
         }
     }
     let mut procs: Vec<super::state::Proc> = st.hub.iter().cloned().collect();
