@@ -602,3 +602,54 @@ fn interactive_opens_a_shell_for_the_local_side_and_ends_the_pair_when_it_closes
     let events = read_csv(&pair.path().join("events.csv"));
     assert_eq!(events[0]["change"], "link shape --delay 5ms");
 }
+
+#[test]
+fn the_testbed_example_runs_with_its_shaped_link_and_fault_and_draws_the_fault_window() {
+    if !bed::available() {
+        return;
+    }
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let b = Bed::new("");
+    // The example's own configuration, with this test's subnet and state folder.
+    let example = std::fs::read_to_string(repo.join("examples/testbed/pairbench.toml")).unwrap();
+    let config = example.replace(
+        "subnet = \"10.213.0.0/24\"",
+        &format!(
+            "subnet = \"{}.0/24\"\nstate_dir = \"{}\"",
+            b.net,
+            b.state.display()
+        ),
+    );
+    assert_ne!(config, example, "the example names its subnet");
+    std::fs::write(b.project.path().join("pairbench.toml"), config).unwrap();
+    let groups = repo.join("examples/testbed");
+    let g = groups.to_string_lossy();
+    b.run(&["run", "-g", &g, "--testbed", "--progress", "never"])
+        .expect_code(0);
+    let p = &b.project;
+    let pair = p.pair("shaped-link", "rtt_probe_x_echo_server");
+    let metrics = read_csv(&p.latest().join("metrics.csv"));
+    let metric = |n: &str| -> f64 {
+        metrics
+            .iter()
+            .find(|m| m["name"] == n)
+            .unwrap_or_else(|| panic!("{n} in {metrics:?}"))["value"]
+            .parse()
+            .unwrap()
+    };
+    // 10 ms each way: a connect takes at least 20 ms; the cut loses probes.
+    assert!(metric("rtt_before_ms") >= 20.0, "{metrics:?}");
+    assert!(metric("rtt_after_ms") >= 20.0, "{metrics:?}");
+    assert!(metric("probes_lost") >= 1.0, "{metrics:?}");
+    let events = read_csv(&pair.path().join("events.csv"));
+    let changes: Vec<&str> = events.iter().map(|e| e["change"].as_str()).collect();
+    assert_eq!(changes, ["link down", "link up"]);
+    b.run(&["report", "-g", &g]).expect_code(0);
+    let svg = std::fs::read_to_string(
+        p.latest()
+            .join("shaped-link/rtt-rtt_probe_x_echo_server.svg"),
+    )
+    .unwrap();
+    assert!(svg.contains("class=\"fault\""), "{svg}");
+    assert_all_gone(&b, &sha_id(&b.state), &[], None);
+}
