@@ -25,6 +25,15 @@ pub fn pair_env(dir: &Path, local_dir: &Path, remote: &str) -> Vec<(String, Stri
     ]
 }
 
+/// Variables for a local hook of a group whose remote host is `remote`: the helpers
+/// work there too (their changes are not undone: a hook sets the stage on purpose).
+pub fn hook_env(dir: &Path, remote: &str) -> Vec<(String, String)> {
+    vec![
+        (super::DIR_ENV.into(), dir.to_string_lossy().into_owned()),
+        (HOST_ENV.into(), remote.into()),
+    ]
+}
+
 /// After a pair: move the helpers' events into `pair_dir/events.csv` (with `t_s`, the
 /// seconds since `started`) and restore each host they changed; a message for each
 /// thing that could not be done.
