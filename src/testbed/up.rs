@@ -561,3 +561,52 @@ fn owned_by_testbed(pid: i32, dir: &Dir) -> bool {
     let needle = dir.path.as_os_str().as_encoded_bytes();
     cmdline.windows(needle.len()).any(|w| w == needle)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{LinkConf, TestbedHostConf};
+
+    #[test]
+    fn names() {
+        for ok in ["server1", "db-2", "A_b"] {
+            assert!(validate_name(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "1st", "a b", "a/b", "local", "-x", &"x".repeat(33)] {
+            assert!(validate_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn plans() {
+        let conf = TestbedConf {
+            subnet: Some("10.213.7.0/24".into()),
+            state_dir: None,
+            hosts: vec![TestbedHostConf {
+                name: "db".into(),
+                slots: Some(2),
+                link: LinkConf {
+                    delay: Some("10ms".into()),
+                    ..LinkConf::default()
+                },
+            }],
+        };
+        let p = plan(&conf, None, None).unwrap();
+        assert_eq!(p.hosts.len(), 1);
+        assert_eq!((p.hosts[0].slots, p.hosts[0].link.delay_ms), (2, 10.0));
+        let p = plan(&conf, Some(3), None).unwrap();
+        let names: Vec<&str> = p.hosts.iter().map(|h| h.name.as_str()).collect();
+        assert_eq!(names, ["db", "server1", "server2"]);
+        let p = plan(&TestbedConf::default(), None, None).unwrap();
+        assert_eq!(p.subnet.to_string(), DEFAULT_SUBNET);
+        assert_eq!(p.hosts.len(), 1);
+        assert!(plan(&conf, Some(0), None).is_err());
+        assert!(plan(&conf, Some(3), Some("10.0.0.0/30")).is_err());
+        assert!(plan(&conf, None, Some("nonsense")).is_err());
+        let twice = TestbedConf {
+            hosts: vec![conf.hosts[0].clone(), conf.hosts[0].clone()],
+            ..conf.clone()
+        };
+        assert!(plan(&twice, None, None).is_err());
+    }
+}
