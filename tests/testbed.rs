@@ -308,6 +308,11 @@ echo "healed $(rtt)""#,
     assert!(t.windows(2).all(|w| w[0] <= w[1]) && t[0] >= 0.0, "{t:?}");
     assert!(events[1]["now"].starts_with("cut"), "{events:?}");
     assert!(!pair.path().join("local/.testbed-events.csv").exists());
+    let page = std::fs::read_to_string(p.latest().join("index.html")).unwrap();
+    assert!(
+        page.contains("net/probe_x_listen/events.csv\">testbed events</a>"),
+        "the report links the events"
+    );
     // After the pair, the link is as `up` made it: 10ms again.
     let st = b.state_json();
     assert_eq!(st["hosts"][0]["link"]["delay_ms"], 10.0);

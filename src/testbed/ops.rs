@@ -60,15 +60,33 @@ fn unknown_host(st: &State, name: &str) -> TestbedError {
     ))
 }
 
-/// Change the link of `host`; the link as it is now (e.g. `cut`, `delay 20ms`).
-pub fn link(dir: &Dir, host: &str, change: &LinkChange) -> Result<String, TestbedError> {
-    super::need_privileges("change links", "link")?;
-    let _lock = dir.lock()?;
-    let mut st = loaded(dir)?;
+/// With the lock held: the state and `host` in it (after checking the privileges).
+fn open_host(
+    dir: &Dir,
+    host: &str,
+    what: &str,
+    verb: &str,
+) -> Result<
+    (
+        nix::fcntl::Flock<std::fs::File>,
+        State,
+        super::state::HostState,
+    ),
+    TestbedError,
+> {
+    super::need_privileges(what, verb)?;
+    let lock = dir.lock()?;
+    let st = loaded(dir)?;
     let h = st
         .host(host)
         .ok_or_else(|| unknown_host(&st, host))?
         .clone();
+    Ok((lock, st, h))
+}
+
+/// Change the link of `host`; the link as it is now (e.g. `cut`, `delay 20ms`).
+pub fn link(dir: &Dir, host: &str, change: &LinkChange) -> Result<String, TestbedError> {
+    let (_lock, mut st, h) = open_host(dir, host, "change links", "link")?;
     let (spec, cut) = match change {
         LinkChange::Down => (h.link, true),
         LinkChange::Up => (h.link, false),
@@ -86,10 +104,7 @@ pub fn link(dir: &Dir, host: &str, change: &LinkChange) -> Result<String, Testbe
 
 /// Heal the link of `host` and give it its shape from `up` again.
 pub fn reset_link(dir: &Dir, host: &str) -> Result<String, TestbedError> {
-    super::need_privileges("change links", "link")?;
-    let _lock = dir.lock()?;
-    let mut st = loaded(dir)?;
-    let h = st.host(host).ok_or_else(|| unknown_host(&st, host))?;
+    let (_lock, mut st, h) = open_host(dir, host, "change links", "link")?;
     let spec = h.configured;
     shape::apply(&dir.host_dir(host).join("wire.mgmt"), &spec.commands(false))?;
     if let Some(x) = st.host_mut(host) {
@@ -121,13 +136,7 @@ fn host_cgroup(st: &State, host: &str) -> Result<std::path::PathBuf, TestbedErro
 
 /// Stop, start, pause or resume `host`; what it is now.
 pub fn host(dir: &Dir, host: &str, change: HostChange) -> Result<String, TestbedError> {
-    super::need_privileges("change hosts", "host")?;
-    let _lock = dir.lock()?;
-    let mut st = loaded(dir)?;
-    let h = st
-        .host(host)
-        .ok_or_else(|| unknown_host(&st, host))?
-        .clone();
+    let (_lock, mut st, h) = open_host(dir, host, "change hosts", "host")?;
     let cg = host_cgroup(&st, host)?;
     let mut now = h.clone();
     match change {
