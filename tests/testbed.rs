@@ -12,6 +12,7 @@ mod sshd;
 
 use std::io::Read;
 use std::net::{SocketAddr, TcpStream};
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -460,6 +461,11 @@ fn without_privileges_up_says_so_in_one_line() {
         return;
     }
     let b = Bed::new("");
+    // A copy the unprivileged user can run, wherever the build is.
+    let bin_dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(bin_dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bin = bin_dir.path().join("pairbench");
+    std::fs::copy(assert_cmd::cargo::cargo_bin!("pairbench"), &bin).unwrap();
     let out = Command::new("setpriv")
         .args([
             "--reuid=65534",
@@ -467,7 +473,7 @@ fn without_privileges_up_says_so_in_one_line() {
             "--clear-groups",
             "--inh-caps=-all",
         ])
-        .arg(assert_cmd::cargo::cargo_bin!("pairbench"))
+        .arg(&bin)
         .args(["testbed", "up", "--hosts", "1", "--state-dir"])
         .arg(&b.state)
         .current_dir("/")
