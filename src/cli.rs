@@ -37,6 +37,8 @@ pub enum Command {
     Inventory(InventoryArgs),
     /// Run as N shards on a Slurm cluster (a job array), then merge them into one tag
     Slurm(Box<crate::slurm::SlurmArgs>),
+    /// Hosts, links and faults on this machine: a testbed of network namespaces
+    Testbed(crate::testbed::command::TestbedArgs),
     /// The remote end of an SSH transport (started by pairbench over SSH)
     #[command(hide = true)]
     Agent(crate::transport::ssh::agent::AgentArgs),
@@ -152,6 +154,12 @@ pub struct RunArgs {
     /// Seed for --shuffle [default: random]
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
+    /// Make a testbed of N hosts (default: those of [testbed]), run over them, remove it
+    #[arg(long, value_name = "N", num_args = 0..=1)]
+    pub testbed: Option<Option<usize>>,
+    /// Run one pair GROUP/PAIR by hand: a shell instead of its local test
+    #[arg(long, value_name = "GROUP/PAIR")]
+    pub interactive: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -236,7 +244,11 @@ impl RunArgs {
             env.retain(|(ek, _)| ek != &k);
             env.push((k, v));
         }
-        for f in &self.filters {
+        let mut filters = self.filters.clone();
+        if let Some(p) = &self.interactive {
+            filters.push(globset::escape(p));
+        }
+        for f in &filters {
             globset::Glob::new(f).map_err(|e| config::ConfigError::Filter {
                 glob: f.clone(),
                 message: e.kind().to_string(),
@@ -322,8 +334,15 @@ impl RunArgs {
                 remotes.push(name);
             }
         }
-        // A [[remote]] of pairbench.toml wins over an inventory host of the same name.
+        // A [[remote]] of pairbench.toml wins over a testbed host or an inventory host of
+        // the same name; the hosts of a testbed that is up are known by name.
         let mut remote_defs = file.remote;
+        let testbed = crate::testbed::state_dir(None, &file.testbed);
+        for d in crate::testbed::remote_defs(&testbed) {
+            if !remote_defs.iter().any(|r| r.name == d.name) {
+                remote_defs.push(d);
+            }
+        }
         for d in inventory_defs {
             if !remote_defs.iter().any(|r| r.name == d.name) {
                 remote_defs.push(d);
@@ -343,7 +362,7 @@ impl RunArgs {
             groups: self.groups,
             remotes,
             remote_defs,
-            filters: self.filters,
+            filters,
             timeout,
             hook_timeout,
             wait_timeout: dur(
@@ -374,6 +393,8 @@ impl RunArgs {
             shuffle: self.shuffle,
             seed: self.seed,
             given,
+            interactive: self.interactive,
+            testbed_dir: testbed.path,
         })
     }
 }
@@ -437,8 +458,17 @@ fn run_and_report(opts: RunOptions, args: &[String]) -> anyhow::Result<ExitStatu
 fn dispatch(cli: Cli, args: &[String]) -> anyhow::Result<ExitStatus> {
     match cli.command {
         Command::Run(run) => {
+            let (testbed, config) = (run.testbed, run.common.config.clone());
             let opts = (*run).into_options()?;
-            run_and_report(opts, args)
+            match testbed {
+                None => run_and_report(opts, args),
+                Some(hosts) => {
+                    let file = FileConfig::load(config.as_deref())?;
+                    crate::testbed::auto::run_on_testbed(opts, hosts, &file.testbed, |o| {
+                        run_and_report(o, args)
+                    })
+                }
+            }
         }
         Command::List(list) => {
             let dir = groups_dir(&list.common)?;
@@ -478,6 +508,7 @@ fn dispatch(cli: Cli, args: &[String]) -> anyhow::Result<ExitStatus> {
                 .unwrap_or_else(|| "results".into());
             crate::compare::command(&results, &c.a, &c.b, &c.threshold, &file.metrics)
         }
+        Command::Testbed(t) => crate::testbed::command::run(&t).map(ExitStatus::from_code),
         Command::Slurm(s) => {
             let facts = slurm_run_facts(&s.run_args)?;
             crate::slurm::command(&s, &facts).map(ExitStatus::from_code)

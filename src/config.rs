@@ -49,6 +49,41 @@ pub struct RemoteDef {
     pub slots: Option<usize>,
     /// A pairbench executable built for the remote host, when its OS or CPU differs.
     pub agent: Option<String>,
+    /// The known_hosts file to check its host key against [default: ~/.ssh/known_hosts].
+    pub known_hosts: Option<String>,
+}
+
+/// A link's shape as written in pairbench.toml (`link = { delay = "10ms", ... }`) or given
+/// to `pairbench testbed link HOST shape`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LinkConf {
+    pub delay: Option<String>,
+    pub jitter: Option<String>,
+    pub loss: Option<String>,
+    pub rate: Option<String>,
+}
+
+/// One `[[testbed.host]]`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TestbedHostConf {
+    pub name: String,
+    pub slots: Option<usize>,
+    #[serde(default)]
+    pub link: LinkConf,
+}
+
+/// `[testbed]` of pairbench.toml.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TestbedConf {
+    /// Addresses of the testbed: a range no network of this machine uses.
+    pub subnet: Option<String>,
+    /// Where the testbed keeps what it made [default: /run/pairbench/testbed].
+    pub state_dir: Option<PathBuf>,
+    #[serde(default, rename = "host")]
+    pub hosts: Vec<TestbedHostConf>,
 }
 
 /// pairbench.toml as written by the user.
@@ -83,6 +118,8 @@ pub struct FileConfig {
     pub env: BTreeMap<String, String>,
     #[serde(default)]
     pub remote: Vec<RemoteDef>,
+    #[serde(default)]
+    pub testbed: TestbedConf,
 }
 
 impl FileConfig {
@@ -171,6 +208,10 @@ pub struct RunOptions {
     /// Randomise the order of runs (seeded).
     pub shuffle: bool,
     pub seed: Option<u64>,
+    /// One pair run by hand: a shell in its local folder instead of its local test.
+    pub interactive: Option<String>,
+    /// The testbed's state folder: its helpers and `--remote HOST` use that testbed.
+    pub testbed_dir: PathBuf,
     /// Where the values a group.toml may override came from.
     #[serde(skip)]
     pub given: Given,

@@ -66,7 +66,7 @@ impl Control {
         let bin = dir.join("bin");
         std::fs::create_dir(&bin)?;
         let exe = std::env::current_exe()?;
-        for name in NAMES {
+        for name in NAMES.iter().chain(&crate::testbed::command::HELPERS) {
             std::os::unix::fs::symlink(&exe, bin.join(name))?;
         }
         lock(&DIRS).push(dir.clone());

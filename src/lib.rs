@@ -25,5 +25,6 @@ pub mod slurm;
 pub mod sockets;
 pub mod stats;
 pub mod terminal;
+pub mod testbed;
 pub mod transport;
 pub mod tree;

@@ -16,6 +16,11 @@ fn main() -> pairbench::exit_status::ExitStatus {
             &called_as,
             &args[1..],
         ))
+    } else if pairbench::testbed::command::HELPERS.contains(&called_as.as_str()) {
+        pairbench::exit_status::ExitStatus::from_code(pairbench::testbed::command::helper(
+            &called_as,
+            &args[1..],
+        ))
     } else {
         pairbench::cli::main(args)
     }

@@ -203,6 +203,29 @@ impl fmt::Debug for Child {
 /// Start `spec` in a new process group and a new side, with its output going straight
 /// to files.
 pub fn spawn(spec: &Spec) -> Result<Child, SpawnError> {
+    spawn_in(spec, false)
+}
+
+/// Start `spec` on pairbench's terminal (a shell for the user: `run --interactive`), in
+/// its own process group made the terminal's foreground, contained in its side like any
+/// script; [`take_terminal_back`] after. Its stdout and stderr files stay empty.
+pub fn spawn_on_terminal(spec: &Spec) -> Result<Child, SpawnError> {
+    spawn_in(spec, true)
+}
+
+/// Make pairbench's process group the terminal's foreground again.
+pub fn take_terminal_back() {
+    use nix::sys::signal::{SigHandler, Signal, signal};
+    // SAFETY: SIGTTOU is ignored only around the call, and put back as it was.
+    unsafe {
+        if let Ok(old) = signal(Signal::SIGTTOU, SigHandler::SigIgn) {
+            let _ = nix::unistd::tcsetpgrp(std::io::stdin(), nix::unistd::getpgrp());
+            let _ = signal(Signal::SIGTTOU, old);
+        }
+    }
+}
+
+fn spawn_in(spec: &Spec, on_terminal: bool) -> Result<Child, SpawnError> {
     let out = |p: &Path| {
         File::create(p).map_err(|err| SpawnError::Output {
             path: p.to_path_buf(),
@@ -225,10 +248,34 @@ pub fn spawn(spec: &Spec) -> Result<Child, SpawnError> {
         .current_dir(&spec.cwd)
         .envs(spec.env.iter().map(|(k, v)| (k, v)))
         .env(MARKER_VAR, &spec.marker)
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(stdout))
-        .stderr(Stdio::from(stderr))
         .process_group(0);
+    if on_terminal {
+        // SAFETY: only signal(2) and tcsetpgrp(3) (an ioctl) between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                use nix::sys::signal::{SigHandler, Signal, signal};
+                // Taking the terminal from a background group would stop us: ignore that.
+                signal(Signal::SIGTTOU, SigHandler::SigIgn)?;
+                let _ = nix::unistd::tcsetpgrp(std::io::stdin(), nix::unistd::getpgrp());
+                signal(Signal::SIGTTOU, SigHandler::SigDfl)?;
+                Ok(())
+            });
+        }
+    } else {
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::from(stdout.try_clone().map_err(|err| {
+                SpawnError::Output {
+                    path: spec.stdout.clone(),
+                    err,
+                }
+            })?))
+            .stderr(Stdio::from(stderr.try_clone().map_err(|err| {
+                SpawnError::Output {
+                    path: spec.stderr.clone(),
+                    err,
+                }
+            })?));
+    }
     match side.pre_exec() {
         PreExec::Join(fd) => {
             // SAFETY: between fork and exec only write(2), which is async-signal-safe,
@@ -286,8 +333,8 @@ pub fn spawn(spec: &Spec) -> Result<Child, SpawnError> {
     // Under cgroup2, born in its cgroup (clone3): no migration to wait for. The Child
     // handle of std is not needed: the reaper collects the exit status.
     let born = match side.cgroup_dir_fd() {
-        Some(cg) => clone_into_cgroup(&exec, stdio, &spec.cwd, cg).transpose(),
-        None => None,
+        Some(cg) if !on_terminal => clone_into_cgroup(&exec, stdio, &spec.cwd, cg).transpose(),
+        _ => None,
     };
     let spawned = born.unwrap_or_else(|| cmd.spawn().map(|c| c.id() as i32));
     let pid = match spawned {

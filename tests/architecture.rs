@@ -27,6 +27,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "runner",
             "skeleton",
             "slurm",
+            "testbed",
             "transport",
             "tree",
             "terminal",
@@ -46,7 +47,10 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("config", &[]),
     ("console", &["interrupt"]),
     ("contain", &["config"]),
-    ("control", &["contain", "helpers", "transport", "sockets"]),
+    (
+        "control",
+        &["contain", "helpers", "transport", "sockets", "testbed"],
+    ),
     ("discover", &[]),
     ("exit_status", &["tree"]),
     ("helpers", &["config", "outcome", "sockets"]),
@@ -91,6 +95,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "stats",
             "transport",
             "tree",
+            "testbed",
             "terminal",
         ],
     ),
@@ -106,6 +111,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         ],
     ),
     ("terminal", &[]),
+    ("testbed", &["config", "tree"]),
     ("tree", &["hostinfo"]),
 ];
 

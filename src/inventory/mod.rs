@@ -581,6 +581,7 @@ fn remote_def(name: &str, vars: &Map<String, Value>) -> Result<RemoteDef, String
         workdir: text(&["pairbench_workdir"])?,
         slots,
         agent: text(&["pairbench_agent"])?,
+        known_hosts: text(&["pairbench_known_hosts"])?,
     })
 }
 

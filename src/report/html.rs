@@ -816,6 +816,12 @@ fn logs(s: &mut String, at: At, tag_dir: &Path, r: &PairRecord) {
         first = false;
         let _ = write!(s, "{side}: {}", links.join(" "));
     }
+    // What the pair's scripts did to the testbed (docs/testbed.md, "From scripts").
+    if dir.join("events.csv").is_file() {
+        let mut target = parts.clone();
+        target.push("events.csv");
+        let _ = write!(s, " · <a href=\"{}\">testbed events</a>", href(&target));
+    }
     s.push_str("</span>");
 }
 

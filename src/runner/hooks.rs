@@ -65,6 +65,12 @@ pub fn run(g: &GroupCtx, h: &HostCtx, name: &str) -> Option<HookResult> {
             crate::helpers::path_with(g.run.control.bin(), &envv),
         ));
     }
+    if !remote_side {
+        envv.extend(crate::testbed::events::hook_env(
+            &g.run.opts.testbed_dir,
+            h.transport.name(),
+        ));
+    }
     let launch = Launch {
         program,
         cwd,

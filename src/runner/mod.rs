@@ -6,6 +6,7 @@
 pub mod env;
 mod group;
 mod hooks;
+mod interactive;
 mod live;
 mod pair;
 mod pool;
@@ -264,6 +265,11 @@ pub fn run(mut opts: RunOptions, command_line: Vec<String>) -> anyhow::Result<Ru
             tag_dir: None,
             walked: Walked::default(),
         });
+    }
+    let mut opts = opts;
+    if let Some(wanted) = &opts.interactive {
+        interactive::check(planned.iter().filter(|p| p.decision.runs()).count(), wanted)?;
+        opts.progress = crate::config::ProgressMode::Never;
     }
 
     let tag = match chosen {

@@ -81,9 +81,15 @@ pub fn run_pair(
     let key = g.run.control.register(remote.clone(), g.settings.stop());
     let watches = p.watch_output();
     let start = Instant::now();
-    let mut local = p.start_local(&remote_dir, &key);
+    let started_wall = chrono::Local::now();
+    let interactive = g.run.opts.interactive.is_some();
+    let mut local = p.start_local(&remote_dir, &key, interactive);
     if let Some(proc) = &local.proc {
-        local.end = wait_local(proc, &*remote, g.settings.timeout, start);
+        local.end = if interactive {
+            super::interactive::wait(proc, &*remote)
+        } else {
+            wait_local(proc, &*remote, g.settings.timeout, start)
+        };
     }
     p.rec.duration_s = start.elapsed().as_secs_f64();
     let remote_at_end = remote_end_now(&*remote);
@@ -105,6 +111,10 @@ pub fn run_pair(
         failed_before,
         remote.stopped_by().as_deref(),
     );
+    if interactive {
+        p.rec.reason = format!("{} (interactive)", p.rec.reason);
+    }
+    let events = p.testbed_events(started_wall);
     p.record(Exits {
         local: local
             .proc
@@ -112,6 +122,7 @@ pub fn run_pair(
             .and_then(|c| c.try_exit())
             .map(Exit::file_text),
         remote: settled.end.exit().map(Exit::file_text),
+        pair_files: events.map(|e| vec![("events.csv", e)]).unwrap_or_default(),
     })
 }
 
@@ -256,8 +267,9 @@ impl<'a> PairRun<'a> {
             .map_err(|e| format!("remote test could not start: {e}"))
     }
 
-    /// Start the local test, with the helpers on its PATH.
-    fn start_local(&self, remote_dir: &Path, key: &str) -> Local {
+    /// Start the local test, with the helpers on its PATH (`interactive`: a shell on this
+    /// terminal in its place).
+    fn start_local(&self, remote_dir: &Path, key: &str, interactive: bool) -> Local {
         let g = self.g;
         let local_dir = self.staging.join("local");
         let mut lenv = self.env_for("local", &local_dir, remote_dir);
@@ -274,6 +286,15 @@ impl<'a> PairRun<'a> {
             "PAIRBENCH_WAIT_TIMEOUT".into(),
             format!("{}ms", g.run.opts.wait_timeout.as_millis()),
         ));
+        // testbed_link / testbed_host: their testbed, default host and events file.
+        lenv.extend(crate::testbed::events::pair_env(
+            &g.run.opts.testbed_dir,
+            &local_dir,
+            self.h.transport.name(),
+        ));
+        if interactive {
+            lenv.extend(super::interactive::env(&self.rec.pair, &self.local_program));
+        }
         let launch = Launch {
             program: self.local_program.clone(),
             cwd: local_dir.clone(),
@@ -282,7 +303,12 @@ impl<'a> PairRun<'a> {
             stderr: local_dir.join("stderr"),
             marker: self.marker("local"),
         };
-        match start_here(&launch) {
+        let started = if interactive {
+            super::interactive::start(&launch)
+        } else {
+            start_here(&launch)
+        };
+        match started {
             Ok(c) => Local {
                 proc: Some(c),
                 end: LocalEnd::NotRun(String::new()),
@@ -363,6 +389,21 @@ impl<'a> PairRun<'a> {
         }
     }
 
+    /// The testbed events the pair's helpers recorded (the pair's `events.csv`), with the
+    /// hosts they changed restored.
+    fn testbed_events(&self, started: chrono::DateTime<chrono::Local>) -> Option<Vec<u8>> {
+        let testbed = crate::testbed::Dir::new(self.g.run.opts.testbed_dir.clone());
+        let local_dir = self.staging.join("local");
+        let (events, problems) = crate::testbed::events::finish_pair(&testbed, &local_dir, started);
+        for p in problems {
+            self.g.run.progress.println(&format!(
+                "pairbench: warning: {}: {p}",
+                crate::terminal::shown(&self.rec.id())
+            ));
+        }
+        events
+    }
+
     /// Commit the pair (pairbench's own files last), then its results.csv row.
     fn record(mut self, exits: Exits) -> PairEnd {
         match commit::commit(&self.staging, &self.dest, &mut self.rec, &exits) {
@@ -384,6 +425,7 @@ impl Exits {
         Exits {
             local: None,
             remote: None,
+            pair_files: Vec::new(),
         }
     }
 }

@@ -116,10 +116,13 @@ fn write_new(dir: &OwnedFd, dir_path: &Path, name: &str, bytes: &[u8]) -> Result
     )
 }
 
-/// The exit files of both sides (text as in `exit_code`; `None`: nothing to tell).
+/// The exit files of both sides (text as in `exit_code`; `None`: nothing to tell), and
+/// other files of pairbench's own at the top of the pair folder (`events.csv`), each one
+/// of the layout's own names.
 pub struct Exits {
     pub local: Option<String>,
     pub remote: Option<String>,
+    pub pair_files: Vec<(&'static str, Vec<u8>)>,
 }
 
 /// Commit a pair: remove what scripts planted (the pair becomes ERROR, saying what), write
@@ -164,6 +167,13 @@ pub fn commit(
         at(&to, std::fs::rename(dest, &to))?;
     }
     let dir = at(staging, nofollow::open_dir(staging))?;
+    for (name, bytes) in &exits.pair_files {
+        debug_assert!(
+            OWN_FILES.contains(name),
+            "{name} is not one of the tree's own names"
+        );
+        write_new(&dir, staging, name, bytes)?;
+    }
     let json = serde_json::to_vec_pretty(&*rec)
         .map_err(|e| WriteError::new(&staging.join("pair.json"), std::io::Error::other(e)))?;
     write_new(&dir, staging, "pair.json", &json)?;

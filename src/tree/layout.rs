@@ -22,7 +22,14 @@ pub const RESERVED: [&str; 10] = [
 ];
 
 /// Files pairbench writes in a run folder; scripts never may.
-pub const OWN_FILES: [&str; 5] = ["SUCCESS", "FAILED", "ERROR", "pair.json", "attempts"];
+pub const OWN_FILES: [&str; 6] = [
+    "SUCCESS",
+    "FAILED",
+    "ERROR",
+    "pair.json",
+    "attempts",
+    "events.csv",
+];
 
 /// The two sides' folders in a run folder (the scripts' working folders).
 pub const SIDES: [&str; 2] = ["local", "remote"];

@@ -1,6 +1,7 @@
 //! Opening an SSH connection the way OpenSSH does, in bounded time: TCP connect and
 //! handshake with `--connect-timeout`, the host key checked against
-//! `~/.ssh/known_hosts` (plain, hashed and `[host]:port` entries), login with ssh-agent
+//! `~/.ssh/known_hosts` or the remote's own `known_hosts` file (plain, hashed and
+//! `[host]:port` entries), login with ssh-agent
 //! then identity files (never a password prompt), then the pairbench agent: uploaded
 //! over SFTP once per build (cached by content hash) and started on one exec channel.
 
@@ -52,8 +53,8 @@ pub enum ConnectError {
         why: String,
     },
     #[error(
-        "ssh: the host key of {name} is not known ({kind} {fp}) and was refused: check it is the right host, then run again with --accept-new-host-keys to add it to {}, or add it yourself (`ssh-keyscan -p {port} {host} >> ~/.ssh/known_hosts`)",
-        file.display()
+        "ssh: the host key of {name} is not known ({kind} {fp}) and was refused: check it is the right host, then run again with --accept-new-host-keys to add it to {}, or add it yourself (`ssh-keyscan -p {port} {host} >> {}`)",
+        file.display(), file.display()
     )]
     UnknownHostKey {
         name: String,
@@ -159,7 +160,7 @@ fn handshake(
 }
 
 /// Connect, check, log in, start the agent.
-pub fn establish(t: &Target, o: &Opts, home: &Path) -> Result<Established, ConnectError> {
+pub fn establish(t: &Target, o: &Opts) -> Result<Established, ConnectError> {
     // Like OpenSSH, a host is checked with a key type known_hosts has for it: when the
     // key offered first is of another type, ask again without that type. A key that
     // differs from a known one of its own type is a changed key.
@@ -170,7 +171,7 @@ pub fn establish(t: &Target, o: &Opts, home: &Path) -> Result<Established, Conne
             Ok(x) => x,
             Err(e) => return Err(changed.unwrap_or(e)),
         };
-        match check_host_key(&sess, t, o.accept_new_host_keys, home) {
+        match check_host_key(&sess, t, o.accept_new_host_keys) {
             Ok(()) => break (sess, sock, addr),
             Err(e @ ConnectError::ChangedHostKey { kind, .. }) => {
                 skip.push(kind);
@@ -324,12 +325,7 @@ pub fn fingerprint(key: &[u8]) -> String {
     )
 }
 
-fn check_host_key(
-    sess: &Session,
-    t: &Target,
-    accept_new: bool,
-    home: &Path,
-) -> Result<(), ConnectError> {
+fn check_host_key(sess: &Session, t: &Target, accept_new: bool) -> Result<(), ConnectError> {
     let other = Setup;
     let (key, ktype) = sess
         .host_key()
@@ -342,7 +338,7 @@ fn check_host_key(
     } else {
         format!("[{}]:{}", t.host, t.port)
     };
-    let path = home.join(".ssh/known_hosts");
+    let path = t.known_hosts.clone();
     let mut kh = sess
         .known_hosts()
         .map_err(|e| other(format!("ssh: cannot check host keys: {e}")))?;
@@ -559,7 +555,11 @@ fn upload_agent(sess: &Session, t: &Target) -> Result<(PathBuf, PathBuf), Connec
                 exe.display()
             )));
         }
-        let tmp = bin.join(format!(".pairbench-{hex}.{}.tmp", std::process::id()));
+        // Unique per connection: hosts of one pool may share a home (NFS, a testbed), and
+        // two uploads into one temporary file leave a half-written agent ("text file busy").
+        static UPLOADS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = UPLOADS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = bin.join(format!(".pairbench-{hex}.{}-{n}.tmp", std::process::id()));
         let fail = |e: ssh2::Error| {
             Setup(format!(
                 "ssh: cannot upload pairbench to {}:{}: {e}",

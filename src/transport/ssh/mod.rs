@@ -60,7 +60,6 @@ pub struct SshTransport {
     target: Target,
     opts: connect::Opts,
     keep_remote: bool,
-    home: PathBuf,
     run_id: String,
     state: Mutex<State>,
     /// Side folders made for pairs and hooks: (group results folder, relative path).
@@ -129,22 +128,16 @@ impl SshTransport {
                 keep_remote: opts.keep_remote,
             },
             keep_remote: opts.keep_remote,
-            home,
             run_id: run_id.clone(),
             state: Mutex::new(State::Connecting(None)),
             side_dirs: Mutex::default(),
             mirrors: opts.verbose.then(Mutex::default),
         };
-        let (target, mut opts, home, run_id) = (
-            t.target.clone(),
-            t.opts.clone(),
-            t.home.clone(),
-            t.run_id.clone(),
-        );
+        let (target, mut opts, run_id) = (t.target.clone(), t.opts.clone(), t.run_id.clone());
         opts.run_id = run_id.clone();
         let handle = std::thread::Builder::new()
             .name(format!("ssh-connect-{spec}"))
-            .spawn(move || connect(&target, &opts, &home, &run_id))
+            .spawn(move || connect(&target, &opts, &run_id))
             .context("cannot start a thread")?;
         *lock(&t.state) = State::Connecting(Some(handle));
         Ok(t)
@@ -255,13 +248,8 @@ impl SshTransport {
 }
 
 /// Connect to `target` and start its agent; what it told us.
-fn connect(
-    target: &Target,
-    opts: &connect::Opts,
-    home: &Path,
-    run_id: &str,
-) -> Result<Conn, String> {
-    let est = connect::establish(target, opts, home).map_err(|e| e.to_string())?;
+fn connect(target: &Target, opts: &connect::Opts, run_id: &str) -> Result<Conn, String> {
+    let est = connect::establish(target, opts).map_err(|e| e.to_string())?;
     let addr = est.addr;
     let run_dir = est.workdir.join("runs").join(run_id);
     let (local_host, mut info) = match &est.hello {

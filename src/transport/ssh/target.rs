@@ -24,6 +24,8 @@ pub struct Target {
     pub agent: Option<PathBuf>,
     /// Pairs this host runs at once.
     pub slots: usize,
+    /// Where its host key is checked (and added): `~/.ssh/known_hosts` unless named.
+    pub known_hosts: PathBuf,
 }
 
 /// What one `Host` match of `~/.ssh/config` gives.
@@ -87,6 +89,10 @@ pub fn resolve(
             .and_then(|d| d.agent.as_deref())
             .map(|a| expand(a, home, local_user, "", "")),
         slots: def.and_then(|d| d.slots).unwrap_or(1).max(1),
+        known_hosts: def.and_then(|d| d.known_hosts.as_deref()).map_or_else(
+            || home.join(".ssh/known_hosts"),
+            |k| expand(k, home, local_user, "", ""),
+        ),
     })
 }
 
@@ -395,7 +401,16 @@ Match host x
             ("192.0.2.7", "u", 2022)
         );
         assert_eq!(t.workdir, "/tmp/w");
+        assert_eq!(t.known_hosts, home.join(".ssh/known_hosts"));
         assert_eq!(t.name, "board");
+        let def = RemoteDef {
+            name: "bed".into(),
+            host: "10.0.0.2".into(),
+            known_hosts: Some("~/bed/known_hosts".into()),
+            ..RemoteDef::default()
+        };
+        let t = resolve("bed", &[def], &home, "me").unwrap();
+        assert_eq!(t.known_hosts, home.join("bed/known_hosts"));
         let t = resolve("plain", &[], &home, "me").unwrap();
         assert_eq!(
             (t.host.as_str(), t.user.as_str(), t.port),
