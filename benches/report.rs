@@ -66,6 +66,8 @@ fn make_tree(root: &Path, group: &str, locals: usize, remotes: usize) -> usize {
                 repetition: None,
                 warmup: false,
                 notes: Vec::new(),
+                places: None,
+                check: None,
             };
             std::fs::write(
                 dir.join("pair.json"),

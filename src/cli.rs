@@ -33,6 +33,12 @@ pub enum Command {
     Report(ReportArgs),
     /// Show each pair's change between two runs; exit 1 where something got worse
     Compare(CompareArgs),
+    /// Store a run's output as the references of its pairs (groups/<g>/expected/)
+    Bless(BlessArgs),
+    /// Compare a stored run with today's references (offline); exit 1 on a difference
+    Check(CheckArgs),
+    /// Walk each difference and pending reference on a terminal: accept, reject, skip
+    Review(CheckArgs),
     /// Show the hosts that Ansible inventories give (as `--inventory` would use them)
     Inventory(InventoryArgs),
     /// Run as N shards on a Slurm cluster (a job array), then merge them into one tag
@@ -217,6 +223,52 @@ pub struct CompareArgs {
     pub config: Option<PathBuf>,
 }
 
+/// What `check` and `review` are given.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The run: a tag or `latest`
+    #[arg(default_value = "latest")]
+    pub tag: String,
+    /// Only pairs whose id <group>/<L>_x_<R> matches this glob (repeatable)
+    #[arg(short = 'f', long = "filter", value_name = "GLOB")]
+    pub filters: Vec<String>,
+    /// Where results are [default: results]
+    #[arg(short = 'o', long, value_name = "DIR")]
+    pub results_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+#[derive(Debug, Args)]
+pub struct BlessArgs {
+    #[command(flatten)]
+    pub run: CheckArgs,
+    /// Also remove the references of pairs that no longer exist
+    #[arg(long)]
+    pub prune: bool,
+    /// Also bless FAILED and ERROR pairs
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// The results folder, the groups folder (`-g` only: otherwise the one the run used)
+/// and the metric directions of a command that reads a stored run.
+fn stored_run_args(
+    a: &CheckArgs,
+) -> anyhow::Result<(
+    PathBuf,
+    Option<PathBuf>,
+    std::collections::BTreeMap<String, config::Direction>,
+)> {
+    let file = FileConfig::load(a.common.config.as_deref())?;
+    let results = a
+        .results_dir
+        .clone()
+        .or(file.results_dir)
+        .unwrap_or_else(|| "results".into());
+    Ok((results, a.common.groups_dir.clone(), file.metrics))
+}
+
 fn dur(
     what: &str,
     flag: &Option<String>,
@@ -395,6 +447,7 @@ impl RunArgs {
             given,
             interactive: self.interactive,
             testbed_dir: testbed.path,
+            metrics: file.metrics,
         })
     }
 }
@@ -507,6 +560,38 @@ fn dispatch(cli: Cli, args: &[String]) -> anyhow::Result<ExitStatus> {
                 .or(file.results_dir)
                 .unwrap_or_else(|| "results".into());
             crate::compare::command(&results, &c.a, &c.b, &c.threshold, &file.metrics)
+        }
+        Command::Bless(b) => {
+            let (results, groups, directions) = stored_run_args(&b.run)?;
+            crate::check::bless::command(&crate::check::bless::BlessOptions {
+                results_dir: &results,
+                tag: &b.run.tag,
+                groups_dir: groups.as_deref(),
+                filters: &b.run.filters,
+                prune: b.prune,
+                force: b.force,
+                directions: &directions,
+            })
+        }
+        Command::Check(c) => {
+            let (results, groups, directions) = stored_run_args(&c)?;
+            crate::check::recheck::command(
+                &results,
+                &c.tag,
+                groups.as_deref(),
+                &c.filters,
+                &directions,
+            )
+        }
+        Command::Review(c) => {
+            let (results, groups, directions) = stored_run_args(&c)?;
+            crate::check::review::command(
+                &results,
+                &c.tag,
+                groups.as_deref(),
+                &c.filters,
+                &directions,
+            )
         }
         Command::Testbed(t) => crate::testbed::command::run(&t).map(ExitStatus::from_code),
         Command::Slurm(s) => {

@@ -212,6 +212,9 @@ pub struct RunOptions {
     pub interactive: Option<String>,
     /// The testbed's state folder: its helpers and `--remote HOST` use that testbed.
     pub testbed_dir: PathBuf,
+    /// Which way each metric is better (`[metrics]` of pairbench.toml): the regression
+    /// check's gates use it.
+    pub metrics: BTreeMap<String, Direction>,
     /// Where the values a group.toml may override came from.
     #[serde(skip)]
     pub given: Given,

@@ -17,6 +17,10 @@ pub const HOOK_NAMES: [&str; 4] = [
     "after_last_test_local",
 ];
 
+/// A group's references for regression runs (docs/regression.md): read on this machine
+/// only, never uploaded to a remote host.
+pub const EXPECTED_DIR: &str = "expected";
+
 /// Errors a user can fix by changing their command line or folder.
 #[derive(Debug, thiserror::Error)]
 pub enum DiscoverError {

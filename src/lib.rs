@@ -1,6 +1,7 @@
 //! pairbench: run every local × remote pair of client/server test scripts, on this machine
 //! or over SSH, and keep a result tree of SUCCESS/FAILED/ERROR pairs with logs and tables.
 
+pub mod check;
 pub mod cli;
 pub mod compare;
 pub mod config;

@@ -12,8 +12,21 @@ use std::path::{Path, PathBuf};
 /// the cli; only the cli uses the runner, the report and the commands.
 const ALLOWED: &[(&str, &[&str])] = &[
     (
+        "check",
+        &[
+            "config",
+            "console",
+            "discover",
+            "exit_status",
+            "group_toml",
+            "terminal",
+            "tree",
+        ],
+    ),
+    (
         "cli",
         &[
+            "check",
             "compare",
             "config",
             "console",
@@ -79,6 +92,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "runner",
         &[
+            "check",
             "config",
             "console",
             "contain",

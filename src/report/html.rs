@@ -64,6 +64,12 @@ table.numbers { font-size: .85rem; }
 dl.meta { display: grid; grid-template-columns: max-content auto; gap: .1rem 1rem; }
 dl.meta dt { font-weight: 600; } dl.meta dd { margin: 0; }
 footer { margin-top: 2rem; font-size: .85rem; color: #555; }
+details.diff { margin: .3rem 0 .6rem; }
+pre.diff { background: #fafafa; border: 1px solid #ddd; padding: .4rem; overflow-x: auto; font-size: .8rem; margin: .2rem 0; }
+pre.diff .add { background: #e6ffec; color: #116329; }
+pre.diff .del { background: #ffebe9; color: #82071e; }
+pre.diff .hunk { color: #0550ae; }
+pre.diff .file { font-weight: 700; }
 "#;
 
 /// Runs, matrix cells and groups a run may have and still show every group on the index.
@@ -347,8 +353,9 @@ fn failures(
         reasons(s, bad);
     }
     s.push_str("<ul class=\"reasons\">\n");
+    let mut budget = DIFF_LINES_ON_A_PAGE;
     for p in bad.iter().take(shown) {
-        failure_item(s, at, tag_dir, p, with_group);
+        failure_item(s, at, tag_dir, p, with_group, &mut budget);
     }
     s.push_str("</ul>\n");
     if bad.len() > shown {
@@ -389,7 +396,14 @@ fn reasons(s: &mut String, bad: &[&PairRecord]) {
     }
 }
 
-fn failure_item(s: &mut String, at: At, tag_dir: &Path, p: &PairRecord, with_group: bool) {
+fn failure_item(
+    s: &mut String,
+    at: At,
+    tag_dir: &Path,
+    p: &PairRecord,
+    with_group: bool,
+    diff_budget: &mut usize,
+) {
     let parts = run_parts(p);
     let label = if with_group {
         format!("{}/{}", p.group, run_label(p))
@@ -420,7 +434,66 @@ fn failure_item(s: &mut String, at: At, tag_dir: &Path, p: &PairRecord, with_gro
             );
         }
     }
+    diff(s, at, tag_dir, p, diff_budget);
     s.push_str("</li>\n");
+}
+
+/// Lines of a run's `check.diff` shown on a page, and of all diffs on one page (each
+/// file has it whole).
+const DIFF_LINES: usize = 300;
+const DIFF_LINES_ON_A_PAGE: usize = 2000;
+
+/// How a run's output differs from its reference (docs/regression.md): its `check.diff`,
+/// coloured, with a link to the whole file; `budget` is how many lines the page has left
+/// for diffs (past it, only the link).
+fn diff(s: &mut String, at: At, tag_dir: &Path, p: &PairRecord, budget: &mut usize) {
+    let mut target = run_parts(p);
+    target.push(crate::tree::layout::CHECK_DIFF);
+    if *budget == 0 {
+        let file = run_dir(tag_dir, p).join(crate::tree::layout::CHECK_DIFF);
+        if crate::tree::nofollow::kind(&file) == crate::tree::nofollow::Kind::File {
+            let _ = write!(
+                s,
+                " <a class=\"log\" href=\"{}\">how the output differs (check.diff)</a>",
+                at.tree(&target)
+            );
+        }
+        return;
+    }
+    let Some((text, more)) = super::check_diff(tag_dir, p, DIFF_LINES.min(*budget)) else {
+        return;
+    };
+    *budget = budget.saturating_sub(text.lines().count());
+    s.push_str("<details class=\"diff\" open><summary>how the output differs from expected</summary><pre class=\"diff\">");
+    for l in text.lines() {
+        let class = if l.starts_with("+++") || l.starts_with("---") {
+            "file"
+        } else if l.starts_with('+') {
+            "add"
+        } else if l.starts_with('-') {
+            "del"
+        } else if l.starts_with("@@") {
+            "hunk"
+        } else {
+            "same"
+        };
+        let _ = writeln!(s, "<span class=\"{class}\">{}</span>", h(l));
+    }
+    s.push_str("</pre>");
+    if more > 0 {
+        let _ = write!(
+            s,
+            "<p class=\"note\">… {more} more lines in <a href=\"{}\">check.diff</a></p>",
+            at.tree(&target)
+        );
+    } else {
+        let _ = write!(
+            s,
+            "<p class=\"note\"><a href=\"{}\">check.diff</a></p>",
+            at.tree(&target)
+        );
+    }
+    s.push_str("</details>");
 }
 
 fn failures_page(run: &Run, bad: &[&PairRecord]) -> String {
@@ -431,8 +504,9 @@ fn failures_page(run: &Run, bad: &[&PairRecord]) -> String {
         counts_html(run.counts(), 0)
     );
     s.push_str("<ul class=\"reasons\">\n");
+    let mut budget = DIFF_LINES_ON_A_PAGE;
     for p in bad {
-        failure_item(&mut s, PAGE, &run.dir, p, true);
+        failure_item(&mut s, PAGE, &run.dir, p, true, &mut budget);
     }
     s.push_str("</ul>\n");
     footer(&mut s, run, PAGE);

@@ -1,7 +1,8 @@
 //! `junit.xml` (SPEC §5): a `testsuite` per group, a `testcase` per pair (`classname` the
 //! group, `name` the pair, `time` its duration; with `--param`/`--repeat`, one per run of
 //! a pair, named `pair [variant]`); FAILED runs carry a `failure`, ERROR runs an `error`,
-//! each with the reason and the tail of both sides' stdout and stderr; a flaky pass says
+//! each with the reason, how its output differs from its reference (`check.diff`,
+//! docs/regression.md) and the tail of both sides' stdout and stderr; a flaky pass says
 //! so in `system-out`. Written with quick-xml; text is made XML-safe (control characters
 //! from logs replaced).
 
@@ -17,6 +18,8 @@ use crate::tree::{PairRecord, Status};
 
 /// Lines of each log kept in a failure or error.
 pub const TAIL_LINES: usize = 40;
+/// Lines of a run's `check.diff` kept in its failure.
+pub const DIFF_LINES: usize = 200;
 /// Bytes read from the end of each log at most.
 pub const TAIL_BYTES: u64 = 8 * 1024;
 
@@ -108,6 +111,13 @@ fn details(tag_dir: &Path, p: &PairRecord) -> String {
     let dir = run_dir(tag_dir, p);
     let mut s = format!("{}: {}\n", p.status, p.reason);
     s.push_str(&format!("folder: {}\n", run_parts(p).join("/")));
+    if let Some((diff, more)) = super::check_diff(tag_dir, p, DIFF_LINES) {
+        s.push_str("\n--- how the output differs from expected (check.diff) ---\n");
+        s.push_str(&diff);
+        if more > 0 {
+            s.push_str(&format!("... {more} more lines in check.diff\n"));
+        }
+    }
     for side in ["local", "remote"] {
         for stream in ["stdout", "stderr"] {
             let (text, cut) = tail(&dir, &Path::new(side).join(stream), TAIL_LINES, TAIL_BYTES);

@@ -268,6 +268,33 @@ pub fn command(results_dir: &Path, tag: &str, groups_dir: &Path) -> anyhow::Resu
     })
 }
 
+/// The first `max_lines` lines of a run's `check.diff` (how its output differs from its
+/// reference, docs/regression.md), never read through a link, and how many more it has.
+pub fn check_diff(
+    tag_dir: &Path,
+    r: &crate::tree::PairRecord,
+    max_lines: usize,
+) -> Option<(String, usize)> {
+    let dir = load::run_dir(tag_dir, r);
+    let bytes =
+        crate::tree::nofollow::read_beneath(&dir, Path::new(crate::tree::layout::CHECK_DIFF))
+            .ok()?;
+    let text = String::from_utf8_lossy(&bytes);
+    let lines: Vec<&str> = text.lines().collect();
+    let mut shown: String = lines
+        .iter()
+        .take(max_lines)
+        .flat_map(|l| [*l, "\n"])
+        .collect();
+    if shown.is_empty() {
+        return None;
+    }
+    if !shown.ends_with('\n') {
+        shown.push('\n');
+    }
+    Some((shown, lines.len().saturating_sub(max_lines)))
+}
+
 fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }

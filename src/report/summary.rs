@@ -1,13 +1,14 @@
 //! `summary.md`: the run's counts, then per group the local × remote matrix with each
 //! pair's status and duration (collapsed as on the page when it is large, see
 //! [`matrix`]), its counts, and the reason of each pair that did not succeed (at most
-//! 100 per group, so the file stays within what a CI job summary takes). Names are
+//! 100 per group, so the file stays within what a CI job summary takes), with the diff
+//! of a run whose output differs from its reference (docs/regression.md; capped). Names are
 //! Markdown-escaped so any group or test name keeps the tables intact.
 
 use super::load::{GroupRun, Run};
 use super::matrix::{self, View};
 use super::names::markdown as md;
-use super::{counts_line, fmt_duration, group_counts_line};
+use super::{check_diff, counts_line, fmt_duration, group_counts_line};
 use crate::tree::Status;
 
 /// The summary.md text of a run.
@@ -35,7 +36,7 @@ pub fn render(run: &Run) -> String {
     s.push_str(&format!("- {}\n", md(&counts)));
     for g in &run.groups {
         s.push('\n');
-        group(&mut s, g);
+        group(&mut s, g, &run.dir);
     }
     s
 }
@@ -45,7 +46,42 @@ const FAILURES_SHOWN: usize = 100;
 /// Lines of a collapsed matrix's summary.
 const SUMMARY_ROWS: usize = 100;
 
-fn group(s: &mut String, g: &GroupRun) {
+/// Lines of a run's diff shown, and of all diffs of the summary.
+const DIFF_LINES: usize = 60;
+const DIFF_LINES_IN_ALL: usize = 3000;
+
+/// A diff as a fenced block inside a list item, its fence longer than any run of
+/// backticks in it.
+fn fenced_diff(s: &mut String, diff: &str, more: usize) {
+    let mut longest = 0;
+    let mut run = 0;
+    for c in diff.chars() {
+        run = if c == '`' { run + 1 } else { 0 };
+        longest = longest.max(run);
+    }
+    let fence = "`".repeat(longest.max(2) + 1);
+    s.push_str(&format!("\n  {fence}diff\n"));
+    for l in diff.lines() {
+        s.push_str("  ");
+        s.extend(l.chars().map(|c| {
+            if c.is_control() && c != '\t' {
+                '\u{FFFD}'
+            } else {
+                c
+            }
+        }));
+        s.push('\n');
+    }
+    s.push_str(&format!("  {fence}\n"));
+    if more > 0 {
+        s.push_str(&format!(
+            "\n  … {more} more lines in its folder's check.diff\n"
+        ));
+    }
+    s.push('\n');
+}
+
+fn group(s: &mut String, g: &GroupRun, tag_dir: &std::path::Path) {
     s.push_str(&format!("## {}\n\n", md(&g.name)));
     s.push_str(&format!("{}\n\n", md(&group_counts_line(g))));
     let (nl, nr) = (g.locals.len(), g.remotes.len());
@@ -103,6 +139,7 @@ fn group(s: &mut String, g: &GroupRun) {
         .filter(|p| p.status != Status::Success)
         .collect();
     if !bad.is_empty() {
+        let mut diff_lines = 0;
         s.push_str("\nNot successful:\n\n");
         for p in bad.iter().take(FAILURES_SHOWN) {
             let variant = if p.variant.is_empty() {
@@ -117,6 +154,12 @@ fn group(s: &mut String, g: &GroupRun) {
                 p.status,
                 md(&p.reason)
             ));
+            if diff_lines < DIFF_LINES_IN_ALL
+                && let Some((diff, more)) = check_diff(tag_dir, p, DIFF_LINES)
+            {
+                diff_lines += diff.lines().count();
+                fenced_diff(s, &diff, more);
+            }
         }
         if bad.len() > FAILURES_SHOWN {
             s.push_str(&format!(

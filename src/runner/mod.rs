@@ -48,6 +48,8 @@ pub struct RunCtx {
     pub variants: Vec<plan::Variant>,
     /// Each group's settings (its group.toml over the run's options), by group index.
     pub settings: Vec<crate::group_toml::GroupSettings>,
+    /// The run happens under CI: a pair of a checked group without a reference fails.
+    pub ci: bool,
     seq: AtomicU64,
     csv: Mutex<Appender>,
     /// Results that could not be written; the first one stops the run.
@@ -205,6 +207,13 @@ pub fn run(mut opts: RunOptions, command_line: Vec<String>) -> anyhow::Result<Ru
         .iter()
         .map(|g| crate::group_toml::GroupSettings::load(&g.dir, &opts))
         .collect::<Result<Vec<_>, _>>()?;
+    for (g, s) in groups.iter().zip(&settings) {
+        if crate::check::is_checked(s, &g.dir) {
+            for w in crate::check::stray_references(g) {
+                eprintln!("pairbench: warning: {}", crate::terminal::shown(&w));
+            }
+        }
+    }
     let mut pairs = plan::pairs(&groups, &opts.filters)?;
     if let Some(shard) = opts.shard {
         pairs.retain(|p| plan::in_shard(&p.id(&groups), shard));
@@ -382,6 +391,7 @@ pub fn run(mut opts: RunOptions, command_line: Vec<String>) -> anyhow::Result<Ru
         marker_prefix: containment.name().to_string(),
         variants,
         settings,
+        ci: crate::check::under_ci(),
         seq: AtomicU64::new(0),
         csv: Mutex::new(csv),
         unrecorded: Mutex::new(Vec::new()),

@@ -1,8 +1,9 @@
 //! The life of one pair (SPEC §2), as named steps: [`PairRun::start_remote`],
 //! [`PairRun::start_local`], [`wait_local`], [`PairRun::end_both`] (the remote
 //! test is ended if it still runs, and everything both scripts started), [`settle`] (how
-//! the remote side ended, its folder copied back) and [`PairRun::record`] (one outcome,
-//! committed by the tree). See the README, "A five-minute tour".
+//! the remote side ended, its folder copied back), the regression check of a checked
+//! group (docs/regression.md) and [`PairRun::record`] (one outcome, committed by the
+//! tree). See the README, "A five-minute tour".
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -71,6 +72,7 @@ pub fn run_pair(
             return p.record(Exits::none());
         }
     };
+    p.rec.places = Some(p.places(&remote_dir));
     let remote = match p.start_remote(&remote_dir) {
         Ok(r) => r,
         Err(why) => {
@@ -115,6 +117,10 @@ pub fn run_pair(
         p.rec.reason = format!("{} (interactive)", p.rec.reason);
     }
     let events = p.testbed_events(started_wall);
+    let mut pair_files = events.map(|e| vec![("events.csv", e)]).unwrap_or_default();
+    if !interactive && let Some(diff) = p.check() {
+        pair_files.push((crate::tree::layout::CHECK_DIFF, diff));
+    }
     p.record(Exits {
         local: local
             .proc
@@ -122,7 +128,7 @@ pub fn run_pair(
             .and_then(|c| c.try_exit())
             .map(Exit::file_text),
         remote: settled.end.exit().map(Exit::file_text),
-        pair_files: events.map(|e| vec![("events.csv", e)]).unwrap_or_default(),
+        pair_files,
     })
 }
 
@@ -173,6 +179,8 @@ impl<'a> PairRun<'a> {
             repetition: variant.repetition,
             warmup: variant.warmup,
             notes: Vec::new(),
+            places: None,
+            check: None,
         };
         Ok(PairRun {
             g,
@@ -387,6 +395,49 @@ impl<'a> PairRun<'a> {
             rec.reason
                 .push_str(" (flaky: passed after an earlier attempt failed)");
         }
+    }
+
+    /// What the scripts were told about where they ran (kept in the record, so their
+    /// output can be normalised after the run).
+    fn places(&self, remote_dir: &Path) -> crate::tree::record::Places {
+        let s = |p: &Path| p.to_string_lossy().into_owned();
+        let (l, r) = (&self.g.local_paths, &self.h.remote_paths);
+        crate::tree::record::Places {
+            local_dir: s(&self.staging.join("local")),
+            remote_dir: s(remote_dir),
+            local_group_dir: s(&l.scripts),
+            remote_group_dir: s(&r.scripts),
+            local_root: s(&l.root),
+            remote_root: s(&r.root),
+            local_results: s(&l.results),
+            remote_results: s(&r.results),
+            remote_host: self.h.remote_host.clone(),
+            local_host: self.h.local_host.clone(),
+        }
+    }
+
+    /// The regression check of a run of a checked group (docs/regression.md): its
+    /// `check.diff` when its output differs from its reference.
+    fn check(&mut self) -> Option<Vec<u8>> {
+        let at = crate::check::RunAt {
+            dir: &self.staging,
+            final_dir: &self.dest,
+            tag: &self.g.run.tree.tag,
+        };
+        let (diff, warnings) = crate::check::at_run_end(
+            self.g.settings,
+            &self.g.group.dir,
+            &mut self.rec,
+            &at,
+            self.g.run.ci,
+        );
+        for w in warnings {
+            self.g.run.progress.println(&format!(
+                "pairbench: warning: {}",
+                crate::terminal::shown(&w)
+            ));
+        }
+        diff
     }
 
     /// The testbed events the pair's helpers recorded (the pair's `events.csv`), with the

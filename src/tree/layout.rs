@@ -22,14 +22,18 @@ pub const RESERVED: [&str; 10] = [
 ];
 
 /// Files pairbench writes in a run folder; scripts never may.
-pub const OWN_FILES: [&str; 6] = [
+pub const OWN_FILES: [&str; 7] = [
     "SUCCESS",
     "FAILED",
     "ERROR",
     "pair.json",
     "attempts",
     "events.csv",
+    CHECK_DIFF,
 ];
+
+/// How a run's output differs from its reference (docs/regression.md): a unified diff.
+pub const CHECK_DIFF: &str = "check.diff";
 
 /// The two sides' folders in a run folder (the scripts' working folders).
 pub const SIDES: [&str; 2] = ["local", "remote"];

@@ -105,6 +105,55 @@ pub struct PairRecord {
     /// which are not recreated here).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// Where the run's scripts ran and what they were told about it, so that their output
+    /// can be normalised after the run (`pairbench bless`, `check`; docs/regression.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub places: Option<Places>,
+    /// What the regression check made of the run (a group with references).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<CheckMark>,
+}
+
+/// The paths and addresses a run's scripts were given (their environment, docs/groups-and-scripts.md):
+/// each side's folder (the local one while the run was being written), the group's
+/// scripts, the groups folder and the group's result folder on each side's machine, and
+/// both hosts' addresses.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct Places {
+    pub local_dir: String,
+    pub remote_dir: String,
+    pub local_group_dir: String,
+    pub remote_group_dir: String,
+    pub local_root: String,
+    pub remote_root: String,
+    pub local_results: String,
+    pub remote_results: String,
+    pub remote_host: String,
+    pub local_host: String,
+}
+
+/// What the regression check found for a run (docs/regression.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckResult {
+    /// The run's output matches its reference.
+    Matched,
+    /// It differs (the pair is FAILED, `check.diff` says how).
+    Differs,
+    /// No reference, and none written: under CI the pair is FAILED.
+    Missing,
+    /// No reference: the output was written as a pending one (`<file>.new`).
+    Pending,
+}
+
+/// The regression check of a run: what it found, and the outcome before it (a difference
+/// turns SUCCESS into FAILED; `pairbench check` compares again from that outcome).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckMark {
+    pub result: CheckResult,
+    pub status: Status,
+    pub reason: String,
 }
 
 impl PairRecord {
@@ -141,6 +190,16 @@ impl PairRecord {
             repetition,
             warmup,
             notes: Vec::new(),
+            places: None,
+            check: None,
+        }
+    }
+
+    /// The status and reason of the run before the regression check changed them.
+    pub fn outcome(&self) -> (Status, &str) {
+        match &self.check {
+            Some(c) => (c.status, &c.reason),
+            None => (self.status, &self.reason),
         }
     }
 

@@ -352,6 +352,8 @@ pub fn read_results(tag_dir: &Path, tag: &str) -> (HashMap<RunKey, PairRecord>, 
             repetition,
             warmup,
             notes: Vec::new(),
+            places: None,
+            check: None,
         };
         let key = run_key(group, pair, &variant);
         // Earlier attempts are rows too: keep the latest.

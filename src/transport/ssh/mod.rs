@@ -208,9 +208,13 @@ impl SshTransport {
         let shared = c.link.shared();
         let mut waiting = Vec::new();
         let depth = if deep { usize::MAX } else { 1 };
+        // A group's references are only read on this machine.
+        let references = from.join(crate::discover::EXPECTED_DIR);
         for entry in walkdir::WalkDir::new(from)
             .follow_links(true)
             .max_depth(depth)
+            .into_iter()
+            .filter_entry(|e| !(deep && e.depth() == 1 && e.path() == references))
         {
             // A dangling link is no reason to refuse the group (the local side ignores it too).
             let Ok(entry) = entry else { continue };
