@@ -3,7 +3,9 @@
 //! folders the run used. A pair whose outcome was SUCCESS is blessed (one that failed
 //! only because its output differed included); FAILED and ERROR pairs only with
 //! `--force`. A reference the output already matches (normalised, wildcards) is left as
-//! it is; a run of several repetitions is blessed from its first measured one. Only the
+//! it is, and so is a blessed metric value the run's passes its gate against (a metric
+//! of several repetitions: their mean); a run of several repetitions is blessed from its
+//! first measured one. Only the
 //! references of the runs it is asked about are touched; `--prune` also removes the
 //! reference folders of pairs that no longer exist (no such local × remote test).
 
@@ -78,27 +80,22 @@ pub fn bless_runs(
         ));
     }
     let files = c.new_reference(&settings, &ctx);
-    let mut metrics = c.new_metrics();
-    // Several repetitions: the blessed value of a metric is their mean.
-    if !outputs.is_empty() {
-        let mut sums: BTreeMap<(String, String), (f64, usize)> = BTreeMap::new();
-        for m in std::iter::once(&c.outputs.metrics).chain(outputs.iter().map(|o| &o.metrics)) {
-            for (side, values) in m {
-                for (name, v) in values {
-                    let e = sums.entry((side.clone(), name.clone())).or_default();
-                    e.0 += v;
-                    e.1 += 1;
-                }
+    // Several repetitions: a metric's value is their mean.
+    let mut sums: BTreeMap<(String, String), (f64, usize)> = BTreeMap::new();
+    for m in std::iter::once(&c.outputs.metrics).chain(outputs.iter().map(|o| &o.metrics)) {
+        for (side, values) in m {
+            for (name, v) in values {
+                let e = sums.entry((side.clone(), name.clone())).or_default();
+                e.0 += v;
+                e.1 += 1;
             }
         }
-        metrics.clear();
-        for ((side, name), (sum, n)) in sums {
-            metrics
-                .entry(side)
-                .or_default()
-                .insert(name, sum / n as f64);
-        }
     }
+    let mut values: BTreeMap<String, BTreeMap<String, f64>> = BTreeMap::new();
+    for ((side, name), (sum, n)) in sums {
+        values.entry(side).or_default().insert(name, sum / n as f64);
+    }
+    let metrics = c.new_metrics(&settings, &values);
     let dir = reference::dir(&group_dir, &first.rec.pair, &first.rec.variant);
     let existed = c.found.is_some();
     let changed =

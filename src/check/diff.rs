@@ -112,11 +112,21 @@ pub fn file_diff(old_label: &str, new_label: &str, old: Option<Body>, new: Optio
             }
             Some(Body::Text(t)) => format!("text, {} bytes", t.len()),
         };
-        return format!(
-            "Binary files {a_label} and {b_label} differ ({} vs {})\n",
-            describe(&old),
-            describe(&new)
-        );
+        return match (&old, &new) {
+            (None, _) => format!(
+                "Binary file {new_label} is only in the run ({})\n",
+                describe(&new)
+            ),
+            (_, None) => format!(
+                "Binary file {old_label} is only in the reference ({})\n",
+                describe(&old)
+            ),
+            _ => format!(
+                "Binary files {a_label} and {b_label} differ ({} vs {})\n",
+                describe(&old),
+                describe(&new)
+            ),
+        };
     }
     let text = |b: Option<Body>| match b {
         Some(Body::Text(t)) => with_newline(t),

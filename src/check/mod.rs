@@ -33,6 +33,9 @@ use crate::tree::{PairRecord, Status};
 use outputs::{Content, Outputs};
 use reference::Reference;
 
+/// `<side>/exit_code`: how a side ended, in a reference.
+const EXIT_KEY_SUFFIX: &str = "/exit_code";
+
 /// Is a group checked: it has `expected/`, or its group.toml a `[check]`?
 pub fn is_checked(settings: &GroupSettings, group_dir: &Path) -> bool {
     settings.check.given || group_dir.join(EXPECTED_DIR).is_dir()
@@ -116,7 +119,7 @@ impl Checked {
         parts.extend(self.gates_failed.iter().cloned());
         if self.result == CheckResult::Missing {
             parts.push(format!(
-                "no reference in {} (CI is set, so a new pair fails): run it without CI, then `pairbench bless` and commit {EXPECTED_DIR}/",
+                "no reference in {} (under CI a new pair fails): `pairbench bless` stores this run's output as its reference; commit {EXPECTED_DIR}/",
                 self.reference
             ));
         }
@@ -146,9 +149,34 @@ impl Checked {
         files
     }
 
-    /// The metric values bless stores: the gated metrics the run reported.
-    pub fn new_metrics(&self) -> BTreeMap<String, BTreeMap<String, f64>> {
-        self.outputs.metrics.clone()
+    /// The metric values bless stores, from the run's `values`: those of the metrics a
+    /// `"5%"` gate compares; a blessed value the run's passes its gate against is kept.
+    pub fn new_metrics(
+        &self,
+        settings: &GroupSettings,
+        values: &BTreeMap<String, BTreeMap<String, f64>>,
+    ) -> BTreeMap<String, BTreeMap<String, f64>> {
+        let mut out: BTreeMap<String, BTreeMap<String, f64>> = BTreeMap::new();
+        for (name, g) in &settings.check.gates {
+            let crate::group_toml::Gate::Worse(_) = g else {
+                continue;
+            };
+            let dir = settings.metrics.get(name).copied().unwrap_or_default();
+            for (side, m) in values {
+                let Some(&v) = m.get(name) else { continue };
+                let old = self
+                    .found
+                    .as_ref()
+                    .and_then(|r| r.metrics.get(side))
+                    .and_then(|m| m.get(name))
+                    .copied();
+                let keep = old.filter(|&o| gate::check(name, side, *g, dir, v, Some(o)).is_ok());
+                out.entry(side.clone())
+                    .or_default()
+                    .insert(name.clone(), keep.unwrap_or(v));
+            }
+        }
+        out
     }
 }
 
@@ -200,6 +228,8 @@ pub fn compare(
             .keys()
             .chain(outputs.files.keys())
             .filter(|k| r.sides.contains(k.split('/').next().unwrap_or_default()))
+            // A hand-written reference may leave out how a side ended.
+            .filter(|k| !k.ends_with(EXIT_KEY_SUFFIX) || r.files.contains_key(*k))
             .collect();
         for key in keys {
             let old = r.files.get(key);
