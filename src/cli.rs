@@ -251,22 +251,37 @@ pub struct BlessArgs {
     pub force: bool,
 }
 
-/// The results folder, the groups folder (`-g` only: otherwise the one the run used)
-/// and the metric directions of a command that reads a stored run.
-fn stored_run_args(
-    a: &CheckArgs,
-) -> anyhow::Result<(
-    PathBuf,
-    Option<PathBuf>,
-    std::collections::BTreeMap<String, config::Direction>,
-)> {
-    let file = FileConfig::load(a.common.config.as_deref())?;
-    let results = a
-        .results_dir
-        .clone()
-        .or(file.results_dir)
-        .unwrap_or_else(|| "results".into());
-    Ok((results, a.common.groups_dir.clone(), file.metrics))
+/// What a command that reads a stored run (`bless`, `check`, `review`) needs of the
+/// configuration: the results folder and the metric directions.
+struct StoredRunConfig {
+    results_dir: PathBuf,
+    directions: std::collections::BTreeMap<String, config::Direction>,
+}
+
+impl CheckArgs {
+    fn config(&self) -> anyhow::Result<StoredRunConfig> {
+        let file = FileConfig::load(self.common.config.as_deref())?;
+        Ok(StoredRunConfig {
+            results_dir: self
+                .results_dir
+                .clone()
+                .or(file.results_dir)
+                .unwrap_or_else(|| "results".into()),
+            directions: file.metrics,
+        })
+    }
+
+    /// The stored run these arguments name (`-g` only when given: otherwise the groups
+    /// folder the run used).
+    fn which<'a>(&'a self, c: &'a StoredRunConfig) -> crate::check::stored::Which<'a> {
+        crate::check::stored::Which {
+            results_dir: &c.results_dir,
+            tag: &self.tag,
+            groups_dir: self.common.groups_dir.as_deref(),
+            filters: &self.filters,
+            directions: &c.directions,
+        }
+    }
 }
 
 fn dur(
@@ -562,37 +577,11 @@ fn dispatch(cli: Cli, args: &[String]) -> anyhow::Result<ExitStatus> {
             crate::compare::command(&results, &c.a, &c.b, &c.threshold, &file.metrics)
         }
         Command::Bless(b) => {
-            let (results, groups, directions) = stored_run_args(&b.run)?;
-            crate::check::bless::command(&crate::check::bless::BlessOptions {
-                results_dir: &results,
-                tag: &b.run.tag,
-                groups_dir: groups.as_deref(),
-                filters: &b.run.filters,
-                prune: b.prune,
-                force: b.force,
-                directions: &directions,
-            })
+            let c = b.run.config()?;
+            crate::check::bless::command(&b.run.which(&c), b.prune, b.force)
         }
-        Command::Check(c) => {
-            let (results, groups, directions) = stored_run_args(&c)?;
-            crate::check::recheck::command(
-                &results,
-                &c.tag,
-                groups.as_deref(),
-                &c.filters,
-                &directions,
-            )
-        }
-        Command::Review(c) => {
-            let (results, groups, directions) = stored_run_args(&c)?;
-            crate::check::review::command(
-                &results,
-                &c.tag,
-                groups.as_deref(),
-                &c.filters,
-                &directions,
-            )
-        }
+        Command::Check(a) => crate::check::recheck::command(&a.which(&a.config()?)),
+        Command::Review(a) => crate::check::review::command(&a.which(&a.config()?)),
         Command::Testbed(t) => crate::testbed::command::run(&t).map(ExitStatus::from_code),
         Command::Slurm(s) => {
             let facts = slurm_run_facts(&s.run_args)?;

@@ -41,6 +41,12 @@ fn pb_ci(p: &Project, ci: &str, args: &[&str]) -> Run {
     }
 }
 
+/// Assert that `text` holds `want`, showing it when it does not.
+#[track_caller]
+fn has(text: &str, want: &str) {
+    assert!(text.contains(want), "{want:?} not in:\n{text}");
+}
+
 fn read(p: &Path) -> String {
     std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
@@ -102,16 +108,10 @@ fn an_unchanged_rerun_passes_and_one_changed_line_fails_with_its_diff() {
 
     let b = pb(&p, &["bless"]);
     b.expect_code(0);
-    assert!(
-        b.stdout().contains("added      g/cli_x_srv"),
-        "{}",
-        b.stdout()
-    );
-    assert!(
-        b.stdout()
-            .contains("bless 'first': 1 added, 0 changed, 0 unchanged, 0 pruned"),
-        "{}",
-        b.stdout()
+    has(&b.stdout(), "added      g/cli_x_srv");
+    has(
+        &b.stdout(),
+        "bless 'first': 1 added, 0 changed, 0 unchanged, 0 pruned",
     );
     assert_eq!(
         files(&expected(&p, "cli_x_srv")),
@@ -137,11 +137,7 @@ fn an_unchanged_rerun_passes_and_one_changed_line_fails_with_its_diff() {
     assert!(!p.pair("g", "cli_x_srv").path().join("check.diff").exists());
     pb(&p, &["check"]).expect_code(0);
     let again = pb(&p, &["bless"]);
-    assert!(
-        again.stdout().contains("0 added, 0 changed, 1 unchanged"),
-        "{}",
-        again.stdout()
-    );
+    has(&again.stdout(), "0 added, 0 changed, 1 unchanged");
 
     // One changed line.
     client(
@@ -170,27 +166,25 @@ fn an_unchanged_rerun_passes_and_one_changed_line_fails_with_its_diff() {
     // Every report shows the difference.
     let tag = p.latest();
     let summary = read(&tag.join("summary.md"));
-    assert!(summary.contains("```diff\n"), "{summary}");
-    assert!(summary.contains("  -beta\n  +BETA\n"), "{summary}");
+    has(&summary, "```diff\n");
+    has(&summary, "  -beta\n  +BETA\n");
     let html = read(&tag.join("index.html"));
-    assert!(html.contains("<span class=\"del\">-beta</span>"), "{html}");
-    assert!(html.contains("<span class=\"add\">+BETA</span>"), "{html}");
+    has(&html, "<span class=\"del\">-beta</span>");
+    has(&html, "<span class=\"add\">+BETA</span>");
     let junit = read(&tag.join("junit.xml"));
-    assert!(
-        junit.contains("<failure message=\"output differs from expected: local/stdout\""),
-        "{junit}"
+    has(
+        &junit,
+        "<failure message=\"output differs from expected: local/stdout\"",
     );
-    assert!(junit.contains("-beta\n+BETA\n"), "{junit}");
+    has(&junit, "-beta\n+BETA\n");
     // `check` re-checks the stored run offline.
     let c = pb(&p, &["check", "third"]);
     c.expect_code(1);
-    assert!(
-        c.stdout()
-            .contains("DIFFERS  g/cli_x_srv: output differs from expected: local/stdout"),
-        "{}",
-        c.stdout()
+    has(
+        &c.stdout(),
+        "DIFFERS  g/cli_x_srv: output differs from expected: local/stdout",
     );
-    assert!(c.stdout().contains("\n-beta\n+BETA\n"), "{}", c.stdout());
+    has(&c.stdout(), "\n-beta\n+BETA\n");
 
     // Two files differ: the reason counts them.
     client(
@@ -200,20 +194,18 @@ fn an_unchanged_rerun_passes_and_one_changed_line_fails_with_its_diff() {
     );
     pb(&p, &["run", "--tag", "fourth"]).expect_code(1);
     let reason = p.pair("g", "cli_x_srv").reason();
-    assert!(
-        reason.contains("output differs from expected: local/out/data.txt and 1 more file"),
-        "{reason}"
+    has(
+        &reason,
+        "output differs from expected: local/out/data.txt and 1 more file",
     );
 
     // Blessing the failed run (its outcome was SUCCESS) accepts the new output, and the
     // stored run now checks clean against today's references.
     let b = pb(&p, &["bless", "fourth"]);
     b.expect_code(0);
-    assert!(
-        b.stdout()
-            .contains("changed    g/cli_x_srv (local/out/data.txt, local/stdout)"),
-        "{}",
-        b.stdout()
+    has(
+        &b.stdout(),
+        "changed    g/cli_x_srv (local/out/data.txt, local/stdout)",
     );
     pb(&p, &["check", "fourth"]).expect_code(0);
     pb(&p, &["check", "third"]).expect_code(1);
@@ -271,7 +263,7 @@ echo "took $RANDOM ms""#,
     r.expect_code(0);
     assert_eq!(pair_json(&p, "cli_x_srv")["check"]["result"], "matched");
     let out = p.pair("g", "cli_x_srv").read("remote/stdout");
-    assert!(out.contains("run-two"), "{out}");
+    has(&out, "run-two");
 }
 
 #[test]
@@ -291,7 +283,7 @@ fn wildcards_match_any_text_in_a_line_and_any_lines() {
     // Bless keeps a reference the output matches as it is, wildcards and all; the remote
     // side, which the hand-written reference left out, is not compared.
     let b = pb(&p, &["bless", "-f", "g/*"]);
-    assert!(b.stdout().contains("1 changed"), "{}", b.stdout());
+    has(&b.stdout(), "1 changed");
     assert_eq!(read(&expected(&p, "cli_x_srv/local/stdout")), reference);
     std::fs::remove_dir_all(expected(&p, "cli_x_srv/remote")).unwrap();
 
@@ -333,9 +325,9 @@ fn a_metric_gate_fails_a_20_percent_throughput_drop_and_passes_a_2_percent_one()
     run("faster", "5000", "5").expect_code(0);
     run("twenty-percent", "800", "5").expect_code(1);
     let reason = p.pair("g", "cli_x_srv").reason();
-    assert!(
-        reason.contains("metric rps (local) is 800, 20% lower than the blessed 1000 (the gate allows 5%; higher is better)"),
-        "{reason}"
+    has(
+        &reason,
+        "metric rps (local) is 800, 20% lower than the blessed 1000 (the gate allows 5%; higher is better)",
     );
     assert!(
         p.pair("g", "cli_x_srv")
@@ -344,9 +336,9 @@ fn a_metric_gate_fails_a_20_percent_throughput_drop_and_passes_a_2_percent_one()
     );
     run("slow", "1000", "25").expect_code(1);
     let reason = p.pair("g", "cli_x_srv").reason();
-    assert!(
-        reason.contains("metric latency_ms (local) is 25, above its maximum 20"),
-        "{reason}"
+    has(
+        &reason,
+        "metric latency_ms (local) is 25, above its maximum 20",
     );
     // The offline check sees the same.
     pb(&p, &["check", "twenty-percent"]).expect_code(1);
@@ -354,17 +346,9 @@ fn a_metric_gate_fails_a_20_percent_throughput_drop_and_passes_a_2_percent_one()
     // Blessing a run that passes its gates keeps the blessed value; blessing the slower
     // one makes it the new baseline.
     let b = pb(&p, &["bless", "two-percent"]);
-    assert!(
-        b.stdout().contains("0 changed, 1 unchanged"),
-        "{}",
-        b.stdout()
-    );
+    has(&b.stdout(), "0 changed, 1 unchanged");
     let b = pb(&p, &["bless", "twenty-percent"]);
-    assert!(
-        b.stdout().contains("changed    g/cli_x_srv (metrics.toml)"),
-        "{}",
-        b.stdout()
-    );
+    has(&b.stdout(), "changed    g/cli_x_srv (metrics.toml)");
     assert!(read(&expected(&p, "cli_x_srv/metrics.toml")).ends_with("rps = 800.0\n"));
     run("after", "800", "5").expect_code(0);
 }
@@ -381,10 +365,7 @@ fn new_pairs_fail_under_ci_and_get_a_pending_reference_otherwise() {
     r.expect_code(1);
     let (status, reason) = p.pair("g", "cli2_x_srv").marker();
     assert_eq!(status, "FAILED");
-    assert!(
-        reason.contains("no reference in expected/cli2_x_srv"),
-        "{reason}"
-    );
+    has(&reason, "no reference in expected/cli2_x_srv");
     assert_eq!(p.pair("g", "cli_x_srv").status(), "SUCCESS");
     assert!(
         p.pair("g", "cli2_x_srv")
@@ -400,10 +381,7 @@ fn new_pairs_fail_under_ci_and_get_a_pending_reference_otherwise() {
     let r = pb_ci(&p, "false", &["run", "--tag", "at-my-desk"]);
     r.expect_code(0);
     let reason = p.pair("g", "cli2_x_srv").reason();
-    assert!(
-        reason.contains("pending reference expected/cli2_x_srv/*.new"),
-        "{reason}"
-    );
+    has(&reason, "pending reference expected/cli2_x_srv/*.new");
     assert_eq!(
         files(&expected(&p, "cli2_x_srv")),
         [
@@ -419,18 +397,10 @@ fn new_pairs_fail_under_ci_and_get_a_pending_reference_otherwise() {
     );
     let c = pb(&p, &["check"]);
     c.expect_code(1);
-    assert!(
-        c.stdout().contains("NEW      g/cli2_x_srv"),
-        "{}",
-        c.stdout()
-    );
+    has(&c.stdout(), "NEW      g/cli2_x_srv");
     // Bless takes the pending output; CI passes from then on.
     let b = pb(&p, &["bless"]);
-    assert!(
-        b.stdout().contains("added      g/cli2_x_srv"),
-        "{}",
-        b.stdout()
-    );
+    has(&b.stdout(), "added      g/cli2_x_srv");
     assert!(
         files(&expected(&p, "cli2_x_srv"))
             .iter()
@@ -449,12 +419,9 @@ fn bless_touches_only_what_it_is_asked_about_and_prune_removes_gone_pairs() {
     pb(&p, &["run", "--tag", "t1"]).expect_code(1);
     let b = pb(&p, &["bless"]);
     b.expect_code(0);
-    assert!(
-        b.stdout().contains(
-            "2 added, 0 changed, 0 unchanged, 0 pruned; 1 FAILED or ERROR run not blessed (--force blesses it)"
-        ),
-        "{}",
-        b.stdout()
+    has(
+        &b.stdout(),
+        "2 added, 0 changed, 0 unchanged, 0 pruned; 1 FAILED or ERROR run not blessed (--force blesses it)",
     );
     assert!(!expected(&p, "c_x_srv").exists());
     // A server pairbench ended: the reference says so, not how the signal ended it.
@@ -463,11 +430,7 @@ fn bless_touches_only_what_it_is_asked_about_and_prune_removes_gone_pairs() {
         "terminated\n"
     );
     let forced = pb(&p, &["bless", "--force", "-f", "g/c_*"]);
-    assert!(
-        forced.stdout().contains("added      g/c_x_srv"),
-        "{}",
-        forced.stdout()
-    );
+    has(&forced.stdout(), "added      g/c_x_srv");
     assert_eq!(read(&expected(&p, "c_x_srv/local/exit_code")), "1\n");
 
     // b's test goes away, and a folder for no pair appears: the run says so, and bless
@@ -480,27 +443,16 @@ fn bless_touches_only_what_it_is_asked_about_and_prune_removes_gone_pairs() {
     let r = pb(&p, &["run", "--tag", "t2"]);
     r.expect_code(1);
     for stray in ["b_x_srv", "old_x_srv"] {
-        assert!(
-            r.stderr().contains(&format!(
-                "pairbench: warning: g/expected/{stray}: no pair of the group has this name"
-            )),
-            "{}",
-            r.stderr()
+        has(
+            &r.stderr(),
+            &format!("pairbench: warning: g/expected/{stray}: no pair of the group has this name"),
         );
     }
     let none = pb(&p, &["bless", "-f", "g/nothing*"]);
-    assert!(
-        none.stdout().contains("0 added, 0 changed, 0 unchanged"),
-        "{}",
-        none.stdout()
-    );
+    has(&none.stdout(), "0 added, 0 changed, 0 unchanged");
     assert_eq!(read(&expected(&p, "a_x_srv/local/stdout")), "a\n");
     let b = pb(&p, &["bless"]);
-    assert!(
-        b.stdout().contains("changed    g/a_x_srv (local/stdout)"),
-        "{}",
-        b.stdout()
-    );
+    has(&b.stdout(), "changed    g/a_x_srv (local/stdout)");
     assert_eq!(read(&expected(&p, "a_x_srv/local/stdout")), "A\n");
     assert_eq!(
         read(&expected(&p, "b_x_srv/local/stdout")),
@@ -509,17 +461,11 @@ fn bless_touches_only_what_it_is_asked_about_and_prune_removes_gone_pairs() {
     assert!(expected(&p, "old_x_srv").exists());
     let pr = pb(&p, &["bless", "--prune"]);
     pr.expect_code(0);
-    assert!(
-        pr.stdout()
-            .contains("pruned     g/expected/b_x_srv (no pair of the group has this name)"),
-        "{}",
-        pr.stdout()
+    has(
+        &pr.stdout(),
+        "pruned     g/expected/b_x_srv (no pair of the group has this name)",
     );
-    assert!(
-        pr.stdout().contains("pruned     g/expected/old_x_srv"),
-        "{}",
-        pr.stdout()
-    );
+    has(&pr.stdout(), "pruned     g/expected/old_x_srv");
     assert!(!expected(&p, "b_x_srv").exists());
     assert!(!expected(&p, "old_x_srv").exists());
     assert!(expected(&p, "a_x_srv/local/stdout").exists());
@@ -558,7 +504,7 @@ fn bad_check_settings_get_one_clear_line() {
         r.expect_code(2);
         let err = r.stderr();
         assert_eq!(err.lines().count(), 1, "{err}");
-        assert!(err.contains("group.toml"), "{err}");
+        has(&err, "group.toml");
         assert!(err.contains(want), "{toml}: {err}");
         assert!(!p.path().join("results").exists(), "nothing ran for {toml}");
     }
@@ -568,18 +514,10 @@ fn bad_check_settings_get_one_clear_line() {
     p.file("g/group.toml", "[[check.normalize]]\nregex = '('\n");
     let c = pb(&p, &["check"]);
     c.expect_code(2);
-    assert!(
-        c.stderr().contains("is not a valid regex"),
-        "{}",
-        c.stderr()
-    );
+    has(&c.stderr(), "is not a valid regex");
     let b = pb(&p, &["bless"]);
     b.expect_code(2);
-    assert!(
-        b.stderr().contains("is not a valid regex"),
-        "{}",
-        b.stderr()
-    );
+    has(&b.stderr(), "is not a valid regex");
 }
 
 #[test]
@@ -596,9 +534,9 @@ fn binary_files_are_compared_by_hash_and_huge_outputs_get_a_capped_diff() {
     pb(&p, &["run", "--tag", "b", "--env", "SEED=2"]).expect_code(1);
     let pair = p.pair("g", "cli_x_srv");
     let reason = pair.reason();
-    assert!(
-        reason.contains("output differs from expected: local/out/blob.bin and 1 more file"),
-        "{reason}"
+    has(
+        &reason,
+        "output differs from expected: local/out/blob.bin and 1 more file",
     );
     let diff = pair.read("check.diff");
     assert!(
@@ -628,7 +566,7 @@ fn parameter_sets_have_one_reference_that_every_repetition_must_match() {
     args.extend(plan);
     pb(&p, &args).expect_code(0);
     let b = pb(&p, &["bless"]);
-    assert!(b.stdout().contains("2 added"), "{}", b.stdout());
+    has(&b.stdout(), "2 added");
     assert_eq!(read(&expected(&p, "cli_x_srv/N=1/local/stdout")), "n=1\n");
     assert_eq!(read(&expected(&p, "cli_x_srv/N=2/local/stdout")), "n=2\n");
     assert!(!expected(&p, "cli_x_srv/local").exists());
@@ -670,7 +608,7 @@ fn review_walks_each_difference_on_a_terminal_and_refuses_without_one() {
     let r = pb(&p, &["review"]);
     r.expect_code(2);
     assert_eq!(r.stderr().lines().count(), 1, "{}", r.stderr());
-    assert!(r.stderr().contains("needs a terminal"), "{}", r.stderr());
+    has(&r.stderr(), "needs a terminal");
 
     if Command::new("tmux").arg("-V").output().is_err() {
         assert!(
@@ -733,10 +671,7 @@ fn review_walks_each_difference_on_a_terminal_and_refuses_without_one() {
     let shown = screen();
     tmux(&["kill-server"]);
     assert_eq!(read(&exit).trim(), "EXIT=0", "{shown}");
-    assert!(
-        shown.contains("review 't2': 1 accepted, 1 rejected, 1 skipped"),
-        "{shown}"
-    );
+    has(&shown, "review 't2': 1 accepted, 1 rejected, 1 skipped");
     // Rejected: the reference stays. Accepted: the reference is the run's output, the
     // pending files are gone. Skipped: still pending.
     assert_eq!(
@@ -823,9 +758,31 @@ fn a_script_cannot_write_the_pairs_check_diff() {
     pb(&p, &["run", "--tag", "t2"]).expect_code(2);
     let (status, reason) = p.pair("g", "cli_x_srv").marker();
     assert_eq!(status, "ERROR");
-    assert!(
-        reason.contains("a script wrote pairbench's own file ../check.diff (removed)"),
-        "{reason}"
+    has(
+        &reason,
+        "a script wrote pairbench's own file ../check.diff (removed)",
     );
     assert!(!p.pair("g", "cli_x_srv").path().join("check.diff").exists());
+}
+
+#[test]
+fn a_gate_takes_its_direction_from_pairbench_toml_when_the_group_does_not_say() {
+    let p = Project::new();
+    p.bash("g/remote/srv", "exec sleep 60");
+    p.bash("g/local/cli", "report_metric tput \"$TPUT\"");
+    p.file("g/group.toml", "[check.metrics]\ntput = \"10%\"\n");
+    pb(&p, &["run", "--tag", "base", "--env", "TPUT=100"]).expect_code(0);
+    pb(&p, &["bless"]).expect_code(0);
+    // Lower is better by default: twice the value is worse.
+    pb(&p, &["run", "--tag", "double", "--env", "TPUT=200"]).expect_code(1);
+    let reason = p.pair("g", "cli_x_srv").reason();
+    has(&reason, "100% higher than the blessed 100");
+    std::fs::write(
+        p.path().join("pairbench.toml"),
+        "[metrics]\ntput = \"higher\"\n",
+    )
+    .unwrap();
+    pb(&p, &["run", "--tag", "double-again", "--env", "TPUT=200"]).expect_code(0);
+    pb(&p, &["check", "double"]).expect_code(0);
+    pb(&p, &["run", "--tag", "half", "--env", "TPUT=50"]).expect_code(1);
 }

@@ -14,25 +14,13 @@ use std::path::{Path, PathBuf};
 
 use super::outputs::Outputs;
 use super::reference;
-use super::stored::Stored;
+use super::stored::{Stored, Which};
 use super::{RunAt, compare};
-use crate::config::Direction;
 use crate::discover::EXPECTED_DIR;
 use crate::exit_status::ExitStatus;
 use crate::terminal::shown;
 use crate::tree::Status;
 use crate::tree::walk::Found;
-
-/// What `pairbench bless` was asked.
-pub struct BlessOptions<'a> {
-    pub results_dir: &'a Path,
-    pub tag: &'a str,
-    pub groups_dir: Option<&'a Path>,
-    pub filters: &'a [String],
-    pub prune: bool,
-    pub force: bool,
-    pub directions: &'a BTreeMap<String, Direction>,
-}
 
 /// What blessing one reference did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,9 +117,9 @@ fn pairs_today(group_dir: &Path) -> BTreeSet<String> {
         .collect()
 }
 
-/// `pairbench bless`.
-pub fn command(o: &BlessOptions) -> anyhow::Result<ExitStatus> {
-    let stored = Stored::open(o.results_dir, o.tag, o.groups_dir, o.filters, o.directions)?;
+/// `pairbench bless`: `prune` and `force` are its options of the same names.
+pub fn command(which: &Which, prune: bool, force: bool) -> anyhow::Result<ExitStatus> {
+    let stored = Stored::open(which)?;
     // One reference per group folder, pair and parameter set, its runs in order.
     let mut by_ref: BTreeMap<(PathBuf, String, String), Vec<&Found>> = BTreeMap::new();
     let mut not_blessed = 0;
@@ -140,7 +128,7 @@ pub fn command(o: &BlessOptions) -> anyhow::Result<ExitStatus> {
         let group_dir = stored.group_dir(&f.rec);
         groups.insert(group_dir.clone(), f.rec.group.clone());
         let ok = f.rec.outcome().0 == Status::Success;
-        if !ok && !o.force {
+        if !ok && !force {
             not_blessed += 1;
             continue;
         }
@@ -184,7 +172,7 @@ pub fn command(o: &BlessOptions) -> anyhow::Result<ExitStatus> {
             }
         }
     }
-    if o.prune {
+    if prune {
         for (group_dir, group) in &groups {
             for (name, why) in reference::strays(group_dir, &pairs_today(group_dir)) {
                 if !stored.selects(group, &name) {

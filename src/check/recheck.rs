@@ -4,11 +4,7 @@
 //! run of a checked group had a SUCCESS outcome and matches its reference; 1 when one
 //! differs, has no reference, or did not succeed; 2 on bad input.
 
-use std::collections::BTreeMap;
-use std::path::Path;
-
-use super::stored::Stored;
-use crate::config::Direction;
+use super::stored::{Stored, Which};
 use crate::exit_status::ExitStatus;
 use crate::terminal::shown;
 use crate::tree::Status;
@@ -32,14 +28,8 @@ pub fn shown_lines(text: &str, max: usize) -> String {
 }
 
 /// `pairbench check`.
-pub fn command(
-    results_dir: &Path,
-    tag: &str,
-    groups_dir: Option<&Path>,
-    filters: &[String],
-    directions: &BTreeMap<String, Direction>,
-) -> anyhow::Result<ExitStatus> {
-    let stored = Stored::open(results_dir, tag, groups_dir, filters, directions)?;
+pub fn command(which: &Which) -> anyhow::Result<ExitStatus> {
+    let stored = Stored::open(which)?;
     let mut text = String::new();
     let (mut matched, mut differ, mut new, mut not_ok, mut unchecked) = (0, 0, 0, 0, 0);
     let mut bad_input = false;

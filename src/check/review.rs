@@ -7,15 +7,14 @@
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use ::console::{Key, Term, style};
 
 use super::bless::{Blessed, bless_runs};
 use super::diff::Diff;
 use super::reference;
-use super::stored::Stored;
-use crate::config::Direction;
+use super::stored::{Stored, Which};
 use crate::exit_status::ExitStatus;
 use crate::terminal::shown;
 use crate::tree::Status;
@@ -65,19 +64,13 @@ fn colour(diff: &str) -> String {
 }
 
 /// `pairbench review`.
-pub fn command(
-    results_dir: &Path,
-    tag: &str,
-    groups_dir: Option<&Path>,
-    filters: &[String],
-    directions: &BTreeMap<String, Direction>,
-) -> anyhow::Result<ExitStatus> {
+pub fn command(which: &Which) -> anyhow::Result<ExitStatus> {
     if !(std::io::stdin().is_terminal() && std::io::stdout().is_terminal()) {
         anyhow::bail!(
             "review asks what to do with each difference, so it needs a terminal: `pairbench check` shows the differences, `pairbench bless` accepts them all"
         );
     }
-    let stored = Stored::open(results_dir, tag, groups_dir, filters, directions)?;
+    let stored = Stored::open(which)?;
     let mut items: Vec<Item> = Vec::new();
     let mut index: BTreeMap<(PathBuf, String), usize> = BTreeMap::new();
     for f in stored.selected() {

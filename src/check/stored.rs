@@ -15,6 +15,17 @@ use crate::group_toml::GroupSettings;
 use crate::tree::walk::{self, Found};
 use crate::tree::{PairRecord, lock, manifest};
 
+/// Which stored run a command reads, and how: the results folder and tag (or `latest`),
+/// `-g` (the groups folder, when not the one the run used), `-f` globs on
+/// `<group>/<pair>`, and pairbench.toml's `[metrics]` directions.
+pub struct Which<'a> {
+    pub results_dir: &'a Path,
+    pub tag: &'a str,
+    pub groups_dir: Option<&'a Path>,
+    pub filters: &'a [String],
+    pub directions: &'a BTreeMap<String, Direction>,
+}
+
 /// A stored run opened for checking.
 pub struct Stored {
     pub tag: String,
@@ -32,16 +43,10 @@ pub struct Stored {
 }
 
 impl Stored {
-    /// Open the run `tag` (or `latest`) of `results_dir`; `groups_dir` is `-g`, `filters`
-    /// `-f` globs on `<group>/<pair>`, `directions` pairbench.toml's `[metrics]`.
-    pub fn open(
-        results_dir: &Path,
-        tag: &str,
-        groups_dir: Option<&Path>,
-        filters: &[String],
-        directions: &BTreeMap<String, Direction>,
-    ) -> anyhow::Result<Stored> {
-        let (tag, dir) = lock::resolve(results_dir, tag)?;
+    /// Open the run `w` names.
+    pub fn open(w: &Which) -> anyhow::Result<Stored> {
+        let (groups_dir, filters) = (w.groups_dir, w.filters);
+        let (tag, dir) = lock::resolve(w.results_dir, w.tag)?;
         let dir = std::fs::canonicalize(&dir)
             .with_context(|| format!("cannot resolve '{}'", dir.display()))?;
         if lock::in_use(&dir) {
@@ -81,7 +86,7 @@ impl Stored {
             problems: walked.problems,
             groups_given: groups_dir.map(Path::to_path_buf),
             groups_of_run,
-            directions: directions.clone(),
+            directions: w.directions.clone(),
             settings: RefCell::new(BTreeMap::new()),
             filters,
         })
