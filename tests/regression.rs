@@ -448,6 +448,11 @@ fn bless_touches_only_what_it_is_asked_about_and_prune_removes_gone_pairs() {
             &format!("pairbench: warning: g/expected/{stray}: no pair of the group has this name"),
         );
     }
+    // `check` says so too.
+    has(
+        &pb(&p, &["check"]).stderr(),
+        "g/expected/old_x_srv: no pair of the group has this name",
+    );
     let none = pb(&p, &["bless", "-f", "g/nothing*"]);
     has(&none.stdout(), "0 added, 0 changed, 0 unchanged");
     assert_eq!(read(&expected(&p, "a_x_srv/local/stdout")), "a\n");
@@ -518,6 +523,14 @@ fn bad_check_settings_get_one_clear_line() {
     let b = pb(&p, &["bless"]);
     b.expect_code(2);
     has(&b.stderr(), "is not a valid regex");
+    // A reference that cannot be read: the pair cannot pass, and says why.
+    std::fs::remove_file(p.path().join("groups/g/group.toml")).unwrap();
+    pb(&p, &["bless"]).expect_code(0);
+    std::fs::write(expected(&p, "cli_x_srv/metrics.toml"), "rps = [\n").unwrap();
+    pb(&p, &["run", "--tag", "unreadable"]).expect_code(1);
+    let reason = p.pair("g", "cli_x_srv").reason();
+    has(&reason, "output could not be compared with expected: ");
+    has(&reason, "metrics.toml is not valid TOML");
 }
 
 #[test]

@@ -9,8 +9,8 @@
 //! references of the runs it is asked about are touched; `--prune` also removes the
 //! reference folders of pairs that no longer exist (no such local × remote test).
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use super::outputs::Outputs;
 use super::reference;
@@ -97,26 +97,6 @@ pub fn bless_runs(
     })
 }
 
-/// The pair names of the group at `group_dir` today: every local × remote test (a
-/// disabled one too: chmod -x does not make its references go).
-fn pairs_today(group_dir: &Path) -> BTreeSet<String> {
-    let names = |side: &str| -> Vec<String> {
-        let Ok(rd) = std::fs::read_dir(group_dir.join(side)) else {
-            return Vec::new();
-        };
-        rd.flatten()
-            .filter(|e| std::fs::metadata(e.path()).map_or(true, |m| !m.is_dir()))
-            .filter_map(|e| e.file_name().to_str().map(str::to_string))
-            .filter(|n| !n.starts_with('.'))
-            .collect()
-    };
-    let remotes = names("remote");
-    names("local")
-        .iter()
-        .flat_map(|l| remotes.iter().map(move |r| crate::tree::pair_name(l, r)))
-        .collect()
-}
-
 /// `pairbench bless`: `prune` and `force` are its options of the same names.
 pub fn command(which: &Which, prune: bool, force: bool) -> anyhow::Result<ExitStatus> {
     let stored = Stored::open(which)?;
@@ -174,7 +154,7 @@ pub fn command(which: &Which, prune: bool, force: bool) -> anyhow::Result<ExitSt
     }
     if prune {
         for (group_dir, group) in &groups {
-            for (name, why) in reference::strays(group_dir, &pairs_today(group_dir)) {
+            for (name, why) in reference::strays(group_dir, &super::pairs_today(group_dir)) {
                 if !stored.selects(group, &name) {
                     continue;
                 }

@@ -41,25 +41,34 @@ pub fn is_checked(settings: &GroupSettings, group_dir: &Path) -> bool {
     settings.check.given || group_dir.join(EXPECTED_DIR).is_dir()
 }
 
-/// One line for each thing in the group's `expected/` that no pair of the group can use
-/// (a reference folder of a pair that does not exist).
-pub fn stray_references(group: &crate::discover::Group) -> Vec<String> {
-    let pairs: BTreeSet<String> = group
-        .local
+/// The pair names of the group at `group_dir` today: every local × remote test (a
+/// disabled one too: chmod -x does not make its references go).
+pub fn pairs_today(group_dir: &Path) -> BTreeSet<String> {
+    let names = |side: &str| -> Vec<String> {
+        let Ok(rd) = std::fs::read_dir(group_dir.join(side)) else {
+            return Vec::new();
+        };
+        rd.flatten()
+            .filter(|e| std::fs::metadata(e.path()).map_or(true, |m| !m.is_dir()))
+            .filter_map(|e| e.file_name().to_str().map(str::to_string))
+            .filter(|n| !n.starts_with('.'))
+            .collect()
+    };
+    let remotes = names("remote");
+    names("local")
         .iter()
-        .flat_map(|l| {
-            group
-                .remote
-                .iter()
-                .map(move |r| crate::tree::pair_name(&l.name, &r.name))
-        })
-        .collect();
-    reference::strays(&group.dir, &pairs)
+        .flat_map(|l| remotes.iter().map(move |r| crate::tree::pair_name(l, r)))
+        .collect()
+}
+
+/// One line for each thing in the `expected/` of the group `name` (at `group_dir`) that
+/// no pair of the group can use (a reference folder of a pair that does not exist).
+pub fn stray_references(name: &str, group_dir: &Path) -> Vec<String> {
+    reference::strays(group_dir, &pairs_today(group_dir))
         .into_iter()
-        .map(|(name, why)| {
+        .map(|(stray, why)| {
             format!(
-                "{}/{EXPECTED_DIR}/{name}: {why} (a test renamed or removed?): `pairbench bless --prune` removes it",
-                group.name
+                "{name}/{EXPECTED_DIR}/{stray}: {why} (a test renamed or removed?): `pairbench bless --prune` removes it"
             )
         })
         .collect()
@@ -117,6 +126,11 @@ impl Checked {
             parts.push(format!("output differs from expected: {first}{more}"));
         }
         parts.extend(self.gates_failed.iter().cloned());
+        if parts.is_empty()
+            && let Some(p) = self.problems.first()
+        {
+            parts.push(format!("output could not be compared with expected: {p}"));
+        }
         if self.result == CheckResult::Missing {
             parts.push(format!(
                 "no reference in {} (under CI a new pair fails): `pairbench bless` stores this run's output as its reference; commit {EXPECTED_DIR}/",
@@ -180,16 +194,26 @@ impl Checked {
     }
 }
 
-/// Does the run's `new` content match the reference's `old` (normalised, wildcards)?
-fn same(settings: &GroupSettings, ctx: &normalize::Context, old: &Content, new: &Content) -> bool {
+/// A reference file's contents normalised with the run's context (text only).
+fn normalised(settings: &GroupSettings, ctx: &normalize::Context, c: &Content) -> Content {
+    match c {
+        Content::Text(t) => Content::Text(normalize::normalize(t, ctx, &settings.check.normalize)),
+        b => b.clone(),
+    }
+}
+
+/// Does the run's `new` content match the normalised reference `old` (wildcards)?
+fn equal(old: Option<&Content>, new: Option<&Content>) -> bool {
     match (old, new) {
-        (Content::Text(o), Content::Text(n)) => {
-            let o = normalize::normalize(o, ctx, &settings.check.normalize);
-            o == *n || matching::matches(&o, n)
-        }
-        (Content::Binary(o), Content::Binary(n)) => o == n,
+        (Some(Content::Text(o)), Some(Content::Text(n))) => o == n || matching::matches(o, n),
+        (Some(o), Some(n)) => o == n,
         _ => false,
     }
+}
+
+/// Does the run's `new` content match the reference's `old` as stored?
+fn same(settings: &GroupSettings, ctx: &normalize::Context, old: &Content, new: &Content) -> bool {
+    equal(Some(&normalised(settings, ctx, old)), Some(new))
 }
 
 /// The normalisation context of a run.
@@ -234,20 +258,8 @@ pub fn compare(
         for key in keys {
             let old = r.files.get(key);
             let new = outputs.files.get(key);
-            let old_n = old.map(|o| match o {
-                Content::Text(t) => {
-                    Content::Text(normalize::normalize(t, &ctx, &settings.check.normalize))
-                }
-                b => b.clone(),
-            });
-            let equal = match (&old_n, new) {
-                (Some(Content::Text(o)), Some(Content::Text(n))) => {
-                    o == n || matching::matches(o, n)
-                }
-                (Some(o), Some(n)) => o == n,
-                _ => false,
-            };
-            if equal {
+            let old_n = old.map(|o| normalised(settings, &ctx, o));
+            if equal(old_n.as_ref(), new) {
                 continue;
             }
             differing.push(key.clone());
@@ -276,14 +288,15 @@ pub fn compare(
             .as_ref()
             .map(|r| r.metrics.clone())
             .unwrap_or_default();
-        let only_bounds: Vec<(String, crate::group_toml::Gate)> = settings
+        // Without a reference only the bounds can be checked.
+        let applicable: Vec<(String, crate::group_toml::Gate)> = settings
             .check
             .gates
             .iter()
             .filter(|(_, g)| found.is_some() || matches!(g, crate::group_toml::Gate::Bounds { .. }))
             .cloned()
             .collect();
-        gates_failed = gate::check_all(&only_bounds, &settings.metrics, &outputs.metrics, &blessed);
+        gates_failed = gate::check_all(&applicable, &settings.metrics, &outputs.metrics, &blessed);
         for g in &gates_failed {
             d.line(g);
         }
@@ -295,10 +308,6 @@ pub fn compare(
     } else {
         CheckResult::Matched
     };
-    if result == CheckResult::Differs && differing.is_empty() && gates_failed.is_empty() {
-        // Only a reference that could not be read: name it as the difference.
-        differing.push(ref_label.clone());
-    }
     Checked {
         result,
         differing,
@@ -337,7 +346,8 @@ pub fn at_run_end(
             rec.reason = c.reason();
             diff = Some(c.diff.clone().into_bytes());
         }
-        CheckResult::Missing | CheckResult::Pending if ci => {
+        // No reference: a new pair.
+        _ if ci => {
             rec.status = Status::Failed;
             rec.reason = c.reason();
             result = CheckResult::Missing;
@@ -348,7 +358,7 @@ pub fn at_run_end(
             }
             diff = Some(d.finish().into_bytes());
         }
-        CheckResult::Missing | CheckResult::Pending => {
+        _ => {
             let dir = reference::dir(group_dir, &rec.pair, &rec.variant);
             match reference::write_pending(group_dir, &dir, &c.outputs) {
                 Ok(()) => {

@@ -79,6 +79,15 @@ pub fn command(which: &Which) -> anyhow::Result<ExitStatus> {
             }
         }
     }
+    let mut groups: std::collections::BTreeMap<std::path::PathBuf, &str> = Default::default();
+    for f in stored.selected() {
+        groups.insert(stored.group_dir(&f.rec), &f.rec.group);
+    }
+    for (dir, name) in groups {
+        for w in super::stray_references(name, &dir) {
+            eprintln!("pairbench: warning: {}", shown(&w));
+        }
+    }
     let checked = matched + differ + new + not_ok;
     let mut line = format!(
         "pairbench: check '{}': {checked} run{} of checked groups: {matched} match, {differ} differ, {new} without a reference, {not_ok} not successful",

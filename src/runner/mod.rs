@@ -209,7 +209,7 @@ pub fn run(mut opts: RunOptions, command_line: Vec<String>) -> anyhow::Result<Ru
         .collect::<Result<Vec<_>, _>>()?;
     for (g, s) in groups.iter().zip(&settings) {
         if crate::check::is_checked(s, &g.dir) {
-            for w in crate::check::stray_references(g) {
+            for w in crate::check::stray_references(&g.name, &g.dir) {
                 eprintln!("pairbench: warning: {}", crate::terminal::shown(&w));
             }
         }
