@@ -380,6 +380,10 @@ fn new_pairs_fail_under_ci_and_get_a_pending_reference_otherwise() {
     // CI=false is no CI: the new pair passes and its output waits as `.new` files.
     let r = pb_ci(&p, "false", &["run", "--tag", "at-my-desk"]);
     r.expect_code(0);
+    has(
+        &r.stdout(),
+        "pairbench: 1 pair of checked groups had no reference: its output is pending as expected/<pair>/…/*.new",
+    );
     let reason = p.pair("g", "cli2_x_srv").reason();
     has(&reason, "pending reference expected/cli2_x_srv/*.new");
     assert_eq!(

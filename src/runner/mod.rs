@@ -469,6 +469,21 @@ pub fn run(mut opts: RunOptions, command_line: Vec<String>) -> anyhow::Result<Ru
         &tree,
         interrupted,
     );
+    let pending = mine
+        .iter()
+        .filter(|r| {
+            r.check
+                .as_ref()
+                .is_some_and(|c| c.result == crate::tree::record::CheckResult::Pending)
+        })
+        .count();
+    if pending > 0 {
+        crate::console::line(&format!(
+            "pairbench: {pending} pair{} of checked groups had no reference: {} output is pending as expected/<pair>/…/*.new (`pairbench review` or `pairbench bless` accepts it)",
+            if pending == 1 { "" } else { "s" },
+            if pending == 1 { "its" } else { "their" }
+        ));
+    }
     let unrecorded = ctx
         .unrecorded
         .lock()
