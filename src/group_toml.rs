@@ -72,8 +72,7 @@ pub struct GroupSettings {
 /// side, the group's normalisation rules in order, and the metric gates.
 #[derive(Debug, Clone)]
 pub struct CheckRules {
-    /// The globs as written (relative to a side's folder).
-    pub files: Vec<String>,
+    /// The globs of `files` (relative to a side's folder).
     pub file_set: globset::GlobSet,
     pub normalize: Vec<Normalize>,
     pub gates: Vec<(String, Gate)>,
@@ -105,7 +104,6 @@ impl Default for CheckRules {
         let files: Vec<String> = DEFAULT_CHECK_FILES.iter().map(|s| s.to_string()).collect();
         CheckRules {
             file_set: glob_set(&files).unwrap_or_else(|_| globset::GlobSet::empty()),
-            files,
             normalize: Vec::new(),
             gates: Vec::new(),
             given: false,
@@ -344,7 +342,6 @@ fn check_rules(
                         &format!("has a bad glob '{g}': {}", e.kind()),
                     )
                 })?;
-                rules.files = globs;
             }
             "normalize" => {
                 let list = v.as_array().ok_or_else(|| {

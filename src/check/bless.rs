@@ -67,7 +67,7 @@ pub fn bless_runs(
             runs[i + 1].rec.variant
         ));
     }
-    let files = c.new_reference(&settings, &ctx);
+    let files = c.new_reference(&settings, &ctx)?;
     // Several repetitions: a metric's value is their mean.
     let mut sums: BTreeMap<(String, String), (f64, usize)> = BTreeMap::new();
     for m in std::iter::once(&c.outputs.metrics).chain(outputs.iter().map(|o| &o.metrics)) {

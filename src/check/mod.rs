@@ -147,7 +147,7 @@ impl Checked {
         &self,
         settings: &GroupSettings,
         ctx: &normalize::Context,
-    ) -> BTreeMap<String, Vec<u8>> {
+    ) -> Result<BTreeMap<String, Vec<u8>>, String> {
         let mut files = BTreeMap::new();
         for (key, c) in &self.outputs.files {
             let kept = self
@@ -155,12 +155,13 @@ impl Checked {
                 .as_ref()
                 .and_then(|r| r.files.get(key))
                 .filter(|old| same(settings, ctx, old, c));
-            files.insert(
-                key.clone(),
-                kept.map_or_else(|| c.bytes().to_vec(), |old| old.bytes().to_vec()),
-            );
+            let bytes = kept
+                .unwrap_or(c)
+                .bytes()
+                .map_err(|e| format!("cannot read {key} again: {e}"))?;
+            files.insert(key.clone(), bytes.into_owned());
         }
-        files
+        Ok(files)
     }
 
     /// The metric values bless stores, from the run's `values`: those of the metrics a

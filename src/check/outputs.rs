@@ -1,11 +1,16 @@
 //! What of a run is compared (docs/regression.md, "What is compared"): per side, how it
 //! ended (`<side>/exit_code`: the exit code, or `terminated` when pairbench ended it) and
 //! the files `[check] files` names, read from the run's folder without following a link
-//! (links are left out), text normalised, other files (a NUL byte, not UTF-8, or larger
-//! than [`TEXT_LIMIT`]) kept as bytes; and the values of the gated metrics.
+//! (links are left out), text normalised, other files (a NUL byte, or not UTF-8) kept as
+//! bytes, files larger than [`TEXT_LIMIT`] only hashed; and the values of the gated
+//! metrics.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
 
 use super::normalize::{self, Context};
 use crate::group_toml::GroupSettings;
@@ -19,17 +24,37 @@ pub const TEXT_LIMIT: u64 = 64 * 1024 * 1024;
 pub const PENDING: &str = ".new";
 
 /// One compared file's contents.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub enum Content {
     /// Normalised text.
     Text(String),
     Binary(Vec<u8>),
+    /// A file larger than [`TEXT_LIMIT`]: its hash and size, and where it is (read
+    /// again only to be written as a reference).
+    Large {
+        sha256: String,
+        len: u64,
+        root: PathBuf,
+        rel: PathBuf,
+    },
+}
+
+impl PartialEq for Content {
+    /// Text by its text, anything else by its hash.
+    fn eq(&self, other: &Content) -> bool {
+        match (self, other) {
+            (Content::Text(a), Content::Text(b)) => a == b,
+            (Content::Binary(a), Content::Binary(b)) => a == b,
+            (Content::Text(_), _) | (_, Content::Text(_)) => false,
+            (a, b) => a.digest() == b.digest(),
+        }
+    }
 }
 
 impl Content {
-    /// Text if it is text, else bytes (a NUL byte, not UTF-8, or too large).
+    /// Text if it is text, else bytes (a NUL byte, or not UTF-8).
     pub fn of(bytes: Vec<u8>) -> Content {
-        if bytes.len() as u64 > TEXT_LIMIT || bytes.contains(&0) {
+        if bytes.contains(&0) {
             return Content::Binary(bytes);
         }
         match String::from_utf8(bytes) {
@@ -38,17 +63,64 @@ impl Content {
         }
     }
 
-    pub fn bytes(&self) -> &[u8] {
+    /// The file `rel` below `root`, never through a link: read whole when it is at most
+    /// [`TEXT_LIMIT`], else only hashed.
+    pub fn read(root: &Path, rel: &Path) -> std::io::Result<Content> {
+        Content::read_up_to(root, rel, TEXT_LIMIT)
+    }
+
+    fn read_up_to(root: &Path, rel: &Path, limit: u64) -> std::io::Result<Content> {
+        let mut f = nofollow::open_beneath(root, rel)?;
+        let len = f.metadata()?.len();
+        if len <= limit {
+            let mut bytes = Vec::with_capacity(len as usize);
+            f.read_to_end(&mut bytes)?;
+            return Ok(Content::of(bytes));
+        }
+        let mut h = Sha256::new();
+        let mut buf = vec![0u8; 1 << 16];
+        let mut len = 0u64;
+        loop {
+            let n = f.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            h.update(&buf[..n]);
+            len += n as u64;
+        }
+        Ok(Content::Large {
+            sha256: super::diff::hex(&h.finalize()),
+            len,
+            root: root.to_path_buf(),
+            rel: rel.to_path_buf(),
+        })
+    }
+
+    /// The bytes (a large file is read again).
+    pub fn bytes(&self) -> std::io::Result<Cow<'_, [u8]>> {
+        Ok(match self {
+            Content::Text(t) => Cow::Borrowed(t.as_bytes()),
+            Content::Binary(b) => Cow::Borrowed(b),
+            Content::Large { root, rel, .. } => Cow::Owned(nofollow::read_beneath(root, rel)?),
+        })
+    }
+
+    /// The SHA-256 and size of what is not text.
+    pub fn digest(&self) -> (String, u64) {
         match self {
-            Content::Text(t) => t.as_bytes(),
-            Content::Binary(b) => b,
+            Content::Text(t) => (super::diff::sha256(t.as_bytes()), t.len() as u64),
+            Content::Binary(b) => (super::diff::sha256(b), b.len() as u64),
+            Content::Large { sha256, len, .. } => (sha256.clone(), *len),
         }
     }
 
     pub fn body(&self) -> super::diff::Body<'_> {
         match self {
             Content::Text(t) => super::diff::Body::Text(t),
-            Content::Binary(b) => super::diff::Body::Binary(b),
+            other => {
+                let (sha256, len) = other.digest();
+                super::diff::Body::Hashed { sha256, len }
+            }
         }
     }
 }
@@ -121,9 +193,9 @@ pub fn collect(
             if !compared(settings, rel) {
                 continue;
             }
-            match nofollow::read_beneath(run_dir, &Path::new(side).join(rel)) {
-                Ok(bytes) => {
-                    let c = match Content::of(bytes) {
+            match Content::read(run_dir, &Path::new(side).join(rel)) {
+                Ok(c) => {
+                    let c = match c {
                         Content::Text(t) => {
                             Content::Text(normalize::normalize(&t, ctx, &settings.check.normalize))
                         }
@@ -171,4 +243,36 @@ fn gated_metrics(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn large_files_are_hashed_and_read_again_only_to_be_written() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("a"), "0123456789abcdef").unwrap();
+        std::fs::write(d.path().join("b"), "0123456789abcdef").unwrap();
+        std::fs::write(d.path().join("c"), "0123456789abcdeF").unwrap();
+        let read = |n: &str| Content::read_up_to(d.path(), Path::new(n), 8).unwrap();
+        let (a, b, c) = (read("a"), read("b"), read("c"));
+        assert!(matches!(&a, Content::Large { len: 16, .. }), "{a:?}");
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        assert_eq!(
+            a.digest().0,
+            super::super::diff::sha256(b"0123456789abcdef")
+        );
+        assert_eq!(&*a.bytes().unwrap(), b"0123456789abcdef");
+        assert_eq!(
+            Content::read(d.path(), Path::new("a")).unwrap(),
+            Content::Text("0123456789abcdef".into())
+        );
+        assert_eq!(
+            Content::of(b"a\0b".to_vec()),
+            Content::Binary(b"a\0b".to_vec())
+        );
+        assert!(matches!(Content::of(vec![0xff, 0xfe]), Content::Binary(_)));
+    }
 }

@@ -119,11 +119,11 @@ pub fn read(dir: &Path) -> Result<Option<Reference>, RefError> {
         }
         for rel in files {
             let path = Path::new(side).join(&rel);
-            let bytes = nofollow::read_beneath(dir, &path).map_err(|err| RefError::Read {
+            let c = Content::read(dir, &path).map_err(|err| RefError::Read {
                 path: dir.join(&path),
                 err,
             })?;
-            r.files.insert(format!("{side}/{rel}"), Content::of(bytes));
+            r.files.insert(format!("{side}/{rel}"), c);
         }
     }
     let mpath = dir.join(METRICS_FILE);
@@ -293,7 +293,12 @@ pub fn write_pending(group_dir: &Path, dir: &Path, outputs: &Outputs) -> Result<
     remove_pending_locked(dir)?;
     let rel = dir.strip_prefix(group_dir).unwrap_or(dir);
     for (key, c) in &outputs.files {
-        put(group_dir, &rel.join(format!("{key}{PENDING}")), c.bytes())?;
+        let to = rel.join(format!("{key}{PENDING}"));
+        let bytes = c.bytes().map_err(|err| RefError::Read {
+            path: to.clone(),
+            err,
+        })?;
+        put(group_dir, &to, &bytes)?;
     }
     if !outputs.metrics.is_empty() {
         put(
