@@ -241,4 +241,20 @@ fn remote_hooks_of_the_hosts_run_at_the_same_time() {
     let hosts: std::collections::BTreeSet<&str> =
         rows.iter().map(|r| r["remote_host"].as_str()).collect();
     assert_eq!(hosts.len(), 2, "each host took a pair: {rows:?}");
+    // Each host's hook keeps its own logs and exit code, and the page lists both.
+    let hooks = p.path().join("results/timed/g/hooks");
+    for host in ["a", "b"] {
+        for what in ["before_first_test_remote", "after_last_test_remote"] {
+            let code = std::fs::read_to_string(hooks.join(what).join(host).join("exit_code"))
+                .unwrap_or_else(|e| panic!("{what} on {host}: {e}"));
+            assert_eq!(code.trim(), "0", "{what} on {host}");
+        }
+    }
+    let page = std::fs::read_to_string(p.path().join("results/timed/index.html")).unwrap();
+    for host in ["a", "b"] {
+        assert!(
+            page.contains(&format!("after_last_test_remote on {host}")),
+            "the page lists the hook on {host}"
+        );
+    }
 }

@@ -20,7 +20,7 @@
 //! [`safe_stem`], so no group name can collide with them or leave `pages/`.
 
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::load::{Cell, GroupRun, Run, run_dir, run_label, run_parts};
 use super::matrix::{self, View};
@@ -901,38 +901,52 @@ fn logs(s: &mut String, at: At, tag_dir: &Path, r: &PairRecord) {
 
 fn hooks(s: &mut String, at: At, tag_dir: &Path, g: &GroupRun) {
     let dir = crate::tree::Tree::at(tag_dir).hooks(&g.name);
-    let Ok(rd) = std::fs::read_dir(&dir) else {
-        return;
+    let folders = |d: &Path| -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(d)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.starts_with('.'))
+            .collect();
+        v.sort();
+        v
     };
-    let mut names: Vec<String> = rd
-        .flatten()
-        .filter(|e| e.path().is_dir())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| !n.starts_with('.'))
-        .collect();
-    if names.is_empty() {
+    // A hook's folder, or one per host when every host of a pool ran it.
+    let mut runs: Vec<Vec<String>> = Vec::new();
+    for name in folders(&dir) {
+        let here = dir.join(&name);
+        let hosts = folders(&here);
+        if here.join("exit_code").exists() || hosts.is_empty() {
+            runs.push(vec![name]);
+        } else {
+            runs.extend(hosts.into_iter().map(|host| vec![name.clone(), host]));
+        }
+    }
+    if runs.is_empty() {
         return;
     }
-    names.sort();
     s.push_str("<h3>Hooks</h3>\n<ul class=\"hooks\">\n");
-    for name in names {
-        let exit = crate::tree::nofollow::read_beneath(&dir, &Path::new(&name).join("exit_code"))
+    for run in runs {
+        let rel: PathBuf = run.iter().collect();
+        let exit = crate::tree::nofollow::read_beneath(&dir, &rel.join("exit_code"))
             .map(|e| format!("exit {}", String::from_utf8_lossy(&e).trim()))
             .unwrap_or_else(|_| "no exit code".into());
+        let mut parts: Vec<&str> = vec![&g.name, "hooks"];
+        parts.extend(run.iter().map(String::as_str));
         let _ = write!(
             s,
             "<li><a href=\"{}/\">{}</a>: {}",
-            at.tree(&[&g.name, "hooks", &name]),
-            h(&name),
+            at.tree(&parts),
+            h(&run.join(" on ")),
             h(&exit)
         );
         for stream in ["stdout", "stderr"] {
-            if dir.join(&name).join(stream).is_file() {
-                let _ = write!(
-                    s,
-                    " <a href=\"{}\">{stream}</a>",
-                    at.tree(&[&g.name, "hooks", &name, stream])
-                );
+            if dir.join(&rel).join(stream).is_file() {
+                let mut target = parts.clone();
+                target.push(stream);
+                let _ = write!(s, " <a href=\"{}\">{stream}</a>", at.tree(&target));
             }
         }
         s.push_str("</li>\n");

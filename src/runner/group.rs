@@ -28,6 +28,9 @@ pub struct HostCtx<'a> {
     pub local_host: String,
     pub remote_user: String,
     pub remote_port: u16,
+    /// The host's own folder under a remote hook's `hooks/<name>/`, when the pool has
+    /// more than one host (each host runs the hook: their logs must not meet).
+    pub hook_folder: Option<String>,
     /// The group's folders exist on the host.
     prepared: bool,
     /// The remote before-hook's result on this host, once it ran (`Err(reason)`).
@@ -35,8 +38,10 @@ pub struct HostCtx<'a> {
 }
 
 impl<'a> HostCtx<'a> {
-    fn new(t: &'a dyn Transport, remote_paths: GroupPaths, prepared: bool) -> HostCtx<'a> {
+    fn new(pool: &'a Pool, i: usize, remote_paths: GroupPaths, prepared: bool) -> HostCtx<'a> {
+        let t = pool.hosts[i].as_ref();
         HostCtx {
+            hook_folder: (pool.hosts.len() > 1).then(|| hook_folder(t.name(), i)),
             transport: t,
             remote_paths,
             remote_host: t.address(),
@@ -53,6 +58,22 @@ impl<'a> HostCtx<'a> {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .is_some()
+    }
+}
+
+/// A file-name-safe folder for host `i` named `name`: the name itself when it is one,
+/// else `host-<i+1>`.
+fn hook_folder(name: &str, i: usize) -> String {
+    let safe = !name.is_empty()
+        && name.len() <= 100
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c));
+    if safe {
+        name.to_string()
+    } else {
+        format!("host-{}", i + 1)
     }
 }
 
@@ -80,9 +101,8 @@ impl<'s, 'a> Primary<'s, 'a> {
             .index
             .get_or_init(|| (0..self.slots.len()).find(|&i| self.pool.wait_settled(i)));
         index.and_then(|i| self.slots[i].get()).unwrap_or_else(|| {
-            self.fallback.get_or_init(|| {
-                HostCtx::new(self.pool.hosts[0].as_ref(), self.local_paths.clone(), false)
-            })
+            self.fallback
+                .get_or_init(|| HostCtx::new(self.pool, 0, self.local_paths.clone(), false))
         })
     }
 }
@@ -137,14 +157,14 @@ pub fn run_group(ctx: &RunCtx, group: &Group, pool: &Pool, mine: &[&Planned]) {
             s.spawn(move || {
                 // Whatever happens here, the host ends ready or down, never pending.
                 let _settle = Settle { pool, i };
-                let unprepared = || HostCtx::new(t.as_ref(), g.local_paths.clone(), false);
+                let unprepared = || HostCtx::new(pool, i, g.local_paths.clone(), false);
                 if pool.is_down(i).is_some() {
                     let _ = slots[i].set(unprepared());
                     return;
                 }
                 match t.prepare_group(group, &ctx.tree.tag, local_results) {
                     Ok(p) => {
-                        let _ = slots[i].set(HostCtx::new(t.as_ref(), p, true));
+                        let _ = slots[i].set(HostCtx::new(pool, i, p, true));
                         pool.mark_ready(i);
                     }
                     Err(e) => {
@@ -191,10 +211,10 @@ pub fn run_group(ctx: &RunCtx, group: &Group, pool: &Pool, mine: &[&Planned]) {
     drop(primary);
     let hosts: Vec<HostCtx> = slots
         .into_iter()
-        .zip(pool.hosts.iter())
-        .map(|(h, t)| {
+        .enumerate()
+        .map(|(i, h)| {
             h.into_inner()
-                .unwrap_or_else(|| HostCtx::new(t.as_ref(), g.local_paths.clone(), false))
+                .unwrap_or_else(|| HostCtx::new(pool, i, g.local_paths.clone(), false))
         })
         .collect();
 

@@ -1,5 +1,6 @@
 //! Group hooks (SPEC §2): `before_first_test_*` and `after_last_test_*`, each run with
-//! cwd = the group's result folder on its machine, its output in `hooks/<name>/`.
+//! cwd = the group's result folder on its machine, its output in `hooks/<name>/` — or, for
+//! a remote hook in a pool of hosts, `hooks/<name>/<host>/`: every host runs it.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -20,7 +21,12 @@ pub fn run(g: &GroupCtx, h: &HostCtx, name: &str) -> Option<HookResult> {
     g.group.hook(name)?;
     let remote_side = name.ends_with("_remote");
     let tree = &g.run.tree;
-    let local_out = tree.hook(&g.group.name, name);
+    // Where its logs go, under the group's hooks folder.
+    let mut rel = std::path::PathBuf::from(name);
+    if remote_side && let Some(host) = &h.hook_folder {
+        rel.push(host);
+    }
+    let local_out = tree.hooks(&g.group.name).join(&rel);
     if let Err(e) = std::fs::create_dir_all(&local_out) {
         return Some(fail(format!(
             "{name}: cannot create {}: {e}",
@@ -28,8 +34,10 @@ pub fn run(g: &GroupCtx, h: &HostCtx, name: &str) -> Option<HookResult> {
         )));
     }
     let (out, cwd, program) = if remote_side {
-        let rel = Path::new("hooks").join(name);
-        match h.transport.side_dir(&h.remote_paths, &rel, &local_out) {
+        match h
+            .transport
+            .side_dir(&h.remote_paths, &Path::new("hooks").join(&rel), &local_out)
+        {
             Ok(d) => (
                 d,
                 h.remote_paths.results.clone(),
@@ -109,7 +117,7 @@ pub fn run(g: &GroupCtx, h: &HostCtx, name: &str) -> Option<HookResult> {
         // Never through a link a hook left there.
         let written = crate::tree::nofollow::create_beneath(
             &tree.hooks(&g.group.name),
-            &Path::new(name).join(crate::tree::layout::EXIT_FILE),
+            &rel.join(crate::tree::layout::EXIT_FILE),
             false,
             0o644,
         )
@@ -118,7 +126,7 @@ pub fn run(g: &GroupCtx, h: &HostCtx, name: &str) -> Option<HookResult> {
         });
         if let Err(err) = written {
             g.run.not_recorded(
-                &format!("{}/hooks/{name}", g.group.name),
+                &format!("{}/hooks/{}", g.group.name, rel.display()),
                 crate::tree::WriteError::new(&local_out.join("exit_code"), err),
             );
         }
@@ -133,8 +141,9 @@ pub fn run(g: &GroupCtx, h: &HostCtx, name: &str) -> Option<HookResult> {
             reason: String::new(),
         },
         Some(e) => fail(format!(
-            "{name} {e} (see {}/hooks/{name}/stderr)",
-            g.group.name
+            "{name} {e} (see {}/hooks/{}/stderr)",
+            g.group.name,
+            rel.display()
         )),
     })
 }
