@@ -27,5 +27,6 @@ pub mod sockets;
 pub mod stats;
 pub mod terminal;
 pub mod testbed;
+pub mod trace;
 pub mod transport;
 pub mod tree;

@@ -111,6 +111,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "tree",
             "testbed",
             "terminal",
+            "trace",
         ],
     ),
     ("skeleton", &["discover", "terminal"]),
@@ -121,11 +122,12 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "transport",
         &[
             "config", "contain", "discover", "helpers", "hostinfo", "outcome", "process", "tree",
-            "sockets",
+            "sockets", "trace",
         ],
     ),
     ("terminal", &[]),
     ("testbed", &["config", "tree"]),
+    ("trace", &["config", "tree"]),
     ("tree", &["hostinfo"]),
 ];
 

@@ -117,6 +117,9 @@ pub fn run_pair(
     if interactive {
         p.rec.reason = format!("{} (interactive)", p.rec.reason);
     }
+    if p.rec.local_exit.is_some() || p.rec.remote_exit.is_some() {
+        p.read_traces();
+    }
     let events = p.testbed_events(started_wall);
     let mut pair_files = events.map(|e| vec![("events.csv", e)]).unwrap_or_default();
     if !interactive && let Some(diff) = p.check() {
@@ -261,6 +264,37 @@ impl<'a> PairRun<'a> {
         e
     }
 
+    /// The tracer side `side` runs under (`--trace`, `--trace-side`).
+    fn trace_for(&self, side: &str) -> Option<crate::config::Trace> {
+        let o = &self.g.run.opts;
+        o.trace.clone().filter(|_| o.trace_side.covers(side))
+    }
+
+    /// What the traces of both sides tell, once they are back: metrics with the
+    /// resources, problems as notes (docs/resources.md).
+    fn read_traces(&mut self) {
+        for side in ["local", "remote"] {
+            let Some(t) = self.trace_for(side) else {
+                continue;
+            };
+            if side == "local" && self.g.run.opts.interactive.is_some() {
+                continue;
+            }
+            let dir = self.staging.join(side);
+            let (metrics, problems) = crate::trace::finish(&t, &dir);
+            if !metrics.is_empty() {
+                self.rec
+                    .resources
+                    .entry(side.to_string())
+                    .or_default()
+                    .extend(metrics);
+            }
+            for p in problems {
+                self.rec.notes.push(format!("{side} trace: {p}"));
+            }
+        }
+    }
+
     fn marker(&self, side: &str) -> String {
         format!(
             "{}-{}-{side}",
@@ -290,6 +324,7 @@ impl<'a> PairRun<'a> {
             stdout: remote_dir.join("stdout"),
             stderr: remote_dir.join("stderr"),
             marker: self.marker("remote"),
+            trace: self.trace_for("remote"),
         };
         h.transport
             .start(&launch)
@@ -332,6 +367,11 @@ impl<'a> PairRun<'a> {
             stdout: local_dir.join("stdout"),
             stderr: local_dir.join("stderr"),
             marker: self.marker("local"),
+            trace: if interactive {
+                None
+            } else {
+                self.trace_for("local")
+            },
         };
         let started = if interactive {
             super::interactive::start(&launch)

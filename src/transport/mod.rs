@@ -27,6 +27,8 @@ pub struct Launch {
     pub stderr: PathBuf,
     /// Unique per script; processes carrying it are ended with the script.
     pub marker: String,
+    /// The tracer it runs under (`--trace`; docs/resources.md).
+    pub trace: Option<crate::config::Trace>,
 }
 
 /// Why something could not be done on a transport: becomes an ERROR reason.

@@ -353,15 +353,28 @@ fn handle(req: Request, out: &Out, procs: &Procs, helpers: Option<&Path>) {
             stderr,
             marker,
             stream,
+            trace,
         } => {
             let mut env = env;
             if let Some(dir) = helpers {
                 let path = crate::helpers::path_with(dir, &env);
                 env.push(("PATH".into(), path));
             }
+            let (program, args) = match crate::transport::local::traced(
+                trace.as_ref(),
+                Path::new(&program),
+                Path::new(&cwd),
+                &env,
+            ) {
+                Ok(pa) => pa,
+                Err(e) => {
+                    out.send(&failed(id, e));
+                    return;
+                }
+            };
             let spec = process::Spec {
-                program: program.into(),
-                args: Vec::new(),
+                program,
+                args,
                 cwd: cwd.into(),
                 env,
                 stdout: stdout.into(),

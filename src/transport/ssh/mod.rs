@@ -470,6 +470,7 @@ impl Transport for SshTransport {
             stderr: s(&launch.stderr),
             marker: launch.marker.clone(),
             stream,
+            trace: launch.trace.clone(),
         };
         let answer = shared
             .begin_as(id, req)

@@ -34,6 +34,9 @@ pub enum Request {
         /// Send the script's output as it comes (`output` events), for `-v`.
         #[serde(default)]
         stream: bool,
+        /// Run it under this tracer (docs/resources.md).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        trace: Option<crate::config::Trace>,
     },
     /// End process `proc_id`'s side: the grace sequence starting with `signal`
     /// (default SIGHUP), then whatever is left at once.
@@ -247,6 +250,7 @@ mod tests {
             stderr: "e".into(),
             marker: "m".into(),
             stream: false,
+            trace: None,
         };
         let s = serde_json::to_string(&r).unwrap();
         assert!(!s.contains('\n'));
