@@ -163,7 +163,11 @@ fn four_shards_merge_into_the_pairs_outcomes_and_tables_of_a_plain_run() {
     let cmp = p.run(&["compare", "plain", "M"]);
     assert!(matches!(cmp.code(), 0 | 1), "{}", cmp.stderr());
     for (g, pair, _) in &plain {
-        assert!(cmp.stdout().contains(&format!("{g}/{pair} ")), "{}", cmp.stdout());
+        assert!(
+            cmp.stdout().contains(&format!("{g}/{pair} ")),
+            "{}",
+            cmp.stdout()
+        );
     }
     p.run(&["check", "M"]).expect_code(0);
     // A merge never writes over a tag.
