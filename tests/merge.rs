@@ -4,6 +4,8 @@
 //! merge exit 1; links in a shard's tree are never followed.
 
 mod common;
+#[path = "common/sshd.rs"]
+mod sshd;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -333,4 +335,100 @@ fn links_in_a_shard_are_never_followed() {
         );
     }
     assert_eq!(read_csv(&m.join("results.csv")).len(), 12);
+}
+
+#[test]
+fn each_hosts_remote_hook_logs_of_each_shard_are_kept() {
+    let Some(a) = sshd::Sshd::start() else { return };
+    let Some(b) = sshd::Sshd::start() else { return };
+    sshd::one_client(&[&a, &b]);
+    let p = Project::new();
+    let work = Path::new(env!("CARGO_TARGET_TMPDIR")).join("merge-remote-work");
+    let entry = |name: &str, s: &sshd::Sshd| {
+        format!(
+            "[[remote]]\nname = \"{name}\"\nhost = \"{}\"\nuser = \"{}\"\nport = {}\nidentity_file = \"~/.ssh/id_ed25519\"\nworkdir = \"{}\"\n",
+            s.host,
+            s.user,
+            s.port,
+            work.display()
+        )
+    };
+    std::fs::write(
+        p.path().join("pairbench.toml"),
+        format!("{}{}", entry("a", &a), entry("b", &b)),
+    )
+    .unwrap();
+    p.bash(
+        "g/before_first_test_remote",
+        "echo \"before on $REMOTE_PORT\"",
+    );
+    for l in ["l1", "l2", "l3", "l4", "l5", "l6"] {
+        p.bash(&format!("g/local/{l}"), "sleep 0.3");
+    }
+    p.bash("g/remote/r", "exec sleep 60");
+    let run = |args: &[&str]| {
+        let mut cmd = p.cmd();
+        a.client(&mut cmd);
+        let out = cmd.args(args).output().unwrap();
+        common::Run {
+            out,
+            project_dir: p.path().to_path_buf(),
+        }
+    };
+    let pool = [
+        "--remote",
+        "a",
+        "--remote",
+        "b",
+        "-j",
+        "2",
+        "--progress",
+        "never",
+    ];
+    // The agent is uploaded first, so that both hosts are ready at once.
+    let mut warm = vec!["run", "--tag", "warm"];
+    warm.extend(pool);
+    run(&warm).expect_code(0);
+    for k in 1..=2 {
+        let (shard, out) = (format!("{k}/2"), format!("s{k}"));
+        let mut args = vec!["run", "--shard", &shard, "--tag", "T", "-o", &out];
+        args.extend(pool);
+        run(&args).expect_code(0);
+    }
+    run(&["merge", "-o", "results", "--tag", "M", "s1", "s2"]).expect_code(0);
+    let merged = p.path().join("results/M/g/hooks/before_first_test_remote");
+    let mut kept = 0;
+    for k in 1..=2 {
+        let hook = p
+            .path()
+            .join(format!("s{k}/T/g/hooks/before_first_test_remote"));
+        let Ok(hosts) = std::fs::read_dir(&hook) else {
+            continue;
+        };
+        for h in hosts.flatten() {
+            let host = h.file_name().to_string_lossy().into_owned();
+            let want = std::fs::read_to_string(h.path().join("stdout")).unwrap();
+            let at = merged.join(format!("shard-{k}-{host}"));
+            let got = std::fs::read_to_string(at.join("stdout"))
+                .unwrap_or_else(|e| panic!("{}: {e}", at.display()));
+            assert_eq!(got, want);
+            assert_eq!(
+                std::fs::read_to_string(at.join("exit_code"))
+                    .unwrap()
+                    .trim(),
+                "0"
+            );
+            kept += 1;
+        }
+    }
+    assert!(
+        kept >= 2,
+        "both shards ran the hook on their hosts ({kept})"
+    );
+    // The page lists each shard's host's hook.
+    let page = std::fs::read_to_string(p.path().join("results/M/index.html")).unwrap();
+    assert!(
+        page.contains("before_first_test_remote on shard-"),
+        "{page}"
+    );
 }
