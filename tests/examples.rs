@@ -32,6 +32,40 @@ fn the_example_groups_run_green_and_report_metrics() {
     }
 }
 
+#[test]
+fn kv_store_runs_green_with_four_runs_at_once_and_four_repetitions() {
+    // Concurrent runs of one pair each listen on their own PAIRBENCH_PORT.
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = tempfile::tempdir().unwrap();
+    let run = std::process::Command::new(assert_cmd::cargo::cargo_bin!("pairbench"))
+        .args(["run", "kv-store", "-g"])
+        .arg(repo.join("groups"))
+        .arg("-o")
+        .arg(out.path())
+        .args([
+            "--tag",
+            "kv",
+            "-j",
+            "4",
+            "--repeat",
+            "4",
+            "--progress",
+            "never",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "{}\n{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let rows = read_csv(&out.path().join("kv/results.csv"));
+    assert_eq!(rows.len(), 16);
+    assert!(rows.iter().all(|r| r["status"] == "SUCCESS"), "{rows:?}");
+}
+
 /// A TCP port free on this machine right now.
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
