@@ -140,7 +140,7 @@ fn runs_green_with_plots(groups: &str, args: &[&str], runs: usize, metrics: &[&s
             .map(|r| r["value"].parse().unwrap())
             .collect();
         assert!(
-            values.len() >= 3 && values.len() % 3 == 0,
+            values.len() >= 3 && values.len().is_multiple_of(3),
             "{m}: {values:?}"
         );
         assert!(
