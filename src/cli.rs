@@ -93,6 +93,9 @@ pub struct RunArgs {
     /// Only pairs whose id <group>/<L>_x_<R> matches this glob (repeatable)
     #[arg(short = 'f', long = "filter", value_name = "GLOB")]
     pub filters: Vec<String>,
+    /// TCP ports given to runs as PAIRBENCH_PORT, FIRST-LAST [default: a random range in 20000-29999]
+    #[arg(long, value_name = "FIRST-LAST")]
+    pub ports: Option<String>,
     /// Time limit of a local test [default: 10m]
     #[arg(long, value_name = "D")]
     pub timeout: Option<String>,
@@ -344,6 +347,13 @@ impl RunArgs {
         if jobs == 0 {
             anyhow::bail!("bad --jobs 0: run at least one pair at a time (-j 1 or more)");
         }
+        let ports = match (&self.ports, &file.ports) {
+            (Some(v), _) => Some(config::parse_ports("--ports", v).map_err(anyhow::Error::msg)?),
+            (None, Some(v)) => Some(
+                config::parse_ports("ports in the config file", v).map_err(anyhow::Error::msg)?,
+            ),
+            (None, None) => None,
+        };
         let repeat = self.repeat.or(file.repeat).unwrap_or(1);
         if repeat == 0 {
             anyhow::bail!("bad --repeat 0: run each pair at least once (--repeat 1 or more)");
@@ -463,6 +473,7 @@ impl RunArgs {
             verbose: self.verbose,
             progress: self.progress,
             jobs,
+            ports,
             recheck: self.recheck,
             always_run: self.always_run,
             resume: self.resume,

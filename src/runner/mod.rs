@@ -137,7 +137,7 @@ fn make_pool(opts: &RunOptions) -> anyhow::Result<pool::Pool> {
         slots.push(t.slots().unwrap_or(opts.jobs).max(1));
         hosts.push(t);
     }
-    Ok(pool::Pool::new(hosts, slots))
+    Ok(pool::Pool::new(hosts, slots, opts.ports))
 }
 
 fn now() -> String {
