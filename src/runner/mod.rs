@@ -339,6 +339,7 @@ pub fn run(mut opts: RunOptions, command_line: Vec<String>) -> anyhow::Result<Ru
     }
     let mut here = hostinfo::this_machine("local", "local", "127.0.0.1");
     here.containment = Some(containment.description().to_string());
+    here.accounting = serde_json::to_value(containment.accounting()).ok();
     // The remote hosts join run.json at the end: asking them now would wait for every
     // connection before the first pair.
     let this_machine = vec![here];
@@ -424,6 +425,23 @@ pub fn run(mut opts: RunOptions, command_line: Vec<String>) -> anyhow::Result<Ru
     ctx.progress.finish();
     let mut hosts = this_machine;
     hosts.extend(pool.hosts.iter().map(|t| t.host_info()));
+    // The remote side is measured by the first remote host's agent (or here).
+    let remote_acct = pool
+        .hosts
+        .iter()
+        .zip(hosts.iter().skip(1))
+        .find_map(|(t, h)| {
+            if t.runs_here() {
+                hosts[0].accounting.clone()
+            } else {
+                h.accounting.clone()
+            }
+        })
+        .or_else(|| hosts[0].accounting.clone());
+    manifest.accounting = Some(serde_json::json!({
+        "local": hosts[0].accounting.clone(),
+        "remote": remote_acct,
+    }));
     manifest.hosts = hosts;
     pool.close();
     // Nothing of the run runs any more; the keeper can go.
