@@ -41,6 +41,8 @@ pub enum Command {
     Review(CheckArgs),
     /// Show the hosts that Ansible inventories give (as `--inventory` would use them)
     Inventory(InventoryArgs),
+    /// Fold the trees of shards (`run --shard K/N`) into one tag, with one set of tables and reports
+    Merge(MergeArgs),
     /// Run as N shards on a Slurm cluster (a job array), then merge them into one tag
     Slurm(Box<crate::slurm::SlurmArgs>),
     /// Hosts, links and faults on this machine: a testbed of network namespaces
@@ -91,6 +93,9 @@ pub struct RunArgs {
     /// Only pairs whose id <group>/<L>_x_<R> matches this glob (repeatable)
     #[arg(short = 'f', long = "filter", value_name = "GLOB")]
     pub filters: Vec<String>,
+    /// TCP ports given to runs as PAIRBENCH_PORT, FIRST-LAST [default: a random range in 20000-29999]
+    #[arg(long, value_name = "FIRST-LAST")]
+    pub ports: Option<String>,
     /// Time limit of a local test [default: 10m]
     #[arg(long, value_name = "D")]
     pub timeout: Option<String>,
@@ -216,6 +221,22 @@ pub struct ReportArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The shards' trees: tag folders, or results folders whose `latest` is one
+    #[arg(value_name = "TREE", required = true)]
+    pub trees: Vec<PathBuf>,
+    /// Where the merged tag goes [default: results]
+    #[arg(short = 'o', long, value_name = "DIR")]
+    pub results_dir: Option<PathBuf>,
+    /// The merged tag (a new one)
+    #[arg(short = 't', long)]
+    pub tag: String,
+    /// Configuration file [default: pairbench.toml when present]
+    #[arg(short = 'c', long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
 pub struct CompareArgs {
     /// The earlier run (a tag, or `latest`)
     pub a: String,
@@ -335,6 +356,13 @@ impl RunArgs {
         if jobs == 0 {
             anyhow::bail!("bad --jobs 0: run at least one pair at a time (-j 1 or more)");
         }
+        let ports = match (&self.ports, &file.ports) {
+            (Some(v), _) => Some(config::parse_ports("--ports", v).map_err(anyhow::Error::msg)?),
+            (None, Some(v)) => Some(
+                config::parse_ports("ports in the config file", v).map_err(anyhow::Error::msg)?,
+            ),
+            (None, None) => None,
+        };
         let repeat = self.repeat.or(file.repeat).unwrap_or(1);
         if repeat == 0 {
             anyhow::bail!("bad --repeat 0: run each pair at least once (--repeat 1 or more)");
@@ -454,6 +482,7 @@ impl RunArgs {
             verbose: self.verbose,
             progress: self.progress,
             jobs,
+            ports,
             recheck: self.recheck,
             always_run: self.always_run,
             resume: self.resume,
@@ -593,6 +622,23 @@ fn dispatch(cli: Cli, args: &[String]) -> anyhow::Result<ExitStatus> {
                 .or(file.groups_dir)
                 .unwrap_or_else(|| "groups".into());
             crate::report::command(&results, &rep.tag, &groups)
+        }
+        Command::Merge(m) => {
+            let file = FileConfig::load(m.config.as_deref())?;
+            let results = m
+                .results_dir
+                .or(file.results_dir)
+                .unwrap_or_else(|| "results".into());
+            let end = crate::merge::merge(&results, &m.tag, &m.trees, args.to_vec())?;
+            let drawn = crate::report::after_run(&end.tag_dir, end.walked);
+            for w in &drawn.not_written {
+                eprintln!("pairbench: warning: {}", crate::terminal::shown(w));
+            }
+            Ok(if drawn.not_written.is_empty() {
+                end.status
+            } else {
+                ExitStatus::ERROR
+            })
         }
         Command::Compare(c) => {
             let file = FileConfig::load(c.config.as_deref())?;

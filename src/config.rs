@@ -99,6 +99,8 @@ pub struct FileConfig {
     /// The first signal of the grace sequence (`HUP`, `TERM`, ...).
     pub stop_signal: Option<String>,
     pub connect_timeout: Option<String>,
+    /// `"FIRST-LAST"`: the TCP ports runs are given as `PAIRBENCH_PORT`.
+    pub ports: Option<String>,
     pub jobs: Option<usize>,
     pub retries: Option<u32>,
     pub repeat: Option<u32>,
@@ -141,6 +143,26 @@ impl FileConfig {
             message: e.message().to_string(),
         })
     }
+}
+
+/// `FIRST-LAST` (`--ports`, `ports` of pairbench.toml): a range of TCP ports, 1024 or
+/// above.
+pub fn parse_ports(what: &str, v: &str) -> Result<(u16, u16), String> {
+    let bad = |why: &str| format!("bad {what} '{v}': {why} (write FIRST-LAST, e.g. 20000-20999)");
+    let (a, b) = v.split_once('-').ok_or_else(|| bad("not a range"))?;
+    let num = |x: &str| {
+        x.trim()
+            .parse::<u16>()
+            .map_err(|_| bad(&format!("'{x}' is not a port")))
+    };
+    let (a, b) = (num(a)?, num(b)?);
+    if a < 1024 {
+        return Err(bad("ports below 1024 need root"));
+    }
+    if a > b {
+        return Err(bad("the first port is above the last"));
+    }
+    Ok((a, b))
 }
 
 /// Which way a metric is better.
@@ -267,6 +289,9 @@ pub struct RunOptions {
     pub verbose: bool,
     pub progress: ProgressMode,
     pub jobs: usize,
+    /// The TCP ports runs are given as `PAIRBENCH_PORT` (first, last); `None`: a range
+    /// picked at random in 20000–29999.
+    pub ports: Option<(u16, u16)>,
     pub recheck: bool,
     pub always_run: bool,
     pub resume: bool,

@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use crate::config::Trace;
 use crate::tree::nofollow;
@@ -25,17 +26,66 @@ fn find(tool: &str, path: &str) -> Option<PathBuf> {
         })
 }
 
+/// What a helper command printed and whether it exited 0.
+struct Ran {
+    ok: bool,
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+}
+
+/// Run `program args` to its end (up to `limit`), through [`crate::process`] (whose reaper
+/// collects every child of pairbench), its output in a temporary folder of its own.
+fn run(program: &Path, args: &[String], limit: Duration) -> Result<Ran, String> {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = std::env::temp_dir().join(format!("pairbench-trace-{}-{n}", std::process::id()));
+    std::fs::create_dir(&tmp).map_err(|e| format!("cannot create {}: {e}", tmp.display()))?;
+    let spec = crate::process::Spec {
+        program: program.to_path_buf(),
+        args: args.to_vec(),
+        cwd: tmp.clone(),
+        env: Vec::new(),
+        stdout: tmp.join("stdout"),
+        stderr: tmp.join("stderr"),
+        marker: format!("pairbench-trace-{}-{n}", std::process::id()),
+    };
+    let started = crate::process::spawn(&spec).map_err(|e| e.to_string());
+    let ran = started.map(|child| {
+        let exit = child.wait_timeout(limit);
+        child.terminate(Duration::from_millis(200));
+        let read = |name: &str| std::fs::read(tmp.join(name)).unwrap_or_default();
+        (
+            exit,
+            Ran {
+                ok: exit.and_then(|e| e.code()) == Some(0),
+                stdout: read("stdout"),
+                stderr: read("stderr"),
+            },
+        )
+    });
+    let _ = std::fs::remove_dir_all(&tmp);
+    let (exit, ran) = ran?;
+    if exit.is_none() {
+        return Err(format!(
+            "{} did not end within {}",
+            program.display(),
+            humantime::format_duration(limit)
+        ));
+    }
+    Ok(ran)
+}
+
 /// Can perf count events on this machine? (`Err`: what perf said.) Asked once.
 fn perf_works(perf: &Path) -> Result<(), String> {
     static ANSWER: OnceLock<Result<(), String>> = OnceLock::new();
     ANSWER
         .get_or_init(|| {
-            let out = std::process::Command::new(perf)
-                .args(["stat", "-x", ",", "-o", "/dev/null", "--", "true"])
-                .stdin(std::process::Stdio::null())
-                .output()
-                .map_err(|e| format!("cannot run {}: {e}", perf.display()))?;
-            if out.status.success() {
+            let args: Vec<String> = ["stat", "-x", ",", "-o", "/dev/null", "--", "true"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+            let out = run(perf, &args, Duration::from_secs(30))?;
+            if out.ok {
                 return Ok(());
             }
             let said = String::from_utf8_lossy(&out.stderr);
@@ -163,16 +213,17 @@ fn perf_report(side_dir: &Path) -> Result<(), String> {
         "perf is not installed here, so perf.data has no text report (install linux-perf)"
             .to_string()
     })?;
-    let out = std::process::Command::new(perf)
-        .arg("report")
-        .arg("-i")
-        .arg(&data)
-        .args(["--stdio", "--force"])
-        .stdin(std::process::Stdio::null())
-        .output()
+    let args = vec![
+        "report".to_string(),
+        "-i".into(),
+        data.to_string_lossy().into_owned(),
+        "--stdio".into(),
+        "--force".into(),
+    ];
+    let out = run(&perf, &args, Duration::from_secs(120))
         .map_err(|e| format!("cannot run perf report: {e}"))?;
     let mut text = out.stdout;
-    if !out.status.success() {
+    if !out.ok {
         text.extend_from_slice(&out.stderr);
     }
     let mut f = nofollow::create_beneath(

@@ -36,6 +36,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "helpers",
             "inventory",
             "list",
+            "merge",
             "report",
             "runner",
             "skeleton",
@@ -72,6 +73,17 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("interrupt", &["contain", "control", "process"]),
     ("inventory", &["config"]),
     ("list", &["console", "discover", "terminal"]),
+    (
+        "merge",
+        &[
+            "config",
+            "console",
+            "exit_status",
+            "stats",
+            "terminal",
+            "tree",
+        ],
+    ),
     ("outcome", &["process", "tree"]),
     ("plan", &["discover", "tree"]),
     ("process", &["contain"]),
@@ -127,7 +139,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ),
     ("terminal", &[]),
     ("testbed", &["config", "tree"]),
-    ("trace", &["config", "tree"]),
+    ("trace", &["config", "process", "tree"]),
     ("tree", &["hostinfo"]),
 ];
 

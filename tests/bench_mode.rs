@@ -218,3 +218,115 @@ fn bad_benchmark_input_gets_one_line_and_exit_2() {
         run.stderr()
     );
 }
+
+#[test]
+fn compare_counts_a_pair_that_no_longer_succeeds_as_a_regression() {
+    let p = Project::new();
+    p.bash("g/local/l", "sleep 0.1\n[ -z \"${BREAK:-}\" ]");
+    p.bash("g/local/m", "sleep 0.1");
+    p.bash("g/remote/r", "exit 0");
+    p.run(&["run", "--repeat", "2", "--tag", "good"])
+        .expect_code(0);
+    p.run(&[
+        "run", "--repeat", "2", "--tag", "broken", "--env", "BREAK=1",
+    ])
+    .expect_code(1);
+    let run = p.run(&["compare", "good", "broken", "--threshold", "1000%"]);
+    run.expect_code(1);
+    let out = run.stdout();
+    let line = out
+        .lines()
+        .find(|l| l.contains("g/l_x_r") && l.contains("status"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        line.contains("SUCCESS 2/2") && line.contains("FAILED 2/2") && line.contains("WORSE"),
+        "{line}"
+    );
+    // A pair that succeeded in both has no status line.
+    assert!(
+        !out.lines()
+            .any(|l| l.contains("g/m_x_r") && l.contains("status")),
+        "{out}"
+    );
+    assert!(out.contains("1 no longer SUCCESS"), "{out}");
+    // The other way round it got better: listed, exit 0.
+    let back = p.run(&["compare", "broken", "good", "--threshold", "1000%"]);
+    back.expect_code(0);
+    assert!(
+        back.stdout()
+            .lines()
+            .any(|l| l.contains("g/l_x_r") && l.contains("better")),
+        "{}",
+        back.stdout()
+    );
+}
+
+#[test]
+fn compare_lists_pairs_only_one_run_has() {
+    let p = Project::new();
+    p.bash("g/local/l", "exit 0").bash("g/remote/r", "exit 0");
+    p.bash("old/local/l", "exit 0")
+        .bash("old/remote/r", "exit 0");
+    p.run(&["run", "--tag", "a"]).expect_code(0);
+    std::fs::remove_dir_all(p.path().join("groups/old")).unwrap();
+    p.bash("g/local/k", "exit 0");
+    p.run(&["run", "--tag", "b"]).expect_code(0);
+    let run = p.run(&["compare", "a", "b", "--threshold", "1000%"]);
+    run.expect_code(0);
+    let out = run.stdout();
+    assert!(
+        out.contains("only in 'a' (missing from 'b'): old/l_x_r"),
+        "{out}"
+    );
+    assert!(out.contains("only in 'b' (new): g/k_x_r"), "{out}");
+    assert!(out.contains("1 missing from 'b', 1 new in 'b'"), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("g/l_x_r") && l.contains("duration_s")),
+        "{out}"
+    );
+}
+
+#[test]
+fn compare_matches_a_run_without_parameters_with_a_single_parameter_set() {
+    let p = Project::new();
+    p.bash(
+        "g/local/l",
+        "report_metric latency $(( ${LAT:-100} + PAIRBENCH_REPETITION % 2 )) ms",
+    );
+    p.bash("g/remote/r", "exit 0");
+    p.run(&["run", "--repeat", "3", "--tag", "plain"])
+        .expect_code(0);
+    p.run(&[
+        "run", "--repeat", "3", "--tag", "one", "--param", "SIZE=64", "--env", "LAT=300",
+    ])
+    .expect_code(0);
+    let run = p.run(&["compare", "plain", "one", "--threshold", "40%"]);
+    run.expect_code(1);
+    let out = run.stdout();
+    assert!(
+        out.contains("matched g/l_x_r: 'plain' with no parameters against 'one' with SIZE=64"),
+        "{out}"
+    );
+    let line = out
+        .lines()
+        .find(|l| l.contains("latency"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        line.contains("[SIZE=64]") && line.contains("WORSE"),
+        "{line}"
+    );
+    // Several sets against none: which set stands for the plain run is not guessed.
+    p.run(&["run", "--tag", "two", "--param", "SIZE=64,128"])
+        .expect_code(0);
+    let run = p.run(&["compare", "plain", "two"]);
+    run.expect_code(2);
+    let err = run.stderr();
+    assert!(
+        err.contains("different parameter sets")
+            && err.contains("no parameters")
+            && err.contains("SIZE=128, SIZE=64"),
+        "{err}"
+    );
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+}

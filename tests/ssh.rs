@@ -1303,3 +1303,48 @@ fn links_a_remote_host_sends_are_not_recreated_and_nothing_is_written_through_th
     let junit = std::fs::read_to_string(p.latest().join("junit.xml")).unwrap();
     assert!(!junit.contains("PRIVATE KEY"));
 }
+
+#[test]
+fn the_new_group_skeleton_runs_green_over_ssh() {
+    // The skeleton must work on two machines: its server and client agree on the port
+    // through PAIRBENCH_PORT, not through a file only a shared folder would show.
+    let Some(s) = Sshd::start() else { return };
+    s.trust();
+    let p = Project::new();
+    p.run(&["new", "echo"]).expect_code(0);
+    // This test's "remote" shares this machine's files, so a skeleton that read the
+    // remote's folder from the local side would pass here and fail between two machines.
+    let client = std::fs::read_to_string(p.path().join("groups/echo/local/echo_client")).unwrap();
+    assert!(!client.contains("REMOTE_RESULTS_PATH"), "{client}");
+    assert!(
+        client.contains("wait_for_remote_port_open \"$PAIRBENCH_PORT\""),
+        "{client}"
+    );
+    let host = boxed(&p, &s);
+    run(
+        &p,
+        &s,
+        &[
+            "run",
+            "echo",
+            "--progress",
+            "never",
+            "--remote",
+            &host,
+            "--repeat",
+            "2",
+        ],
+    )
+    .expect_code(0);
+    let rows = p.results_csv();
+    assert_eq!(rows.len(), 2);
+    for r in &rows {
+        assert_eq!(r["status"], "SUCCESS", "{r:?}");
+        assert_eq!(r["remote_host"], "box");
+    }
+    let metrics = common::read_csv(&p.latest().join("metrics.csv"));
+    assert!(
+        metrics.iter().any(|m| m["name"] == "round_trip"),
+        "{metrics:?}"
+    );
+}

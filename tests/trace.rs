@@ -248,7 +248,8 @@ fn perf_record_leaves_perf_data_and_a_text_report() {
     }
     let pair = p.pair("g", "client_x_server");
     assert!(pair.path().join("remote/trace/perf.data").is_file());
-    let report = pair.read("remote/trace/perf-report.txt");
+    let report = std::fs::read_to_string(pair.path().join("remote/trace/perf-report.txt"))
+        .unwrap_or_else(|e| panic!("perf-report.txt: {e}; {}", pair.read("pair.json")));
     assert!(report.contains("perl"), "{report}");
     assert!(!pair.path().join("local/trace").exists());
 }

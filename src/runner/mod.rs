@@ -137,7 +137,7 @@ fn make_pool(opts: &RunOptions) -> anyhow::Result<pool::Pool> {
         slots.push(t.slots().unwrap_or(opts.jobs).max(1));
         hosts.push(t);
     }
-    Ok(pool::Pool::new(hosts, slots))
+    Ok(pool::Pool::new(hosts, slots, opts.ports))
 }
 
 fn now() -> String {
@@ -215,7 +215,9 @@ pub fn run(mut opts: RunOptions, command_line: Vec<String>) -> anyhow::Result<Ru
         }
     }
     let mut pairs = plan::pairs(&groups, &opts.filters)?;
+    let mut suite_pairs = Vec::new();
     if let Some(shard) = opts.shard {
+        suite_pairs = plan::pair_plans(&pairs, &groups);
         pairs.retain(|p| plan::in_shard(&p.id(&groups), shard));
     }
 
@@ -373,6 +375,8 @@ pub fn run(mut opts: RunOptions, command_line: Vec<String>) -> anyhow::Result<Ru
     manifest.interrupted = false;
     manifest.shuffle_seed = opts.shuffle.then_some(seed);
     manifest.planned_pairs = plan::group_plans(&planned, &groups);
+    manifest.shard = opts.shard.map(|(k, n)| manifest::Shard { k, n });
+    manifest.suite_pairs = suite_pairs;
     manifest.invocations.push(Invocation {
         command_line,
         started_at: started_at.clone(),

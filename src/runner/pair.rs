@@ -37,12 +37,21 @@ struct PairRun<'a> {
     rec: PairRecord,
     dest: PathBuf,
     staging: PathBuf,
+    at: Option<At>,
 }
 
 /// The local test while it runs.
 struct Local {
     proc: Option<crate::process::Child>,
     end: LocalEnd,
+}
+
+/// Where a run sits: its slot on its host (`PAIRBENCH_SLOT`) and its port
+/// (`PAIRBENCH_PORT`), docs/benchmarks.md, "Ports".
+#[derive(Debug, Clone, Copy)]
+pub struct At {
+    pub slot: usize,
+    pub port: u16,
 }
 
 /// Run one pair. `error`: the pair cannot run (a before-hook failed, no host is left):
@@ -54,8 +63,9 @@ pub fn run_pair(
     attempt: u32,
     failed_before: bool,
     error: Option<&str>,
+    at: Option<At>,
 ) -> PairEnd {
-    let mut p = match PairRun::new(g, h, planned, attempt) {
+    let mut p = match PairRun::new(g, h, planned, attempt, at) {
         Ok(p) => p,
         Err(e) => return not_recorded(g, planned, e),
     };
@@ -171,6 +181,7 @@ impl<'a> PairRun<'a> {
         h: &'a HostCtx<'a>,
         planned: &Planned,
         attempt: u32,
+        at: Option<At>,
     ) -> Result<PairRun<'a>, WriteError> {
         let groups = &g.run.groups;
         let pair = &planned.pair;
@@ -215,6 +226,7 @@ impl<'a> PairRun<'a> {
             rec,
             dest,
             staging,
+            at,
         })
     }
 
@@ -253,6 +265,10 @@ impl<'a> PairRun<'a> {
         });
         for (k, v) in &self.variant.params {
             e.push((format!("PAIRBENCH_PARAM_{k}"), v.clone()));
+        }
+        if let Some(at) = self.at {
+            e.push(("PAIRBENCH_SLOT".into(), at.slot.to_string()));
+            e.push(("PAIRBENCH_PORT".into(), at.port.to_string()));
         }
         if let Some(n) = self.variant.repetition {
             e.push(("PAIRBENCH_REPETITION".into(), n.to_string()));

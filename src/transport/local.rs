@@ -138,6 +138,9 @@ impl Transport for LocalTransport {
     fn runs_here(&self) -> bool {
         true
     }
+    fn port_taken(&self, port: u16) -> Result<bool, TransportError> {
+        sockets::tcp_port_taken(port).map_err(TransportError::Host)
+    }
     fn exit_may_lag(&self) -> bool {
         false
     }

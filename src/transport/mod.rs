@@ -160,6 +160,14 @@ pub trait Transport: Send + Sync {
     fn slots(&self) -> Option<usize> {
         None
     }
+    /// Is TCP `port` taken on the host (a socket of any state has it), as its socket
+    /// tables say; `Err` when this transport cannot read them.
+    fn port_taken(&self, port: u16) -> Result<bool, TransportError> {
+        let _ = port;
+        Err(TransportError::Host(
+            "this transport cannot read the socket tables of its host".into(),
+        ))
+    }
     /// What the host is, for run.json.
     fn host_info(&self) -> crate::hostinfo::HostInfo {
         crate::hostinfo::this_machine(self.name(), "remote", &self.address())

@@ -449,6 +449,13 @@ fn handle(req: Request, out: &Out, procs: &Procs, helpers: Option<&Path>) {
                     });
                 });
         }
+        Request::PortTaken { id, port } => out.send(&match crate::sockets::tcp_port_taken(port) {
+            Ok(t) => Event::Port {
+                re: id,
+                state: if t { "taken" } else { "free" }.into(),
+            },
+            Err(e) => failed(id, e),
+        }),
         Request::Terminate {
             id,
             proc_id,

@@ -387,6 +387,17 @@ impl Transport for SshTransport {
         Some(self.target.slots)
     }
 
+    fn port_taken(&self, port: u16) -> Result<bool, TransportError> {
+        let c = self.conn()?;
+        match self.call(&c, |id| Request::PortTaken { id, port })? {
+            Event::Port { state, .. } if state == "taken" => Ok(true),
+            Event::Port { state, .. } if state == "free" => Ok(false),
+            _ => Err(TransportError::Host(
+                "the agent did not say whether the port is taken".into(),
+            )),
+        }
+    }
+
     fn host_info(&self) -> HostInfo {
         let _ = self.conn();
         match &*lock(&self.state) {

@@ -71,6 +71,12 @@ pub enum Request {
         open: bool,
         timeout_ms: u64,
     },
+    /// Is TCP `port` taken on the remote host (a socket of any state has it)? Answered
+    /// with a `port` event, state `taken` or `free`.
+    PortTaken {
+        id: u64,
+        port: u16,
+    },
 }
 
 /// agent → pairbench.
