@@ -22,6 +22,7 @@ pub mod plan;
 pub mod process;
 pub mod report;
 pub mod runner;
+pub mod sample;
 pub mod skeleton;
 pub mod slurm;
 pub mod sockets;

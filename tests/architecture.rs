@@ -96,6 +96,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "hostinfo",
             "outcome",
             "process",
+            "sample",
             "stats",
             "tree",
             "terminal",
@@ -124,6 +125,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "testbed",
             "terminal",
             "trace",
+            "sample",
         ],
     ),
     ("skeleton", &["discover", "terminal"]),
@@ -134,12 +136,13 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "transport",
         &[
             "config", "contain", "discover", "helpers", "hostinfo", "outcome", "process", "tree",
-            "sockets", "trace",
+            "sockets", "trace", "sample",
         ],
     ),
     ("terminal", &[]),
     ("testbed", &["config", "tree"]),
     ("trace", &["config", "process", "tree"]),
+    ("sample", &["tree"]),
     ("tree", &["hostinfo"]),
 ];
 

@@ -96,6 +96,7 @@ pub fn run_pair(
     let started_wall = chrono::Local::now();
     let interactive = g.run.opts.interactive.is_some();
     let mut local = p.start_local(&remote_dir, &key, interactive);
+    let sampler = p.start_sampling(local.proc.as_ref(), &*remote, &remote_dir);
     if let Some(proc) = &local.proc {
         local.end = if interactive {
             super::interactive::wait(proc, &*remote)
@@ -104,6 +105,11 @@ pub fn run_pair(
         };
     }
     p.rec.duration_s = start.elapsed().as_secs_f64();
+    if let Some(s) = sampler {
+        for problem in s.stop() {
+            p.rec.notes.push(format!("--sample: {problem}"));
+        }
+    }
     let remote_at_end = remote_end_now(&*remote);
     p.end_both(&*remote, local.proc.as_ref(), &key, watches);
     p.rec.resources = resources(local.proc.as_ref().and_then(|c| c.usage()), remote.usage());
@@ -280,6 +286,28 @@ impl<'a> PairRun<'a> {
         e
     }
 
+    /// `--sample`: the sides on this machine sampled while the pair runs (a remote host's
+    /// side is sampled by its agent).
+    fn start_sampling(
+        &self,
+        local: Option<&crate::process::Child>,
+        remote: &dyn Running,
+        remote_dir: &Path,
+    ) -> Option<crate::sample::Sampler> {
+        let every = self.g.run.opts.sample?;
+        let mut targets = vec![crate::sample::Target {
+            dir: self.staging.join("local"),
+            cgroup: local.and_then(|c| c.cgroup_dir()),
+        }];
+        if self.h.transport.runs_here() {
+            targets.push(crate::sample::Target {
+                dir: remote_dir.to_path_buf(),
+                cgroup: remote.cgroup_dir(),
+            });
+        }
+        Some(crate::sample::Sampler::start(every, targets))
+    }
+
     /// The tracer side `side` runs under (`--trace`, `--trace-side`).
     fn trace_for(&self, side: &str) -> Option<crate::config::Trace> {
         let o = &self.g.run.opts;
@@ -341,6 +369,7 @@ impl<'a> PairRun<'a> {
             stderr: remote_dir.join("stderr"),
             marker: self.marker("remote"),
             trace: self.trace_for("remote"),
+            sample: self.g.run.opts.sample,
         };
         h.transport
             .start(&launch)
@@ -388,6 +417,7 @@ impl<'a> PairRun<'a> {
             } else {
                 self.trace_for("local")
             },
+            sample: None,
         };
         let started = if interactive {
             super::interactive::start(&launch)

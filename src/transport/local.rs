@@ -33,6 +33,9 @@ impl Running for process::Child {
     fn usage(&self) -> Option<crate::contain::Usage> {
         process::Child::usage(self)
     }
+    fn cgroup_dir(&self) -> Option<PathBuf> {
+        process::Child::cgroup_dir(self)
+    }
     fn wait_port(
         &self,
         port: u16,

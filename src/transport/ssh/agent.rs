@@ -128,6 +128,8 @@ impl Out {
 struct Proc {
     child: Arc<Child>,
     follower: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// `--sample`: the host sampled while the script runs.
+    sampler: Mutex<Option<crate::sample::Sampler>>,
 }
 
 type Procs = Arc<Mutex<HashMap<u64, Arc<Proc>>>>;
@@ -354,6 +356,7 @@ fn handle(req: Request, out: &Out, procs: &Procs, helpers: Option<&Path>) {
             marker,
             stream,
             trace,
+            sample_ms,
         } => {
             let mut env = env;
             if let Some(dir) = helpers {
@@ -386,9 +389,19 @@ fn handle(req: Request, out: &Out, procs: &Procs, helpers: Option<&Path>) {
                 Err(e) => out.send(&failed(id, e.to_string())),
                 Ok(child) => {
                     let child = Arc::new(child);
+                    let sampler = sample_ms.map(|ms| {
+                        crate::sample::Sampler::start(
+                            Duration::from_millis(ms),
+                            vec![crate::sample::Target {
+                                dir: spec.cwd.clone(),
+                                cgroup: child.cgroup_dir(),
+                            }],
+                        )
+                    });
                     let proc = Arc::new(Proc {
                         child: child.clone(),
                         follower: Mutex::new(None),
+                        sampler: Mutex::new(sampler),
                     });
                     lock(procs).insert(id, proc.clone());
                     out.send(&Event::Done {
@@ -486,6 +499,11 @@ fn handle(req: Request, out: &Out, procs: &Procs, helpers: Option<&Path>) {
                     });
                     // The group is gone; give the reaper a moment to record the exit.
                     let exit = child.wait_timeout(Duration::from_secs(2));
+                    if let Some(s) = lock(&proc.sampler).take() {
+                        for p in s.stop() {
+                            eprintln!("pairbench agent: {p}");
+                        }
+                    }
                     // All its output is sent before the answer (it ends with the process).
                     if exit.is_some()
                         && let Some(f) = lock(&proc.follower).take()

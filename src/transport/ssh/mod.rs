@@ -482,6 +482,7 @@ impl Transport for SshTransport {
             marker: launch.marker.clone(),
             stream,
             trace: launch.trace.clone(),
+            sample_ms: launch.sample.map(|d| d.as_millis().max(1) as u64),
         };
         let answer = shared
             .begin_as(id, req)

@@ -37,6 +37,9 @@ pub enum Request {
         /// Run it under this tracer (docs/resources.md).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         trace: Option<crate::config::Trace>,
+        /// Sample the host this often while it runs, into `<cwd>/samples.csv`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sample_ms: Option<u64>,
     },
     /// End process `proc_id`'s side: the grace sequence starting with `signal`
     /// (default SIGHUP), then whatever is left at once.
@@ -257,6 +260,7 @@ mod tests {
             marker: "m".into(),
             stream: false,
             trace: None,
+            sample_ms: None,
         };
         let s = serde_json::to_string(&r).unwrap();
         assert!(!s.contains('\n'));
