@@ -72,7 +72,7 @@ impl RunCtx {
     }
 
     /// A pair is committed: its results.csv row now (so nothing is lost), and the display.
-    fn record(&self, rec: &PairRecord) {
+    fn record(&self, rec: &PairRecord, last: bool) {
         let mut csv = self.csv.lock().unwrap_or_else(|e| e.into_inner());
         if let Err(e) = csv.append(rec) {
             drop(csv);
@@ -81,7 +81,7 @@ impl RunCtx {
                 WriteError::new(&self.tree.file("results.csv"), e),
             );
         }
-        self.progress.pair_done(rec);
+        self.progress.pair_done(rec, last);
     }
 
     /// Something of the run could not be written: the run stops starting pairs and
@@ -382,9 +382,15 @@ pub fn run(mut opts: RunOptions, command_line: Vec<String>) -> anyhow::Result<Ru
     });
     manifest::write(&tree, &manifest)?;
 
+    let progress_plan = progress::Plan {
+        repeat: opts.repeat,
+        warmup: opts.warmup,
+        retries: opts.retries,
+        variants: variants.iter().any(|v| !v.rel().is_empty()),
+    };
     let ctx = RunCtx {
         live: opts.verbose.then(Live::start),
-        progress: Progress::new(to_run, opts.progress, opts.verbose),
+        progress: Progress::new(to_run, opts.progress, opts.verbose, progress_plan),
         groups,
         tree: tree.clone(),
         control,
@@ -468,6 +474,7 @@ pub fn run(mut opts: RunOptions, command_line: Vec<String>) -> anyhow::Result<Ru
         started,
         &tree,
         interrupted,
+        progress_plan,
     );
     let pending = mine
         .iter()
@@ -605,13 +612,15 @@ fn print_summary(
     started: Instant,
     tree: &Tree,
     interrupted: bool,
+    plan: progress::Plan,
 ) {
     let mut text = String::new();
     for r in mine.iter().filter(|r| r.status != Status::Success) {
         let line = format!(
-            "{:<7} {}: {}",
+            "{:<7} {}{}: {}",
             r.status.marker(),
             crate::tree::record::run_id(&r.group, &r.pair, ""),
+            plan.which(r),
             r.reason
         );
         // Names escaped for the terminal.
@@ -619,8 +628,9 @@ fn print_summary(
         text.push('\n');
     }
     let mut line = format!(
-        "pairbench: {} pairs: {} SUCCESS, {} FAILED, {} ERROR",
+        "pairbench: {} {}: {} SUCCESS, {} FAILED, {} ERROR",
         counts.total(),
+        plan.word(),
         counts.success,
         counts.failed,
         counts.error
