@@ -68,6 +68,7 @@ fn make_tree(root: &Path, group: &str, locals: usize, remotes: usize) -> usize {
                 notes: Vec::new(),
                 places: None,
                 check: None,
+                resources: Default::default(),
             };
             std::fs::write(
                 dir.join("pair.json"),

@@ -41,6 +41,8 @@ pub enum Command {
     Review(CheckArgs),
     /// Show the hosts that Ansible inventories give (as `--inventory` would use them)
     Inventory(InventoryArgs),
+    /// Fold the trees of shards (`run --shard K/N`) into one tag, with one set of tables and reports
+    Merge(MergeArgs),
     /// Run as N shards on a Slurm cluster (a job array), then merge them into one tag
     Slurm(Box<crate::slurm::SlurmArgs>),
     /// Hosts, links and faults on this machine: a testbed of network namespaces
@@ -207,6 +209,22 @@ pub struct ReportArgs {
     pub results_dir: Option<PathBuf>,
     #[command(flatten)]
     pub common: Common,
+}
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The shards' trees: tag folders, or results folders whose `latest` is one
+    #[arg(value_name = "TREE", required = true)]
+    pub trees: Vec<PathBuf>,
+    /// Where the merged tag goes [default: results]
+    #[arg(short = 'o', long, value_name = "DIR")]
+    pub results_dir: Option<PathBuf>,
+    /// The merged tag (a new one)
+    #[arg(short = 't', long)]
+    pub tag: String,
+    /// Configuration file [default: pairbench.toml when present]
+    #[arg(short = 'c', long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -578,6 +596,23 @@ fn dispatch(cli: Cli, args: &[String]) -> anyhow::Result<ExitStatus> {
                 .or(file.groups_dir)
                 .unwrap_or_else(|| "groups".into());
             crate::report::command(&results, &rep.tag, &groups)
+        }
+        Command::Merge(m) => {
+            let file = FileConfig::load(m.config.as_deref())?;
+            let results = m
+                .results_dir
+                .or(file.results_dir)
+                .unwrap_or_else(|| "results".into());
+            let end = crate::merge::merge(&results, &m.tag, &m.trees, args.to_vec())?;
+            let drawn = crate::report::after_run(&end.tag_dir, end.walked);
+            for w in &drawn.not_written {
+                eprintln!("pairbench: warning: {}", crate::terminal::shown(w));
+            }
+            Ok(if drawn.not_written.is_empty() {
+                end.status
+            } else {
+                ExitStatus::ERROR
+            })
         }
         Command::Compare(c) => {
             let file = FileConfig::load(c.config.as_deref())?;

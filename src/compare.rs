@@ -264,8 +264,12 @@ pub fn compare(
             Direction::Higher => change < -threshold,
         };
         let p = welch_p(&sa.summary, &sb.summary);
+        // pairbench's own measurements (CPU, memory, ...) are shown; they count only when
+        // [metrics] names them (docs/resources.md).
+        let counted = !crate::tree::record::is_own_metric(&sb.key.metric)
+            || directions.contains_key(&sb.key.metric);
         // Where a test is possible, a change must also be significant to count.
-        let regressed = worse && p.is_none_or(|p| p < 0.05);
+        let regressed = counted && worse && p.is_none_or(|p| p < 0.05);
         out.changes.push(Change {
             key: sb.key.clone(),
             unit: sb.unit.clone(),

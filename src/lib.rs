@@ -16,6 +16,7 @@ pub mod hostinfo;
 pub mod interrupt;
 pub mod inventory;
 pub mod list;
+pub mod merge;
 pub mod outcome;
 pub mod plan;
 pub mod process;

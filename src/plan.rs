@@ -143,13 +143,21 @@ pub struct Planned {
 
 /// The plan of each group that has planned runs, in the groups' order.
 pub fn group_plans(planned: &[Planned], groups: &[Group]) -> Vec<crate::tree::manifest::GroupPlan> {
+    pair_plans(planned.iter().map(|p| &p.pair), groups)
+}
+
+/// The plan of each group that has one of `pairs`, in the groups' order.
+pub fn pair_plans<'a>(
+    pairs: impl IntoIterator<Item = &'a Pair>,
+    groups: &[Group],
+) -> Vec<crate::tree::manifest::GroupPlan> {
     use std::collections::{BTreeMap, BTreeSet};
     let mut by_group: BTreeMap<u32, BTreeSet<(u32, u32)>> = BTreeMap::new();
-    for p in planned {
+    for p in pairs {
         by_group
-            .entry(p.pair.group)
+            .entry(p.group)
             .or_default()
-            .insert((p.pair.local, p.pair.remote));
+            .insert((p.local, p.remote));
     }
     by_group
         .into_iter()

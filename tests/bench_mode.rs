@@ -37,7 +37,7 @@ fn repeat_and_warmup_are_run_folders_and_csv_columns_and_warmups_stay_out_of_sta
     assert_eq!(reps.len(), 4);
     assert!(reps.contains(&("1".into(), "true".into())));
     assert!(reps.contains(&("3".into(), "false".into())));
-    let metrics = read_csv(&p.latest().join("metrics.csv"));
+    let metrics = common::script_metrics(&p.latest().join("metrics.csv"));
     assert_eq!(metrics.len(), 4);
     assert!(
         metrics
@@ -90,7 +90,7 @@ fn parameters_run_every_combination_as_folders_columns_and_environment() {
         rows.iter()
             .any(|r| r["param_SIZE"] == "64" && r["param_MODE"] == "safe")
     );
-    let metrics = read_csv(&p.latest().join("metrics.csv"));
+    let metrics = common::script_metrics(&p.latest().join("metrics.csv"));
     assert!(
         metrics.iter().all(|m| m["value"] == m["param_SIZE"]),
         "{metrics:?}"

@@ -348,7 +348,6 @@ fn with_two_nodes_a_task_uses_its_second_node_as_the_remote_host() {
 }
 
 #[test]
-#[ignore = "needs `pairbench merge` (issue 15, next part): a 4-shard submit ends in one merged tag equal to a plain run"]
 fn a_slurm_submit_ends_in_one_merged_tag_equal_to_a_plain_run() {
     let Some(s) = slurm::Slurm::start() else {
         return;
@@ -381,4 +380,36 @@ fn a_slurm_submit_ends_in_one_merged_tag_equal_to_a_plain_run() {
         .into_iter()
         .collect();
     assert_eq!(merged, plain);
+    let statuses = |tag: &str| -> BTreeSet<(String, String, String)> {
+        common::read_csv(&p.path().join("results").join(tag).join("results.csv"))
+            .into_iter()
+            .map(|r| (r["group"].clone(), r["pair"].clone(), r["status"].clone()))
+            .collect()
+    };
+    assert_eq!(statuses("merged"), statuses("plain"));
+    // The merge job folded all four shards, and said so.
+    let run: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(p.path().join("results/merged/run.json")).unwrap(),
+    )
+    .unwrap();
+    let ks: Vec<u64> = run["merged"]["shards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["shard"]["k"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ks, [1, 2, 3, 4], "{run}");
+    let root = p.path().join("results/.shards/merged");
+    let said: String = std::fs::read_dir(&root)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("slurm-merge-"))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap())
+        .collect();
+    assert!(
+        said.contains("merged 4 trees (1/4, 2/4, 3/4, 4/4)"),
+        "{said}"
+    );
+    assert!(!said.contains("INCOMPLETE"), "{said}");
+    p.run(&["report", "merged"]).expect_code(0);
 }

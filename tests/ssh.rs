@@ -815,7 +815,7 @@ fn parallel_pairs_share_the_connection_and_helpers_work_over_it() {
             assert_eq!(pair.read("remote/exit_code").trim(), "signal SIGHUP");
         }
     }
-    let metrics = common::read_csv(&p.latest().join("metrics.csv"));
+    let metrics = common::script_metrics(&p.latest().join("metrics.csv"));
     assert_eq!(metrics.iter().filter(|m| m["side"] == "remote").count(), 6);
 }
 

@@ -215,7 +215,9 @@ pub fn run(mut opts: RunOptions, command_line: Vec<String>) -> anyhow::Result<Ru
         }
     }
     let mut pairs = plan::pairs(&groups, &opts.filters)?;
+    let mut suite_pairs = Vec::new();
     if let Some(shard) = opts.shard {
+        suite_pairs = plan::pair_plans(&pairs, &groups);
         pairs.retain(|p| plan::in_shard(&p.id(&groups), shard));
     }
 
@@ -337,6 +339,7 @@ pub fn run(mut opts: RunOptions, command_line: Vec<String>) -> anyhow::Result<Ru
     }
     let mut here = hostinfo::this_machine("local", "local", "127.0.0.1");
     here.containment = Some(containment.description().to_string());
+    here.accounting = serde_json::to_value(containment.accounting()).ok();
     // The remote hosts join run.json at the end: asking them now would wait for every
     // connection before the first pair.
     let this_machine = vec![here];
@@ -372,6 +375,8 @@ pub fn run(mut opts: RunOptions, command_line: Vec<String>) -> anyhow::Result<Ru
     manifest.interrupted = false;
     manifest.shuffle_seed = opts.shuffle.then_some(seed);
     manifest.planned_pairs = plan::group_plans(&planned, &groups);
+    manifest.shard = opts.shard.map(|(k, n)| manifest::Shard { k, n });
+    manifest.suite_pairs = suite_pairs;
     manifest.invocations.push(Invocation {
         command_line,
         started_at: started_at.clone(),
@@ -426,6 +431,23 @@ pub fn run(mut opts: RunOptions, command_line: Vec<String>) -> anyhow::Result<Ru
     ctx.progress.finish();
     let mut hosts = this_machine;
     hosts.extend(pool.hosts.iter().map(|t| t.host_info()));
+    // The remote side is measured by the first remote host's agent (or here).
+    let remote_acct = pool
+        .hosts
+        .iter()
+        .zip(hosts.iter().skip(1))
+        .find_map(|(t, h)| {
+            if t.runs_here() {
+                hosts[0].accounting.clone()
+            } else {
+                h.accounting.clone()
+            }
+        })
+        .or_else(|| hosts[0].accounting.clone());
+    manifest.accounting = Some(serde_json::json!({
+        "local": hosts[0].accounting.clone(),
+        "remote": remote_acct,
+    }));
     manifest.hosts = hosts;
     pool.close();
     // Nothing of the run runs any more; the keeper can go.

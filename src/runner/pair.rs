@@ -118,6 +118,7 @@ pub fn run_pair(
     p.rec.duration_s = start.elapsed().as_secs_f64();
     let remote_at_end = remote_end_now(&*remote);
     p.end_both(&*remote, local.proc.as_ref(), &key, watches);
+    p.rec.resources = resources(local.proc.as_ref().and_then(|c| c.usage()), remote.usage());
     if matches!(local.end, LocalEnd::NotRun(ref w) if w == INTERRUPTED) {
         commit::discard(&p.staging);
         return PairEnd::Interrupted;
@@ -152,6 +153,26 @@ pub fn run_pair(
         remote: settled.end.exit().map(Exit::file_text),
         pair_files,
     })
+}
+
+/// Both sides' usage as pairbench's own metrics (side → name → value).
+fn resources(
+    local: Option<crate::contain::Usage>,
+    remote: Option<crate::contain::Usage>,
+) -> std::collections::BTreeMap<String, std::collections::BTreeMap<String, f64>> {
+    let mut out = std::collections::BTreeMap::new();
+    for (side, u) in [("local", local), ("remote", remote)] {
+        let Some(u) = u else { continue };
+        let m: std::collections::BTreeMap<String, f64> = u
+            .metrics()
+            .into_iter()
+            .map(|(n, v, _)| (n.to_string(), v))
+            .collect();
+        if !m.is_empty() {
+            out.insert(side.to_string(), m);
+        }
+    }
+    out
 }
 
 fn not_recorded(g: &GroupCtx, planned: &Planned, e: WriteError) -> PairEnd {
@@ -205,6 +226,7 @@ impl<'a> PairRun<'a> {
             notes: Vec::new(),
             places: None,
             check: None,
+            resources: Default::default(),
         };
         Ok(PairRun {
             g,

@@ -30,6 +30,9 @@ impl Running for process::Child {
     fn terminated_by_us(&self) -> bool {
         process::Child::terminated_by_us(self)
     }
+    fn usage(&self) -> Option<crate::contain::Usage> {
+        process::Child::usage(self)
+    }
     fn wait_port(
         &self,
         port: u16,

@@ -55,6 +55,11 @@ pub trait Running: Send + Sync {
     fn stopped_by(&self) -> Option<String> {
         None
     }
+    /// What the script's side used (its whole process tree), once it has been stopped
+    /// (docs/resources.md).
+    fn usage(&self) -> Option<crate::contain::Usage> {
+        None
+    }
     /// True if [`Running::terminate`] found the main process still running.
     fn terminated_by_us(&self) -> bool;
     /// Why the transport lost track of the script (a dead SSH connection), if it did:

@@ -127,6 +127,11 @@ pub struct Manifest {
     /// or `sweep`), `at` (the run's cgroup) or `why` (docs/containment.md).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub containment: Option<serde_json::Value>,
+    /// Where each side's resource metrics come from: `local` and `remote`, each naming
+    /// the source of `cpu`, `memory`, `major_faults`, `io` and `ctx_switches`
+    /// (docs/resources.md).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accounting: Option<serde_json::Value>,
     /// Groups whose group.toml changed a setting: each value and where it came from.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub group_settings: Option<serde_json::Value>,
@@ -142,6 +147,48 @@ pub struct Manifest {
     pub invocations: Vec<Invocation>,
     /// The latest invocation's pairs, per group (absent in runs of older versions).
     pub planned_pairs: Vec<GroupPlan>,
+    /// `--shard K/N` of the latest invocation: which share of the suite this tree holds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard: Option<Shard>,
+    /// With `--shard`: the pairs of the whole suite (every shard's), so that a merge can
+    /// say which pairs no shard has.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub suite_pairs: Vec<GroupPlan>,
+    /// A tag made by `pairbench merge`: the shard trees it folded, and what was missing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub merged: Option<Merged>,
+}
+
+/// Shard `k` of `n` (1-based).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shard {
+    pub k: u64,
+    pub n: u64,
+}
+
+/// What `pairbench merge` folded into a tag (docs/scaling-out.md).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Merged {
+    pub merged_at: String,
+    /// Each shard tree, in the order given.
+    pub shards: Vec<MergedShard>,
+    /// Shards of the N the shards' run.json name that were not given.
+    pub missing_shards: Vec<u64>,
+    /// Pairs of the suite that no shard has: `group/L_x_R`.
+    pub missing_pairs: Vec<String>,
+}
+
+/// One shard tree folded in by a merge.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MergedShard {
+    /// Where it was read from.
+    pub from: String,
+    pub tag: String,
+    pub shard: Option<Shard>,
+    pub pairs: usize,
+    pub counts: Counts,
 }
 
 /// Why run.json cannot be used.

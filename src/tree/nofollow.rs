@@ -200,6 +200,97 @@ pub fn create_beneath(root: &Path, rel: &Path, append: bool, mode: u32) -> io::R
     Ok(File::from(fd))
 }
 
+/// Open the folder `rel` below `root` (`root` itself when `rel` is empty), never through a
+/// link.
+pub fn open_dir_beneath(root: &Path, rel: &Path) -> io::Result<OwnedFd> {
+    let dir = open_dir(root)?;
+    if rel.as_os_str().is_empty() {
+        return Ok(dir);
+    }
+    open_at_beneath(&dir, rel, OFlag::O_RDONLY | OFlag::O_DIRECTORY)
+}
+
+/// The names in the open folder `dir` and what each is (links not followed), sorted.
+pub fn entries(dir: &OwnedFd) -> io::Result<Vec<(std::ffi::OsString, Kind)>> {
+    use std::os::fd::AsRawFd;
+    // The folder as opened, not whatever its path names by now.
+    let mut out: Vec<(std::ffi::OsString, Kind)> =
+        std::fs::read_dir(format!("/proc/self/fd/{}", dir.as_raw_fd()))?
+            .map(|e| {
+                let name = e?.file_name();
+                let k = kind_at(dir, Path::new(&name));
+                Ok((name, k))
+            })
+            .collect::<io::Result<_>>()?;
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
+}
+
+/// Copy the entry `name` of the folder `src` to `dst_name` in the folder `dst`: a file
+/// (its mode kept), a folder with everything in it, or a link as a link (never followed).
+/// Never replaces anything at `dst_name`. Entries that are none of these (a fifo, a
+/// socket) are left out, one line each in `left_out` (`shown` is where `name` is, for it).
+pub fn copy_at(
+    src: &OwnedFd,
+    name: &Path,
+    dst: &OwnedFd,
+    dst_name: &Path,
+    shown: &Path,
+    left_out: &mut Vec<String>,
+) -> io::Result<()> {
+    let st =
+        fstatat(src.as_fd(), name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW).map_err(io_err)?;
+    let mode = Mode::from_bits_truncate(st.st_mode & 0o7777);
+    match SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT {
+        SFlag::S_IFREG => {
+            let from = openat(
+                src.as_fd(),
+                name,
+                OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK,
+                Mode::empty(),
+            )
+            .map_err(io_err)?;
+            let to = openat(
+                dst.as_fd(),
+                dst_name,
+                OFlag::O_WRONLY
+                    | OFlag::O_CREAT
+                    | OFlag::O_EXCL
+                    | OFlag::O_NOFOLLOW
+                    | OFlag::O_CLOEXEC,
+                mode & Mode::from_bits_truncate(0o777),
+            )
+            .map_err(io_err)?;
+            let mut from = File::from(from);
+            let mut to = File::from(to);
+            io::copy(&mut from, &mut to)?;
+            to.flush()
+        }
+        SFlag::S_IFLNK => {
+            let target = nix::fcntl::readlinkat(src.as_fd(), name).map_err(io_err)?;
+            nix::unistd::symlinkat(target.as_os_str(), dst.as_fd(), dst_name).map_err(io_err)
+        }
+        SFlag::S_IFDIR => {
+            mkdirat(dst.as_fd(), dst_name, Mode::from_bits_truncate(0o755)).map_err(io_err)?;
+            let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+            let from = openat(src.as_fd(), name, flags, Mode::empty()).map_err(io_err)?;
+            let to = openat(dst.as_fd(), dst_name, flags, Mode::empty()).map_err(io_err)?;
+            for (child, _) in entries(&from)? {
+                let child = Path::new(&child);
+                copy_at(&from, child, &to, child, &shown.join(child), left_out)?;
+            }
+            Ok(())
+        }
+        _ => {
+            left_out.push(format!(
+                "'{}' is not a file, folder or link; not copied",
+                shown.display()
+            ));
+            Ok(())
+        }
+    }
+}
+
 /// Write `contents` to `path` atomically: a temporary file beside it (removed again if
 /// anything fails), then a rename, which replaces a link rather than following it.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
@@ -234,6 +325,38 @@ fn libc_nofollow() -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn copies_keep_links_as_links() {
+        let d = tempfile::tempdir().unwrap();
+        let src = d.path().join("src");
+        std::fs::create_dir_all(src.join("a/b")).unwrap();
+        std::fs::write(d.path().join("secret"), "s").unwrap();
+        std::fs::write(src.join("a/b/f"), "f").unwrap();
+        std::os::unix::fs::symlink(d.path().join("secret"), src.join("a/link")).unwrap();
+        std::os::unix::fs::symlink(d.path(), src.join("a/up")).unwrap();
+        std::fs::create_dir(d.path().join("dst")).unwrap();
+        let (s, t) = (
+            open_dir(&src).unwrap(),
+            open_dir(&d.path().join("dst")).unwrap(),
+        );
+        let mut left = Vec::new();
+        let a = Path::new("a");
+        copy_at(&s, a, &t, a, a, &mut left).unwrap();
+        let out = d.path().join("dst/a");
+        assert_eq!(std::fs::read_to_string(out.join("b/f")).unwrap(), "f");
+        assert_eq!(kind(&out.join("link")), Kind::Link);
+        assert_eq!(kind(&out.join("up")), Kind::Link);
+        assert!(left.is_empty());
+        // Never over what is there.
+        assert!(copy_at(&s, a, &t, a, a, &mut left).is_err());
+        // A link as the folder to copy is copied as a link, not entered.
+        std::os::unix::fs::symlink(d.path(), src.join("ln")).unwrap();
+        let ln = Path::new("ln");
+        copy_at(&s, ln, &t, ln, ln, &mut left).unwrap();
+        assert_eq!(kind(&d.path().join("dst/ln")), Kind::Link);
+        assert!(open_dir_beneath(&src, Path::new("ln")).is_err());
+    }
 
     #[test]
     fn links_are_never_followed() {

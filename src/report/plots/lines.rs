@@ -114,7 +114,11 @@ pub(super) fn all(g: &GroupRun) -> Vec<LineChart> {
     }
     // (name, unit, side) -> the sides a metric has, to name the side only when both exist.
     let mut sides: BTreeMap<(&str, &str), BTreeSet<&str>> = BTreeMap::new();
-    for m in g.metrics.iter().filter(|m| !m.warmup) {
+    for m in g
+        .metrics
+        .iter()
+        .filter(|m| !m.warmup && m.source != crate::tree::record::PAIRBENCH)
+    {
         sides.entry((&m.name, &m.unit)).or_default().insert(&m.side);
     }
     let mut out = Vec::new();

@@ -250,6 +250,7 @@ fn hello(containment: contain::Description, cleaned: Option<String>) -> Event {
         home: std::env::var("HOME").unwrap_or_default(),
         containment,
         cleaned,
+        accounting: Some(contain::current().accounting()),
     }
 }
 
@@ -274,6 +275,7 @@ fn done(re: u64) -> Event {
         terminated: None,
         exit: None,
         stopped_by: None,
+        usage: None,
     }
 }
 
@@ -382,6 +384,7 @@ fn handle(req: Request, out: &Out, procs: &Procs, helpers: Option<&Path>) {
                         terminated: None,
                         exit: None,
                         stopped_by: None,
+                        usage: None,
                     });
                     if stream {
                         let (out, child) = (out.clone(), child.clone());
@@ -482,6 +485,7 @@ fn handle(req: Request, out: &Out, procs: &Procs, helpers: Option<&Path>) {
                         terminated: Some(child.terminated_by_us()),
                         exit: exit.map(|e| e.file_text()),
                         stopped_by: child.stopped_by().map(|s| s.as_str().to_string()),
+                        usage: child.usage(),
                     });
                 });
         }

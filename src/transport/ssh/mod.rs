@@ -264,6 +264,7 @@ fn connect(target: &Target, opts: &connect::Opts, run_id: &str) -> Result<Conn, 
             ssh_connection,
             containment,
             cleaned,
+            accounting,
             ..
         } => {
             if let Some(line) = cleaned {
@@ -271,6 +272,9 @@ fn connect(target: &Target, opts: &connect::Opts, run_id: &str) -> Result<Conn, 
             }
             let mut info = hostinfo::from_parts(uname, cpuinfo, meminfo);
             info.containment = Some(containment.to_string());
+            info.accounting = accounting
+                .as_ref()
+                .and_then(|a| serde_json::to_value(a).ok());
             (
                 ssh_connection
                     .split_whitespace()

@@ -95,6 +95,9 @@ pub enum Event {
         /// What it cleaned up after runs that are over (one line), if anything.
         #[serde(default)]
         cleaned: Option<String>,
+        /// Where its sides' resource metrics come from (docs/resources.md).
+        #[serde(default)]
+        accounting: Option<crate::contain::Sources>,
     },
     /// The agent is alive.
     Tick,
@@ -111,6 +114,9 @@ pub enum Event {
         /// The signal after which the main process exited (`SIGTERM`), when ended.
         #[serde(default)]
         stopped_by: Option<String>,
+        /// What the script's side used, once it was ended (docs/resources.md).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        usage: Option<crate::contain::Usage>,
     },
     /// Request `re` failed.
     Failed { re: u64, error: String },
