@@ -279,11 +279,17 @@ fn run_with_retries(
             attempt,
             failed_before,
             last: attempt > g.run.opts.retries || local_error.is_some(),
+            unreached: false,
+        };
+        let down = pair::Try {
+            unreached: true,
+            last: true,
+            ..t
         };
         let outcome = match local_error {
             Some(why) => pair::run_pair(g, primary.get(), p, t, Some(why), None),
             None => match pool.acquire() {
-                Err(why) => pair::run_pair(g, primary.get(), p, t, Some(&why), None),
+                Err(why) => pair::run_pair(g, primary.get(), p, down, Some(&why), None),
                 Ok(seat) => {
                     let i = seat.host;
                     // A ready host's context is set before it is marked ready.
@@ -307,7 +313,7 @@ fn run_with_retries(
                         }
                         None => {
                             let why = "the host was not prepared for the group";
-                            pair::run_pair(g, primary.get(), p, t, Some(why), None)
+                            pair::run_pair(g, primary.get(), p, down, Some(why), None)
                         }
                     };
                     if let Err(why) = pool.hosts[i].healthy() {
@@ -322,6 +328,7 @@ fn run_with_retries(
             return false;
         };
         let done = rec.status == Status::Success
+            || rec.unreached
             || attempt > g.run.opts.retries
             || local_error.is_some()
             || g.run.stopping();

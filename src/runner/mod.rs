@@ -637,7 +637,26 @@ fn print_summary(
     plan: progress::Plan,
 ) {
     let mut text = String::new();
-    for r in mine.iter().filter(|r| r.status != Status::Success) {
+    // Runs no host could be reached for: each reason once, with how many it stopped.
+    let mut unreached: Vec<(&str, usize)> = Vec::new();
+    for r in mine.iter().filter(|r| r.unreached) {
+        match unreached.iter_mut().find(|(why, _)| *why == r.reason) {
+            Some((_, n)) => *n += 1,
+            None => unreached.push((&r.reason, 1)),
+        }
+    }
+    for (why, n) in &unreached {
+        let line = format!(
+            "ERROR   {n} {} not run: {why} (a later run of the tag runs them again)",
+            plan.word()
+        );
+        text.push_str(&crate::terminal::shown(&line));
+        text.push('\n');
+    }
+    for r in mine
+        .iter()
+        .filter(|r| r.status != Status::Success && !r.unreached)
+    {
         let line = format!(
             "{:<7} {}{}: {}",
             r.status.marker(),

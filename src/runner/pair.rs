@@ -64,6 +64,8 @@ pub struct Try {
     pub failed_before: bool,
     /// No other try follows this one, whatever its outcome.
     pub last: bool,
+    /// `error` says no remote host could be reached: not a result of the pair.
+    pub unreached: bool,
 }
 
 /// Run one pair. `error`: the pair cannot run (a before-hook failed, no host is left):
@@ -84,6 +86,7 @@ pub fn run_pair(
     // A second Ctrl-C removes the staging folder before exiting.
     let _partial = crate::interrupt::Partial::new(&p.staging);
     if let Some(why) = error {
+        p.rec.unreached = t.unreached;
         p.rec.reason = why.to_string();
         return p.record(Exits::none());
     }
@@ -226,6 +229,7 @@ impl<'a> PairRun<'a> {
             notes: Vec::new(),
             places: None,
             check: None,
+            unreached: false,
             resources: Default::default(),
         };
         Ok(PairRun {

@@ -62,6 +62,8 @@ pub struct Progress {
     state: Mutex<(usize, Counts)>,
     total: usize,
     plan: Plan,
+    /// Reasons of runs pairbench could not run, already shown once.
+    shown_unreached: Mutex<std::collections::HashSet<String>>,
 }
 
 impl Progress {
@@ -90,6 +92,7 @@ impl Progress {
             state: Mutex::new((0, Counts::default())),
             total,
             plan,
+            shown_unreached: Mutex::new(Default::default()),
         }
     }
 
@@ -115,6 +118,18 @@ impl Progress {
             st.1.add(rec.status);
         }
         let width = self.total.to_string().len();
+        // Why no host could be reached is said once, not for every run it stops.
+        let reason = if rec.unreached
+            && !self
+                .shown_unreached
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(rec.reason.clone())
+        {
+            "not run: no remote host could be reached (the reason is above)".to_string()
+        } else {
+            rec.reason.clone()
+        };
         let line = shown_line(format!(
             "[{:>width$}/{}] {:<7} {}/{}{} ({:.2}s){}{}",
             n.min(self.total),
@@ -127,7 +142,7 @@ impl Progress {
             if rec.status == Status::Success {
                 String::new()
             } else {
-                format!(": {}", rec.reason)
+                format!(": {reason}")
             },
             if last { "" } else { " (trying again)" }
         ));
