@@ -312,6 +312,19 @@ pub struct Policy {
 /// Decide each run of each pair: run it (and why) or skip it (and why), from what the
 /// walker found in the tag (`existing`). Each script is hashed once, so huge groups plan
 /// quickly.
+/// The most runs one invocation plans (pairs × repetitions × parameter sets).
+pub const MAX_RUNS: u64 = 5_000_000;
+
+/// Runs of each pair: (repeat + warmup) × the product of the parameters' value counts,
+/// saturating.
+pub fn runs_per_pair(params: &[(String, Vec<String>)], repeat: u32, warmup: u32) -> u64 {
+    params
+        .iter()
+        .fold(u64::from(repeat) + u64::from(warmup), |n, (_, v)| {
+            n.saturating_mul(v.len() as u64)
+        })
+}
+
 pub fn decide(
     pairs: Vec<Pair>,
     variants: &[Variant],

@@ -441,3 +441,92 @@ fn summary_md_gives_each_parameter_set_its_own_mean() {
         });
     assert!(ms >= 600.0, "{row}");
 }
+
+#[test]
+fn bad_input_is_one_line_that_names_what_is_wrong_and_exit_2() {
+    let p = Project::new();
+    p.bash("g/local/l", "exit 0").bash("g/remote/r", "exit 0");
+    std::fs::create_dir_all(p.path().join("groups/empty/local")).unwrap();
+    std::fs::create_dir_all(p.path().join("groups/empty/remote")).unwrap();
+    std::fs::create_dir_all(p.path().join("groups/notgroup")).unwrap();
+    for (args, needles) in [
+        (
+            vec!["run", "--param", "X=1", "--param", "X=2"],
+            vec!["--param X is given twice"],
+        ),
+        (
+            vec!["run", "--repeat", "4294967295", "-n"],
+            vec!["4294967295 runs", "at most 5000000"],
+        ),
+        (
+            vec![
+                "run",
+                "--param",
+                "A=1,2,3,4,5,6,7,8,9,10",
+                "--repeat",
+                "1000000",
+                "-n",
+            ],
+            vec!["10000000 runs"],
+        ),
+        (
+            vec!["run", "-f", "nothing*"],
+            vec!["no pair matches -f nothing*", "g/l_x_r"],
+        ),
+        (
+            vec!["run", "empty"],
+            vec![
+                "nothing to run",
+                "empty: no executable tests in local/ or remote/",
+            ],
+        ),
+        (
+            vec!["run", "notgroup"],
+            vec!["'notgroup'", "is not a group"],
+        ),
+    ] {
+        let run = p.run(&args);
+        run.expect_code(2);
+        let err = run.stderr();
+        for n in needles {
+            assert!(err.contains(n), "{args:?}: {n} in {err}");
+        }
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+        assert!(!p.path().join("results").join("latest").exists() || args.contains(&"-n"));
+    }
+    // Config type errors name the key and the line.
+    for (toml, needles) in [
+        (
+            "jobs = \"four\"\n",
+            vec!["line 1, 'jobs'", "expected usize"],
+        ),
+        (
+            "[[remote]]\nname = \"a\"\nhost = \"h\"\nslots = \"x\"\n",
+            vec!["line 4, 'slots' in [[remote]]"],
+        ),
+        ("[env]\nA = 1\n", vec!["line 2, 'A' in [env]"]),
+    ] {
+        std::fs::write(p.path().join("pairbench.toml"), toml).unwrap();
+        let run = p.run(&["run"]);
+        run.expect_code(2);
+        for n in needles {
+            assert!(run.stderr().contains(n), "{toml}: {n} in {}", run.stderr());
+        }
+        assert_eq!(
+            run.stderr().trim_end().lines().count(),
+            1,
+            "{}",
+            run.stderr()
+        );
+    }
+    std::fs::remove_file(p.path().join("pairbench.toml")).unwrap();
+    // group.toml too.
+    std::fs::write(p.path().join("groups/g/group.toml"), "timeout = 5\n").unwrap();
+    let run = p.run(&["run", "g"]);
+    run.expect_code(2);
+    assert!(
+        run.stderr().contains("'timeout' must be a string"),
+        "{}",
+        run.stderr()
+    );
+}

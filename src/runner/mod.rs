@@ -215,6 +215,9 @@ pub fn run(mut opts: RunOptions, command_line: Vec<String>) -> anyhow::Result<Ru
         }
     }
     let mut pairs = plan::pairs(&groups, &opts.filters)?;
+    if pairs.is_empty() {
+        anyhow::bail!("{}", empty_selection(&groups, &opts.filters));
+    }
     let mut suite_pairs = Vec::new();
     if let Some(shard) = opts.shard {
         suite_pairs = plan::pair_plans(&pairs, &groups);
@@ -239,6 +242,16 @@ pub fn run(mut opts: RunOptions, command_line: Vec<String>) -> anyhow::Result<Ru
         None
     };
     let replan = settle_plan(&mut opts, stored.as_ref(), &tag)?;
+    // Counted before anything is made, so a huge --repeat is refused, not allocated.
+    let per_pair = plan::runs_per_pair(&opts.params, opts.repeat, opts.warmup);
+    let total = per_pair.saturating_mul(pairs.len() as u64);
+    if total > plan::MAX_RUNS {
+        anyhow::bail!(
+            "this run would make {total} runs ({} pairs × {per_pair} runs each: --repeat, --warmup and --param multiply): at most {} runs are planned at once; run fewer (or split it with --shard)",
+            pairs.len(),
+            plan::MAX_RUNS
+        );
+    }
     let variants = plan::variants(&opts.params, opts.repeat, opts.warmup);
     plan::check_names(&groups, &variants)?;
     let existing = if exists {
@@ -558,6 +571,48 @@ fn write_tables(ctx: &RunCtx, walked: &Walked) {
     if let Err(e) = crate::stats::write_csv(&path, &stats) {
         ctx.not_recorded("stats.csv", WriteError::new(&path, e));
     }
+}
+
+/// Why a selection has no pairs, in one line.
+fn empty_selection(groups: &[Group], filters: &[String]) -> String {
+    use crate::terminal::shown;
+    if groups.is_empty() {
+        return "no groups to run: the groups folder has none (`pairbench new NAME` makes one)"
+            .into();
+    }
+    if !filters.is_empty() {
+        let example = groups
+            .iter()
+            .find(|g| !g.local.is_empty() && !g.remote.is_empty())
+            .map(|g| {
+                format!(
+                    "; pair ids look like {}/{}_x_{}",
+                    g.name, g.local[0].name, g.remote[0].name
+                )
+            })
+            .unwrap_or_default();
+        return shown(&format!(
+            "no pair matches -f {}{example} (`pairbench list` shows them)",
+            filters.join(" -f ")
+        ))
+        .into_owned();
+    }
+    let why: Vec<String> = groups
+        .iter()
+        .map(|g| {
+            let side = match (g.local.is_empty(), g.remote.is_empty()) {
+                (true, true) => "no executable tests in local/ or remote/",
+                (true, false) => "no executable tests in local/",
+                _ => "no executable tests in remote/",
+            };
+            format!("{}: {side}", g.name)
+        })
+        .collect();
+    shown(&format!(
+        "nothing to run: the selected groups have no pairs ({}; chmod +x a test to enable it)",
+        why.join("; ")
+    ))
+    .into_owned()
 }
 
 /// On a tag made before run plans were kept: does it hold plain results of pairs that
