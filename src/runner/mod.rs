@@ -72,7 +72,7 @@ impl RunCtx {
     }
 
     /// A pair is committed: its results.csv row now (so nothing is lost), and the display.
-    fn record(&self, rec: &PairRecord) {
+    fn record(&self, rec: &PairRecord, last: bool) {
         let mut csv = self.csv.lock().unwrap_or_else(|e| e.into_inner());
         if let Err(e) = csv.append(rec) {
             drop(csv);
@@ -81,7 +81,7 @@ impl RunCtx {
                 WriteError::new(&self.tree.file("results.csv"), e),
             );
         }
-        self.progress.pair_done(rec);
+        self.progress.pair_done(rec, last);
     }
 
     /// Something of the run could not be written: the run stops starting pairs and
@@ -387,9 +387,15 @@ pub fn run(mut opts: RunOptions, command_line: Vec<String>) -> anyhow::Result<Ru
     });
     manifest::write(&tree, &manifest)?;
 
+    let progress_plan = progress::Plan {
+        repeat: opts.repeat,
+        warmup: opts.warmup,
+        retries: opts.retries,
+        variants: variants.iter().any(|v| !v.rel().is_empty()),
+    };
     let ctx = RunCtx {
         live: opts.verbose.then(Live::start),
-        progress: Progress::new(to_run, opts.progress, opts.verbose),
+        progress: Progress::new(to_run, opts.progress, opts.verbose, progress_plan),
         groups,
         tree: tree.clone(),
         control,
@@ -490,6 +496,7 @@ pub fn run(mut opts: RunOptions, command_line: Vec<String>) -> anyhow::Result<Ru
         started,
         &tree,
         interrupted,
+        progress_plan,
     );
     let pending = mine
         .iter()
@@ -627,13 +634,34 @@ fn print_summary(
     started: Instant,
     tree: &Tree,
     interrupted: bool,
+    plan: progress::Plan,
 ) {
     let mut text = String::new();
-    for r in mine.iter().filter(|r| r.status != Status::Success) {
+    // Runs no host could be reached for: each reason once, with how many it stopped.
+    let mut unreached: Vec<(&str, usize)> = Vec::new();
+    for r in mine.iter().filter(|r| r.unreached) {
+        match unreached.iter_mut().find(|(why, _)| *why == r.reason) {
+            Some((_, n)) => *n += 1,
+            None => unreached.push((&r.reason, 1)),
+        }
+    }
+    for (why, n) in &unreached {
         let line = format!(
-            "{:<7} {}: {}",
+            "ERROR   {n} {} not run: {why} (a later run of the tag runs them again)",
+            plan.word()
+        );
+        text.push_str(&crate::terminal::shown(&line));
+        text.push('\n');
+    }
+    for r in mine
+        .iter()
+        .filter(|r| r.status != Status::Success && !r.unreached)
+    {
+        let line = format!(
+            "{:<7} {}{}: {}",
             r.status.marker(),
             crate::tree::record::run_id(&r.group, &r.pair, ""),
+            plan.which(r),
             r.reason
         );
         // Names escaped for the terminal.
@@ -641,8 +669,9 @@ fn print_summary(
         text.push('\n');
     }
     let mut line = format!(
-        "pairbench: {} pairs: {} SUCCESS, {} FAILED, {} ERROR",
+        "pairbench: {} {}: {} SUCCESS, {} FAILED, {} ERROR",
         counts.total(),
+        plan.word(),
         counts.success,
         counts.failed,
         counts.error
