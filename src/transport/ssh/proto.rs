@@ -43,6 +43,10 @@ pub enum Request {
         grace_ms: u64,
         #[serde(default)]
         signal: Option<String>,
+        /// Once the side is gone, send this folder back (`file`/`dir`/`link` events
+        /// before the answer), as `pack` would: one round trip less per pair.
+        #[serde(default)]
+        pack: Option<PackAfter>,
     },
     /// Send a folder's files back (`file`/`dir`/`link` events), then remove it if asked.
     Pack {
@@ -68,6 +72,14 @@ pub enum Request {
         open: bool,
         timeout_ms: u64,
     },
+}
+
+/// The folder a `terminate` sends back once the side is gone.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PackAfter {
+    pub path: String,
+    /// Remove it (and its parent, if that leaves it empty) once sent.
+    pub remove: bool,
 }
 
 /// agent → pairbench.
@@ -105,6 +117,9 @@ pub enum Event {
         /// The signal after which the main process exited (`SIGTERM`), when ended.
         #[serde(default)]
         stopped_by: Option<String>,
+        /// A `terminate` with `pack`: why the folder could not be sent (all of it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pack_error: Option<String>,
     },
     /// Request `re` failed.
     Failed { re: u64, error: String },
