@@ -171,6 +171,15 @@ pub struct RunArgs {
     /// Run one pair GROUP/PAIR by hand: a shell instead of its local test
     #[arg(long, value_name = "GROUP/PAIR")]
     pub interactive: Option<String>,
+    /// Run the scripts under a tracer: strace[:ARGS], perf-stat or perf-record[:ARGS]; output in <side>/trace/
+    #[arg(long, value_name = "TOOL[:ARGS]")]
+    pub trace: Option<String>,
+    /// Which sides --trace traces
+    #[arg(long, value_enum, default_value_t = config::TraceSide::Both)]
+    pub trace_side: config::TraceSide,
+    /// Sample both hosts from /proc this often while a pair runs (e.g. 100ms): <side>/samples.csv
+    #[arg(long, value_name = "D")]
+    pub sample: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -500,6 +509,23 @@ impl RunArgs {
             interactive: self.interactive,
             testbed_dir: testbed.path,
             metrics: file.metrics,
+            trace: self
+                .trace
+                .as_deref()
+                .map(config::Trace::parse)
+                .transpose()
+                .map_err(anyhow::Error::msg)?,
+            trace_side: self.trace_side,
+            sample: match self.sample.as_deref() {
+                None => None,
+                Some(s) => {
+                    let d = config::parse_duration("--sample", s)?;
+                    if d < std::time::Duration::from_millis(10) {
+                        anyhow::bail!("bad --sample '{s}': sample at most every 10ms");
+                    }
+                    Some(d)
+                }
+            },
         })
     }
 }

@@ -215,6 +215,85 @@ pub enum ProgressMode {
     Never,
 }
 
+/// A tracer a side's script runs under (`--trace`; docs/resources.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "tool", rename_all = "kebab-case")]
+pub enum Trace {
+    /// `strace -f -ff` (one file per process), with extra arguments.
+    Strace { args: Vec<String> },
+    /// `perf stat`: its counters become metrics.
+    PerfStat,
+    /// `perf record`, with extra arguments; a text report beside `perf.data`.
+    PerfRecord { args: Vec<String> },
+}
+
+impl Trace {
+    /// Parse `strace[:ARGS]`, `perf-stat` or `perf-record[:ARGS]` (ARGS split like a
+    /// shell would, never run by one).
+    pub fn parse(s: &str) -> Result<Trace, String> {
+        let (tool, args) = match s.split_once(':') {
+            Some((t, a)) => (t, Some(a)),
+            None => (s, None),
+        };
+        let split = |a: Option<&str>| -> Result<Vec<String>, String> {
+            match a {
+                None => Ok(Vec::new()),
+                Some(a) => shlex::split(a).ok_or_else(|| {
+                    format!("bad --trace '{s}': unbalanced quotes in its arguments")
+                }),
+            }
+        };
+        match tool.trim() {
+            "strace" => Ok(Trace::Strace { args: split(args)? }),
+            "perf-stat" if args.is_none() => Ok(Trace::PerfStat),
+            "perf-record" => Ok(Trace::PerfRecord { args: split(args)? }),
+            _ => Err(format!(
+                "bad --trace '{s}': use strace[:ARGS], perf-stat or perf-record[:ARGS]"
+            )),
+        }
+    }
+
+    /// The program that traces, and the Debian package that has it.
+    pub fn tool(&self) -> (&'static str, &'static str) {
+        match self {
+            Trace::Strace { .. } => ("strace", "strace"),
+            Trace::PerfStat | Trace::PerfRecord { .. } => ("perf", "linux-perf"),
+        }
+    }
+}
+
+/// Which sides `--trace` traces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum TraceSide {
+    Local,
+    Remote,
+    #[default]
+    Both,
+}
+
+impl TraceSide {
+    /// Is side `side` (`local` or `remote`) traced?
+    pub fn covers(self, side: &str) -> bool {
+        match self {
+            TraceSide::Both => true,
+            TraceSide::Local => side == "local",
+            TraceSide::Remote => side == "remote",
+        }
+    }
+}
+
+/// Serialise an optional duration as humantime text.
+mod humantime_serde_compat_opt {
+    use std::time::Duration;
+    pub fn serialize<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_some(&humantime::format_duration(*d).to_string()),
+            None => s.serialize_none(),
+        }
+    }
+}
+
 /// Everything `pairbench run` needs, validated.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunOptions {
@@ -271,6 +350,13 @@ pub struct RunOptions {
     /// Which way each metric is better (`[metrics]` of pairbench.toml): the regression
     /// check's gates use it.
     pub metrics: BTreeMap<String, Direction>,
+    /// `--trace`: the tracer the scripts run under (docs/resources.md).
+    pub trace: Option<Trace>,
+    /// `--trace-side`: which sides are traced.
+    pub trace_side: TraceSide,
+    /// `--sample D`: both hosts sampled this often while a pair runs.
+    #[serde(with = "humantime_serde_compat_opt")]
+    pub sample: Option<Duration>,
     /// Where the values a group.toml may override came from.
     #[serde(skip)]
     pub given: Given,

@@ -42,6 +42,10 @@ pub enum Kind {
     Duration,
     /// The CPU seconds of both sides' processes, a bar per pair and side.
     Cpu,
+    /// The time series of one run's samples (`--sample`), both sides on one axis.
+    Samples {
+        run: String,
+    },
     /// A metric's mean (of one side) against a numeric parameter, a line per pair.
     Line {
         name: String,
@@ -172,6 +176,7 @@ pub fn draw_all(run: &Run, dir: &Path) -> (Vec<Plot>, Vec<String>) {
         jobs.extend(Chart::cpu(g).map(Job::Chart));
         jobs.extend(Chart::all(g).into_iter().map(Job::Chart));
         jobs.extend(lines::all(g).into_iter().map(Job::Line));
+        jobs.extend(lines::samples(g, &run.dir).into_iter().map(Job::Line));
     }
     let done: Vec<(Plot, Option<String>)> = jobs
         .par_iter()

@@ -111,6 +111,7 @@ pub fn run_pair(
     let started_wall = chrono::Local::now();
     let interactive = g.run.opts.interactive.is_some();
     let mut local = p.start_local(&remote_dir, &key, interactive);
+    let sampler = p.start_sampling(local.proc.as_ref(), &*remote, &remote_dir);
     if let Some(proc) = &local.proc {
         local.end = if interactive {
             super::interactive::wait(proc, &*remote)
@@ -119,6 +120,11 @@ pub fn run_pair(
         };
     }
     p.rec.duration_s = start.elapsed().as_secs_f64();
+    if let Some(s) = sampler {
+        for problem in s.stop() {
+            p.rec.notes.push(format!("--sample: {problem}"));
+        }
+    }
     let remote_at_end = remote_end_now(&*remote);
     p.end_both(&*remote, local.proc.as_ref(), &key, watches);
     p.rec.resources = resources(local.proc.as_ref().and_then(|c| c.usage()), remote.usage());
@@ -141,6 +147,9 @@ pub fn run_pair(
     );
     if interactive {
         p.rec.reason = format!("{} (interactive)", p.rec.reason);
+    }
+    if p.rec.local_exit.is_some() || p.rec.remote_exit.is_some() {
+        p.read_traces();
     }
     let events = p.testbed_events(started_wall);
     let mut pair_files = events.map(|e| vec![("events.csv", e)]).unwrap_or_default();
@@ -295,6 +304,59 @@ impl<'a> PairRun<'a> {
         e
     }
 
+    /// `--sample`: the sides on this machine sampled while the pair runs (a remote host's
+    /// side is sampled by its agent).
+    fn start_sampling(
+        &self,
+        local: Option<&crate::process::Child>,
+        remote: &dyn Running,
+        remote_dir: &Path,
+    ) -> Option<crate::sample::Sampler> {
+        let every = self.g.run.opts.sample?;
+        let mut targets = vec![crate::sample::Target {
+            dir: self.staging.join("local"),
+            cgroup: local.and_then(|c| c.cgroup_dir()),
+        }];
+        if self.h.transport.runs_here() {
+            targets.push(crate::sample::Target {
+                dir: remote_dir.to_path_buf(),
+                cgroup: remote.cgroup_dir(),
+            });
+        }
+        Some(crate::sample::Sampler::start(every, targets))
+    }
+
+    /// The tracer side `side` runs under (`--trace`, `--trace-side`).
+    fn trace_for(&self, side: &str) -> Option<crate::config::Trace> {
+        let o = &self.g.run.opts;
+        o.trace.clone().filter(|_| o.trace_side.covers(side))
+    }
+
+    /// What the traces of both sides tell, once they are back: metrics with the
+    /// resources, problems as notes (docs/resources.md).
+    fn read_traces(&mut self) {
+        for side in ["local", "remote"] {
+            let Some(t) = self.trace_for(side) else {
+                continue;
+            };
+            if side == "local" && self.g.run.opts.interactive.is_some() {
+                continue;
+            }
+            let dir = self.staging.join(side);
+            let (metrics, problems) = crate::trace::finish(&t, &dir);
+            if !metrics.is_empty() {
+                self.rec
+                    .resources
+                    .entry(side.to_string())
+                    .or_default()
+                    .extend(metrics);
+            }
+            for p in problems {
+                self.rec.notes.push(format!("{side} trace: {p}"));
+            }
+        }
+    }
+
     fn marker(&self, side: &str) -> String {
         format!(
             "{}-{}-{side}",
@@ -324,6 +386,8 @@ impl<'a> PairRun<'a> {
             stdout: remote_dir.join("stdout"),
             stderr: remote_dir.join("stderr"),
             marker: self.marker("remote"),
+            trace: self.trace_for("remote"),
+            sample: self.g.run.opts.sample,
         };
         h.transport
             .start(&launch)
@@ -366,6 +430,12 @@ impl<'a> PairRun<'a> {
             stdout: local_dir.join("stdout"),
             stderr: local_dir.join("stderr"),
             marker: self.marker("local"),
+            trace: if interactive {
+                None
+            } else {
+                self.trace_for("local")
+            },
+            sample: None,
         };
         let started = if interactive {
             super::interactive::start(&launch)

@@ -27,6 +27,12 @@ pub struct Launch {
     pub stderr: PathBuf,
     /// Unique per script; processes carrying it are ended with the script.
     pub marker: String,
+    /// The tracer it runs under (`--trace`; docs/resources.md).
+    pub trace: Option<crate::config::Trace>,
+    /// Sample its host this often while it runs, into `<cwd>/samples.csv` (`--sample`),
+    /// where the transport's host is another machine (this one's are sampled by the
+    /// runner).
+    pub sample: Option<Duration>,
 }
 
 /// Why something could not be done on a transport: becomes an ERROR reason.
@@ -58,6 +64,11 @@ pub trait Running: Send + Sync {
     /// What the script's side used (its whole process tree), once it has been stopped
     /// (docs/resources.md).
     fn usage(&self) -> Option<crate::contain::Usage> {
+        None
+    }
+    /// The script's cgroup, where it runs on this machine in one (`--sample` reads its
+    /// CPU).
+    fn cgroup_dir(&self) -> Option<PathBuf> {
         None
     }
     /// True if [`Running::terminate`] found the main process still running.

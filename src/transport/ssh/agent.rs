@@ -128,6 +128,8 @@ impl Out {
 struct Proc {
     child: Arc<Child>,
     follower: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// `--sample`: the host sampled while the script runs.
+    sampler: Mutex<Option<crate::sample::Sampler>>,
 }
 
 type Procs = Arc<Mutex<HashMap<u64, Arc<Proc>>>>;
@@ -276,6 +278,7 @@ fn done(re: u64) -> Event {
         exit: None,
         stopped_by: None,
         usage: None,
+        pack_error: None,
     }
 }
 
@@ -328,19 +331,9 @@ fn handle(req: Request, out: &Out, procs: &Procs, helpers: Option<&Path>) {
             exclude,
             remove,
         } => {
-            let ev = match pack(id, Path::new(&path), &exclude, out) {
-                Ok(()) => {
-                    if remove {
-                        let p = Path::new(&path);
-                        let _ = std::fs::remove_dir_all(p);
-                        // Its parent too, if that leaves it empty (`<pair>/` of `<pair>/remote`).
-                        if let Some(parent) = p.parent() {
-                            let _ = std::fs::remove_dir(parent);
-                        }
-                    }
-                    done(id)
-                }
-                Err(e) => failed(id, format!("cannot read {path}: {e}")),
+            let ev = match pack_and_remove(id, &path, &exclude, remove, out) {
+                Ok(()) => done(id),
+                Err(e) => failed(id, e),
             };
             out.send(&ev);
         }
@@ -353,15 +346,29 @@ fn handle(req: Request, out: &Out, procs: &Procs, helpers: Option<&Path>) {
             stderr,
             marker,
             stream,
+            trace,
+            sample_ms,
         } => {
             let mut env = env;
             if let Some(dir) = helpers {
                 let path = crate::helpers::path_with(dir, &env);
                 env.push(("PATH".into(), path));
             }
+            let (program, args) = match crate::transport::local::traced(
+                trace.as_ref(),
+                Path::new(&program),
+                Path::new(&cwd),
+                &env,
+            ) {
+                Ok(pa) => pa,
+                Err(e) => {
+                    out.send(&failed(id, e));
+                    return;
+                }
+            };
             let spec = process::Spec {
-                program: program.into(),
-                args: Vec::new(),
+                program,
+                args,
                 cwd: cwd.into(),
                 env,
                 stdout: stdout.into(),
@@ -373,9 +380,19 @@ fn handle(req: Request, out: &Out, procs: &Procs, helpers: Option<&Path>) {
                 Err(e) => out.send(&failed(id, e.to_string())),
                 Ok(child) => {
                     let child = Arc::new(child);
+                    let sampler = sample_ms.map(|ms| {
+                        crate::sample::Sampler::start(
+                            Duration::from_millis(ms),
+                            vec![crate::sample::Target {
+                                dir: spec.cwd.clone(),
+                                cgroup: child.cgroup_dir(),
+                            }],
+                        )
+                    });
                     let proc = Arc::new(Proc {
                         child: child.clone(),
                         follower: Mutex::new(None),
+                        sampler: Mutex::new(sampler),
                     });
                     lock(procs).insert(id, proc.clone());
                     out.send(&Event::Done {
@@ -385,6 +402,7 @@ fn handle(req: Request, out: &Out, procs: &Procs, helpers: Option<&Path>) {
                         exit: None,
                         stopped_by: None,
                         usage: None,
+                        pack_error: None,
                     });
                     if stream {
                         let (out, child) = (out.clone(), child.clone());
@@ -448,6 +466,7 @@ fn handle(req: Request, out: &Out, procs: &Procs, helpers: Option<&Path>) {
             proc_id,
             grace_ms,
             signal,
+            pack,
         } => {
             let signal = match signal.as_deref().map(StopSignal::parse) {
                 None => StopSignal::DEFAULT,
@@ -473,12 +492,20 @@ fn handle(req: Request, out: &Out, procs: &Procs, helpers: Option<&Path>) {
                     });
                     // The group is gone; give the reaper a moment to record the exit.
                     let exit = child.wait_timeout(Duration::from_secs(2));
+                    if let Some(s) = lock(&proc.sampler).take() {
+                        for p in s.stop() {
+                            eprintln!("pairbench agent: {p}");
+                        }
+                    }
                     // All its output is sent before the answer (it ends with the process).
                     if exit.is_some()
                         && let Some(f) = lock(&proc.follower).take()
                     {
                         let _ = f.join();
                     }
+                    // The side is gone: its folder changes no more.
+                    let pack_error =
+                        pack.and_then(|p| pack_and_remove(id, &p.path, &[], p.remove, &out).err());
                     out.send(&Event::Done {
                         re: id,
                         pid: None,
@@ -486,10 +513,32 @@ fn handle(req: Request, out: &Out, procs: &Procs, helpers: Option<&Path>) {
                         exit: exit.map(|e| e.file_text()),
                         stopped_by: child.stopped_by().map(|s| s.as_str().to_string()),
                         usage: child.usage(),
+                        pack_error,
                     });
                 });
         }
     }
+}
+
+/// Send folder `path` back as the answer of request `id` (`file`/`dir`/`link` events),
+/// then remove it if asked (and its parent, if that leaves it empty: `<pair>/` of
+/// `<pair>/remote`).
+fn pack_and_remove(
+    id: u64,
+    path: &str,
+    exclude: &[String],
+    remove: bool,
+    out: &Out,
+) -> Result<(), String> {
+    let p = Path::new(path);
+    pack(id, p, exclude, out).map_err(|e| format!("cannot read {path}: {e}"))?;
+    if remove {
+        let _ = std::fs::remove_dir_all(p);
+        if let Some(parent) = p.parent() {
+            let _ = std::fs::remove_dir(parent);
+        }
+    }
+    Ok(())
 }
 
 /// Send `exited` when the script's main process ends.
