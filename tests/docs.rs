@@ -7,8 +7,11 @@ mod common;
 use common::Project;
 
 fn page() -> String {
-    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/configuration.md"))
-        .unwrap()
+    std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/configuration.md"
+    ))
+    .unwrap()
 }
 
 /// The keys an error names: the words in backticks after "expected one of", or the list
@@ -20,7 +23,12 @@ fn keys_in(err: &str, marker: &str) -> Vec<String> {
         .1;
     let tail = tail.split(')').next().unwrap();
     tail.split(',')
-        .map(|k| k.trim().trim_matches('`').trim_matches(['[', ']']).to_string())
+        .map(|k| {
+            k.trim()
+                .trim_matches('`')
+                .trim_matches(['[', ']'])
+                .to_string()
+        })
         .filter(|k| !k.is_empty())
         .collect()
 }
@@ -42,7 +50,10 @@ fn every_key_pairbench_accepts_is_in_the_configuration_reference() {
         let run = p.run(&["run", "-n"]);
         run.expect_code(2);
         for k in keys_in(&run.stderr(), "expected one of") {
-            assert!(page.contains(&format!("`{k}`")), "'{k}' ({toml:?}) is not documented");
+            assert!(
+                page.contains(&format!("`{k}`")),
+                "'{k}' ({toml:?}) is not documented"
+            );
             checked += 1;
         }
     }
@@ -50,7 +61,10 @@ fn every_key_pairbench_accepts_is_in_the_configuration_reference() {
     for (toml, marker) in [
         ("zzz = 1\n", "known keys: "),
         ("[check]\nzzz = 1\n", "[check] ("),
-        ("[[check.normalize]]\nregex = \"a\"\nzzz = \"b\"\n", "a rule ("),
+        (
+            "[[check.normalize]]\nregex = \"a\"\nzzz = \"b\"\n",
+            "a rule (",
+        ),
     ] {
         std::fs::write(p.path().join("groups/g/group.toml"), toml).unwrap();
         let run = p.run(&["run", "-n"]);
@@ -71,7 +85,10 @@ fn the_manual_index_links_every_page() {
     for e in std::fs::read_dir(dir).unwrap() {
         let name = e.unwrap().file_name().to_string_lossy().into_owned();
         if name.ends_with(".md") && name != "README.md" {
-            assert!(index.contains(&format!("({name})")), "{name} is not in docs/README.md");
+            assert!(
+                index.contains(&format!("({name})")),
+                "{name} is not in docs/README.md"
+            );
         }
     }
 }
