@@ -215,9 +215,7 @@ pub fn run(mut opts: RunOptions, command_line: Vec<String>) -> anyhow::Result<Ru
         }
     }
     let mut pairs = plan::pairs(&groups, &opts.filters)?;
-    if pairs.is_empty() {
-        anyhow::bail!("{}", empty_selection(&groups, &opts.filters));
-    }
+    let nothing_selected = pairs.is_empty();
     let mut suite_pairs = Vec::new();
     if let Some(shard) = opts.shard {
         suite_pairs = plan::pair_plans(&pairs, &groups);
@@ -233,6 +231,11 @@ pub fn run(mut opts: RunOptions, command_line: Vec<String>) -> anyhow::Result<Ru
         .unwrap_or_else(|| layout::time_tag(chrono::Local::now()));
     let tree = Tree::new(&opts.results_dir, &tag);
     let exists = chosen.is_some() && tree.root.is_dir();
+    if nothing_selected {
+        // Refused before anything is made; what dead runs left is still cleaned up.
+        tidy_after_dead_runs(&tree, exists)?;
+        anyhow::bail!("{}", empty_selection(&groups, &opts.filters));
+    }
     let stored = if exists {
         manifest::read(&tree.root).unwrap_or_else(|e| {
             eprintln!("pairbench: warning: tag '{tag}': {e}; its earlier invocations are not kept");
@@ -571,6 +574,21 @@ fn write_tables(ctx: &RunCtx, walked: &Walked) {
     if let Err(e) = crate::stats::write_csv(&path, &stats) {
         ctx.not_recorded("stats.csv", WriteError::new(&path, e));
     }
+}
+
+/// What dead runs left: their cgroups, control folders and processes, and (`exists`)
+/// the unfinished folders of this tag; one line says what went.
+fn tidy_after_dead_runs(tree: &Tree, exists: bool) -> anyhow::Result<()> {
+    let mut cleaned = crate::contain::leftovers::clean_dead_runs(&std::env::temp_dir());
+    if exists {
+        let _lock = lock::lock(tree)?;
+        cleaned.partials = lock::remove_leftovers(tree);
+        cleaned.tag = tree.tag.clone();
+    }
+    if let Some(line) = cleaned.line() {
+        eprintln!("{line}");
+    }
+    Ok(())
 }
 
 /// Why a selection has no pairs, in one line.
