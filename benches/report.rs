@@ -69,6 +69,7 @@ fn make_tree(root: &Path, group: &str, locals: usize, remotes: usize) -> usize {
                 places: None,
                 check: None,
                 resources: Default::default(),
+                unreached: false,
             };
             std::fs::write(
                 dir.join("pair.json"),

@@ -369,8 +369,16 @@ impl RunArgs {
         }
         let file_params_given = !file.params.is_empty();
         let mut params: Vec<(String, Vec<String>)> = file.params.into_iter().collect();
+        let mut given: Vec<String> = Vec::new();
         for p in &self.params {
             let (name, values) = config::parse_param(p)?;
+            // Twice on the command line is a mistake, not a list (docs/running.md).
+            if given.contains(&name) {
+                anyhow::bail!(
+                    "--param {name} is given twice: give all its values at once (--param {name}=a,b,c)"
+                );
+            }
+            given.push(name.clone());
             params.retain(|(n, _)| n != &name);
             params.push((name, values));
         }

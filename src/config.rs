@@ -140,7 +140,7 @@ impl FileConfig {
         };
         toml::from_str(&text).map_err(|e| ConfigError::Parse {
             path,
-            message: e.message().to_string(),
+            message: toml_error(&text, &e),
         })
     }
 }
@@ -163,6 +163,37 @@ pub fn parse_ports(what: &str, v: &str) -> Result<(u16, u16), String> {
         return Err(bad("the first port is above the last"));
     }
     Ok((a, b))
+}
+
+/// A TOML error as one line that names where it is: `line 3, 'slots' in [[remote]]:
+/// invalid type: string "x", expected usize` (the key is read from the line the error's
+/// span points at, the table from the header above it).
+pub fn toml_error(text: &str, e: &toml::de::Error) -> String {
+    let msg = e.message().trim().replace('\n', " ");
+    let Some(span) = e.span() else { return msg };
+    let start = span.start.min(text.len());
+    let before = &text[..start];
+    let line_no = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line = text[line_start..].lines().next().unwrap_or("");
+    let key = line
+        .split_once('=')
+        .map(|(k, _)| k.trim().trim_matches('"').to_string())
+        .filter(|k| !k.is_empty() && !k.starts_with('['));
+    let table = before[..line_start]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))
+        .map(|l| l.split('#').next().unwrap_or(l).trim().to_string());
+    let mut at = format!("line {line_no}");
+    if let Some(k) = key {
+        at.push_str(&format!(", '{k}'"));
+        if let Some(t) = table {
+            at.push_str(&format!(" in {t}"));
+        }
+    }
+    format!("{at}: {msg}")
 }
 
 /// Which way a metric is better.

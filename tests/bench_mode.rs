@@ -330,3 +330,209 @@ fn compare_matches_a_run_without_parameters_with_a_single_parameter_set() {
     );
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
 }
+
+#[test]
+fn progress_lines_say_which_repetition_parameter_set_and_attempt() {
+    let p = Project::new();
+    p.bash("g/local/l", "exit 0").bash("g/remote/r", "exit 0");
+    let run = p.run(&[
+        "run",
+        "--progress",
+        "never",
+        "--repeat",
+        "2",
+        "--param",
+        "SIZE=1,2",
+    ]);
+    run.expect_code(0);
+    let out = run.stdout();
+    let mut lines: Vec<String> = out
+        .lines()
+        .filter(|l| l.starts_with('['))
+        .map(|l| {
+            // Without the duration, which differs from run to run.
+            let rest = l.split_once("] ").unwrap().1;
+            rest.split(" (").next().unwrap().to_string()
+        })
+        .collect();
+    lines.sort();
+    assert_eq!(
+        lines,
+        [
+            "SUCCESS g/l_x_r rep 1/2 SIZE=1",
+            "SUCCESS g/l_x_r rep 1/2 SIZE=2",
+            "SUCCESS g/l_x_r rep 2/2 SIZE=1",
+            "SUCCESS g/l_x_r rep 2/2 SIZE=2",
+        ],
+        "{out}"
+    );
+    assert!(out.contains("pairbench: 4 runs: 4 SUCCESS"), "{out}");
+    // A plain run still counts pairs.
+    let plain = p.run(&["run", "--progress", "never", "--tag", "plain"]);
+    assert!(
+        plain.stdout().contains("[1/1] SUCCESS g/l_x_r ("),
+        "{}",
+        plain.stdout()
+    );
+    assert!(
+        plain.stdout().contains("1 pairs: 1 SUCCESS"),
+        "{}",
+        plain.stdout()
+    );
+}
+
+#[test]
+fn retries_are_shown_as_attempts_of_one_run_never_as_more_runs() {
+    let p = Project::new();
+    p.bash("g/local/l", "exit 1").bash("g/remote/r", "exit 0");
+    let run = p.run(&["run", "--progress", "never", "--retries", "2"]);
+    run.expect_code(1);
+    let out = run.stdout();
+    let lines: Vec<&str> = out.lines().filter(|l| l.starts_with('[')).collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    for (i, l) in lines.iter().enumerate() {
+        assert!(l.starts_with("[1/1] FAILED  g/l_x_r"), "{l}");
+        assert!(l.contains(&format!("attempt {}/3", i + 1)), "{l}");
+        assert_eq!(l.ends_with("(trying again)"), i < 2, "{l}");
+    }
+    assert!(!out.contains("[2/1]") && !out.contains("[3/1]"), "{out}");
+    assert!(out.contains("1 pairs: 0 SUCCESS, 1 FAILED"), "{out}");
+}
+
+#[test]
+fn summary_md_gives_each_parameter_set_its_own_mean() {
+    let p = Project::new();
+    // SIZE=1 takes about 0 s, SIZE=2 about 0.6 s: one mean of both would be about 0.3 s.
+    p.bash(
+        "g/local/l",
+        "[ \"$PAIRBENCH_PARAM_SIZE\" = 2 ] && sleep 0.6; exit 0",
+    )
+    .bash("g/remote/r", "exit 0");
+    p.run(&[
+        "run",
+        "--progress",
+        "never",
+        "--repeat",
+        "2",
+        "--param",
+        "SIZE=1,2",
+    ])
+    .expect_code(0);
+    let md = std::fs::read_to_string(p.latest().join("summary.md")).unwrap();
+    let row = md
+        .lines()
+        .find(|l| l.starts_with("| l |"))
+        .unwrap_or_else(|| panic!("{md}"));
+    assert!(
+        row.contains("SIZE=1: ") && row.contains("SIZE=2: ") && row.contains("2/2 SUCCESS"),
+        "{row}"
+    );
+    // The SIZE=2 mean is at least its sleep.
+    let after = row.split("SIZE=2: ").nth(1).unwrap();
+    let ms: f64 = after
+        .split(" ms")
+        .next()
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| {
+            let s: f64 = after.split(" s").next().unwrap().trim().parse().unwrap();
+            s * 1000.0
+        });
+    assert!(ms >= 600.0, "{row}");
+}
+
+#[test]
+fn bad_input_is_one_line_that_names_what_is_wrong_and_exit_2() {
+    let p = Project::new();
+    p.bash("g/local/l", "exit 0").bash("g/remote/r", "exit 0");
+    std::fs::create_dir_all(p.path().join("groups/empty/local")).unwrap();
+    std::fs::create_dir_all(p.path().join("groups/empty/remote")).unwrap();
+    std::fs::create_dir_all(p.path().join("groups/notgroup")).unwrap();
+    for (args, needles) in [
+        (
+            vec!["run", "--param", "X=1", "--param", "X=2"],
+            vec!["--param X is given twice"],
+        ),
+        (
+            vec!["run", "--repeat", "4294967295", "-n"],
+            vec!["4294967295 runs", "at most 5000000"],
+        ),
+        (
+            vec![
+                "run",
+                "--param",
+                "A=1,2,3,4,5,6,7,8,9,10",
+                "--repeat",
+                "1000000",
+                "-n",
+            ],
+            vec!["10000000 runs"],
+        ),
+        (
+            vec!["run", "-f", "nothing*"],
+            vec!["no pair matches -f nothing*", "g/l_x_r"],
+        ),
+        (
+            vec!["run", "empty"],
+            vec![
+                "nothing to run",
+                "empty: no executable tests in local/ or remote/",
+            ],
+        ),
+        (
+            vec!["run", "notgroup"],
+            vec!["'notgroup'", "is not a group"],
+        ),
+    ] {
+        let run = p.run(&args);
+        run.expect_code(2);
+        let err = run.stderr();
+        for n in needles {
+            assert!(err.contains(n), "{args:?}: {n} in {err}");
+        }
+        // One line (besides what a run refused this way still cleans up after dead runs
+        // of other tests).
+        let lines = err
+            .lines()
+            .filter(|l| !l.contains("cleaned up after"))
+            .count();
+        assert_eq!(lines, 1, "{args:?}: {err}");
+        assert!(!p.path().join("results").join("latest").exists() || args.contains(&"-n"));
+    }
+    // Config type errors name the key and the line.
+    for (toml, needles) in [
+        (
+            "jobs = \"four\"\n",
+            vec!["line 1, 'jobs'", "expected usize"],
+        ),
+        (
+            "[[remote]]\nname = \"a\"\nhost = \"h\"\nslots = \"x\"\n",
+            vec!["line 4, 'slots' in [[remote]]"],
+        ),
+        ("[env]\nA = 1\n", vec!["line 2, 'A' in [env]"]),
+    ] {
+        std::fs::write(p.path().join("pairbench.toml"), toml).unwrap();
+        let run = p.run(&["run"]);
+        run.expect_code(2);
+        for n in needles {
+            assert!(run.stderr().contains(n), "{toml}: {n} in {}", run.stderr());
+        }
+        assert_eq!(
+            run.stderr().trim_end().lines().count(),
+            1,
+            "{}",
+            run.stderr()
+        );
+    }
+    std::fs::remove_file(p.path().join("pairbench.toml")).unwrap();
+    // group.toml too.
+    std::fs::write(p.path().join("groups/g/group.toml"), "timeout = 5\n").unwrap();
+    let run = p.run(&["run", "g"]);
+    run.expect_code(2);
+    assert!(
+        run.stderr().contains("'timeout' must be a string"),
+        "{}",
+        run.stderr()
+    );
+}

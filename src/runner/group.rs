@@ -275,20 +275,21 @@ fn run_with_retries(
     let mut attempt = 1;
     let mut failed_before = false;
     loop {
+        let t = pair::Try {
+            attempt,
+            failed_before,
+            last: attempt > g.run.opts.retries || local_error.is_some(),
+            unreached: false,
+        };
+        let down = pair::Try {
+            unreached: true,
+            last: true,
+            ..t
+        };
         let outcome = match local_error {
-            Some(why) => {
-                pair::run_pair(g, primary.get(), p, attempt, failed_before, Some(why), None)
-            }
+            Some(why) => pair::run_pair(g, primary.get(), p, t, Some(why), None),
             None => match pool.acquire() {
-                Err(why) => pair::run_pair(
-                    g,
-                    primary.get(),
-                    p,
-                    attempt,
-                    failed_before,
-                    Some(&why),
-                    None,
-                ),
+                Err(why) => pair::run_pair(g, primary.get(), p, down, Some(&why), None),
                 Ok(seat) => {
                     let i = seat.host;
                     // A ready host's context is set before it is marked ready.
@@ -304,8 +305,7 @@ fn run_with_retries(
                                 slot: seat.slot,
                                 port,
                             });
-                            let rec =
-                                pair::run_pair(g, h, p, attempt, failed_before, why.as_deref(), at);
+                            let rec = pair::run_pair(g, h, p, t, why.as_deref(), at);
                             if let Some(at) = at {
                                 pool.free_port(at.port);
                             }
@@ -313,15 +313,7 @@ fn run_with_retries(
                         }
                         None => {
                             let why = "the host was not prepared for the group";
-                            pair::run_pair(
-                                g,
-                                primary.get(),
-                                p,
-                                attempt,
-                                failed_before,
-                                Some(why),
-                                None,
-                            )
+                            pair::run_pair(g, primary.get(), p, down, Some(why), None)
                         }
                     };
                     if let Err(why) = pool.hosts[i].healthy() {
@@ -336,6 +328,7 @@ fn run_with_retries(
             return false;
         };
         let done = rec.status == Status::Success
+            || rec.unreached
             || attempt > g.run.opts.retries
             || local_error.is_some()
             || g.run.stopping();

@@ -38,6 +38,8 @@ struct PairRun<'a> {
     dest: PathBuf,
     staging: PathBuf,
     at: Option<At>,
+    /// No other try follows this one, whatever its outcome (`--retries`).
+    last_try: bool,
 }
 
 /// The local test while it runs.
@@ -54,24 +56,37 @@ pub struct At {
     pub port: u16,
 }
 
+/// Which try of a run this is (`--retries`).
+#[derive(Debug, Clone, Copy)]
+pub struct Try {
+    pub attempt: u32,
+    /// An earlier try failed.
+    pub failed_before: bool,
+    /// No other try follows this one, whatever its outcome.
+    pub last: bool,
+    /// `error` says no remote host could be reached: not a result of the pair.
+    pub unreached: bool,
+}
+
 /// Run one pair. `error`: the pair cannot run (a before-hook failed, no host is left):
 /// it is recorded ERROR with that reason without starting anything.
 pub fn run_pair(
     g: &GroupCtx,
     h: &HostCtx,
     planned: &Planned,
-    attempt: u32,
-    failed_before: bool,
+    t: Try,
     error: Option<&str>,
     at: Option<At>,
 ) -> PairEnd {
-    let mut p = match PairRun::new(g, h, planned, attempt, at) {
+    let failed_before = t.failed_before;
+    let mut p = match PairRun::new(g, h, planned, t, at) {
         Ok(p) => p,
         Err(e) => return not_recorded(g, planned, e),
     };
     // A second Ctrl-C removes the staging folder before exiting.
     let _partial = crate::interrupt::Partial::new(&p.staging);
     if let Some(why) = error {
+        p.rec.unreached = t.unreached;
         p.rec.reason = why.to_string();
         return p.record(Exits::none());
     }
@@ -187,9 +202,10 @@ impl<'a> PairRun<'a> {
         g: &'a GroupCtx<'a>,
         h: &'a HostCtx<'a>,
         planned: &Planned,
-        attempt: u32,
+        t: Try,
         at: Option<At>,
     ) -> Result<PairRun<'a>, WriteError> {
+        let attempt = t.attempt;
         let groups = &g.run.groups;
         let pair = &planned.pair;
         let (l, r) = (pair.local_test(groups), pair.remote_test(groups));
@@ -223,6 +239,7 @@ impl<'a> PairRun<'a> {
             notes: Vec::new(),
             places: None,
             check: None,
+            unreached: false,
             resources: Default::default(),
         };
         Ok(PairRun {
@@ -234,6 +251,7 @@ impl<'a> PairRun<'a> {
             dest,
             staging,
             at,
+            last_try: t.last,
         })
     }
 
@@ -600,7 +618,9 @@ impl<'a> PairRun<'a> {
     fn record(mut self, exits: Exits) -> PairEnd {
         match commit::commit(&self.staging, &self.dest, &mut self.rec, &exits) {
             Ok(()) => {
-                self.g.run.record(&self.rec);
+                let last =
+                    self.last_try || self.rec.status == Status::Success || self.g.run.stopping();
+                self.g.run.record(&self.rec, last);
                 PairEnd::Recorded(Box::new(self.rec))
             }
             Err(e) => {

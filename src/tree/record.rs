@@ -116,6 +116,11 @@ pub struct PairRecord {
     /// metrics (docs/resources.md), rows of metrics.csv with source `pairbench`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub resources: BTreeMap<String, BTreeMap<String, f64>>,
+    /// pairbench could not run it: no remote host could be reached (down, its key
+    /// refused, the login refused). An ERROR that is not a result of the pair: a later
+    /// run of the tag runs it again (docs/ssh.md).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unreached: bool,
 }
 
 /// The paths and addresses a run's scripts were given (their environment, docs/groups-and-scripts.md):
@@ -197,6 +202,7 @@ impl PairRecord {
             places: None,
             check: None,
             resources: Default::default(),
+            unreached: false,
         }
     }
 

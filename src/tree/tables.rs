@@ -357,6 +357,7 @@ pub fn read_results(tag_dir: &Path, tag: &str) -> (HashMap<RunKey, PairRecord>, 
             places: None,
             check: None,
             resources: Default::default(),
+            unreached: false,
         };
         let key = run_key(group, pair, &variant);
         // Earlier attempts are rows too: keep the latest.

@@ -278,6 +278,7 @@ fn done(re: u64) -> Event {
         exit: None,
         stopped_by: None,
         usage: None,
+        pack_error: None,
     }
 }
 
@@ -330,19 +331,9 @@ fn handle(req: Request, out: &Out, procs: &Procs, helpers: Option<&Path>) {
             exclude,
             remove,
         } => {
-            let ev = match pack(id, Path::new(&path), &exclude, out) {
-                Ok(()) => {
-                    if remove {
-                        let p = Path::new(&path);
-                        let _ = std::fs::remove_dir_all(p);
-                        // Its parent too, if that leaves it empty (`<pair>/` of `<pair>/remote`).
-                        if let Some(parent) = p.parent() {
-                            let _ = std::fs::remove_dir(parent);
-                        }
-                    }
-                    done(id)
-                }
-                Err(e) => failed(id, format!("cannot read {path}: {e}")),
+            let ev = match pack_and_remove(id, &path, &exclude, remove, out) {
+                Ok(()) => done(id),
+                Err(e) => failed(id, e),
             };
             out.send(&ev);
         }
@@ -411,6 +402,7 @@ fn handle(req: Request, out: &Out, procs: &Procs, helpers: Option<&Path>) {
                         exit: None,
                         stopped_by: None,
                         usage: None,
+                        pack_error: None,
                     });
                     if stream {
                         let (out, child) = (out.clone(), child.clone());
@@ -474,6 +466,7 @@ fn handle(req: Request, out: &Out, procs: &Procs, helpers: Option<&Path>) {
             proc_id,
             grace_ms,
             signal,
+            pack,
         } => {
             let signal = match signal.as_deref().map(StopSignal::parse) {
                 None => StopSignal::DEFAULT,
@@ -510,6 +503,9 @@ fn handle(req: Request, out: &Out, procs: &Procs, helpers: Option<&Path>) {
                     {
                         let _ = f.join();
                     }
+                    // The side is gone: its folder changes no more.
+                    let pack_error =
+                        pack.and_then(|p| pack_and_remove(id, &p.path, &[], p.remove, &out).err());
                     out.send(&Event::Done {
                         re: id,
                         pid: None,
@@ -517,10 +513,32 @@ fn handle(req: Request, out: &Out, procs: &Procs, helpers: Option<&Path>) {
                         exit: exit.map(|e| e.file_text()),
                         stopped_by: child.stopped_by().map(|s| s.as_str().to_string()),
                         usage: child.usage(),
+                        pack_error,
                     });
                 });
         }
     }
+}
+
+/// Send folder `path` back as the answer of request `id` (`file`/`dir`/`link` events),
+/// then remove it if asked (and its parent, if that leaves it empty: `<pair>/` of
+/// `<pair>/remote`).
+fn pack_and_remove(
+    id: u64,
+    path: &str,
+    exclude: &[String],
+    remove: bool,
+    out: &Out,
+) -> Result<(), String> {
+    let p = Path::new(path);
+    pack(id, p, exclude, out).map_err(|e| format!("cannot read {path}: {e}"))?;
+    if remove {
+        let _ = std::fs::remove_dir_all(p);
+        if let Some(parent) = p.parent() {
+            let _ = std::fs::remove_dir(parent);
+        }
+    }
+    Ok(())
 }
 
 /// Send `exited` when the script's main process ends.

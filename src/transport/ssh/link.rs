@@ -22,12 +22,12 @@ use nix::poll::{PollFd, PollFlags, poll};
 use ssh2::BlockDirections;
 
 use super::connect::{Established, ping_every};
-use super::proto::{Event, Request};
+use super::proto::{Event, PackAfter, Request};
 use crate::contain::Stop;
 use crate::outcome::human;
 use crate::process::Exit;
 use crate::sockets::{Proto, Waited};
-use crate::transport::{Running, TransportError};
+use crate::transport::{Fetched, Running, TransportError};
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -337,21 +337,40 @@ impl ProcState {
     }
 }
 
+/// Side folders sent back with their side's `terminate`, by remote folder: the local
+/// folder they were written to, and how that went.
+pub type Packed = Arc<Mutex<HashMap<PathBuf, (PathBuf, Result<Fetched, TransportError>)>>>;
+
+/// Where a script's side folder goes back to when it is ended.
+pub struct PackTo {
+    pub remote: PathBuf,
+    pub local: PathBuf,
+    pub remove: bool,
+    pub into: Packed,
+}
+
 /// A script running on the remote host.
 pub struct RemoteProc {
     shared: Arc<Shared>,
     id: u64,
     st: Arc<ProcState>,
     terminating: Mutex<()>,
+    pack: Option<PackTo>,
 }
 
 impl RemoteProc {
-    pub fn new(shared: Arc<Shared>, id: u64, st: Arc<ProcState>) -> RemoteProc {
+    pub fn new(
+        shared: Arc<Shared>,
+        id: u64,
+        st: Arc<ProcState>,
+        pack: Option<PackTo>,
+    ) -> RemoteProc {
         RemoteProc {
             shared,
             id,
             st,
             terminating: Mutex::new(()),
+            pack,
         }
     }
 }
@@ -393,15 +412,40 @@ impl Running for RemoteProc {
         let proc_id = self.id;
         let grace_ms = u64::try_from(grace.as_millis()).unwrap_or(u64::MAX);
         let signal = Some(stop.signal.name().to_string());
-        let answer = self.shared.call(
-            |id| Request::Terminate {
+        // The side's folder comes back with the answer: no `pack` round trip after it.
+        let pack = self.pack.as_ref().map(|p| PackAfter {
+            path: p.remote.to_string_lossy().into_owned(),
+            remove: p.remove,
+        });
+        let mut fetched = Fetched::default();
+        let mut write_error = None;
+        let answer = self
+            .shared
+            .begin(|id| Request::Terminate {
                 id,
                 proc_id,
                 grace_ms,
                 signal,
-            },
-            limit,
-        );
+                pack,
+            })
+            .and_then(|p| {
+                p.finish(limit, |ev| {
+                    if let Some(to) = &self.pack
+                        && let Err(e) = super::write_entry(&to.local, ev, &mut fetched)
+                    {
+                        write_error.get_or_insert(e);
+                    }
+                    Ok(())
+                })
+            });
+        if let (Some(to), Ok(Event::Done { pack_error, .. })) = (&self.pack, &answer) {
+            let result = match (pack_error, write_error) {
+                (Some(e), _) => Err(TransportError::Host(e.clone())),
+                (None, Some(e)) => Err(TransportError::Io(e)),
+                (None, None) => Ok(fetched),
+            };
+            lock(&to.into).insert(to.remote.clone(), (to.local.clone(), result));
+        }
         let mut i = lock(&self.st.m);
         match answer {
             Ok(Event::Done {

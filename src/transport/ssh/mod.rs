@@ -29,7 +29,7 @@ use super::{Fetched, GroupPaths, Launch, Running, Transport, TransportError};
 use crate::config::RunOptions;
 use crate::discover::Group;
 use crate::hostinfo::{self, HostInfo};
-use link::{Link, RemoteProc};
+use link::{Link, PackTo, Packed, Pending, RemoteProc};
 use proto::{Event, Request};
 use target::Target;
 
@@ -67,6 +67,12 @@ pub struct SshTransport {
     side_dirs: Mutex<HashSet<(PathBuf, PathBuf)>>,
     /// `-v`: remote output is streamed into these local folders, by remote folder.
     mirrors: Option<Mutex<HashMap<PathBuf, PathBuf>>>,
+    /// Side folders asked for, by remote folder: the local folder they come back to,
+    /// and the `mkdir` whose answer is read when the side's script starts (the agent
+    /// answers in order, so the script never starts before its folder is there).
+    sides: Mutex<HashMap<PathBuf, (PathBuf, Option<Pending>)>>,
+    /// Side folders that came back with their script's `terminate`.
+    packed: Packed,
 }
 
 fn local_user() -> String {
@@ -132,6 +138,8 @@ impl SshTransport {
             state: Mutex::new(State::Connecting(None)),
             side_dirs: Mutex::default(),
             mirrors: opts.verbose.then(Mutex::default),
+            sides: Mutex::default(),
+            packed: Packed::default(),
         };
         let (target, mut opts, run_id) = (t.target.clone(), t.opts.clone(), t.run_id.clone());
         opts.run_id = run_id.clone();
@@ -449,7 +457,8 @@ impl Transport for SshTransport {
         std::fs::create_dir_all(local)
             .map_err(|e| io(format!("cannot create {}: {e}", local.display())))?;
         let path = s(&remote);
-        self.call(&c, |id| Request::Mkdir { id, path })?;
+        let made = c.link.shared().begin(|id| Request::Mkdir { id, path })?;
+        lock(&self.sides).insert(remote.clone(), (local.to_path_buf(), Some(made)));
         lock(&self.side_dirs).insert((paths.results.clone(), rel.to_path_buf()));
         if let Some(m) = &self.mirrors {
             lock(m).insert(remote.clone(), local.to_path_buf());
@@ -484,11 +493,36 @@ impl Transport for SshTransport {
             trace: launch.trace.clone(),
             sample_ms: launch.sample.map(|d| d.as_millis().max(1) as u64),
         };
-        let answer = shared
-            .begin_as(id, req)
-            .and_then(|p| p.finish(self.limit(), |_| Ok(())));
+        // The script's side folder (its output goes there), made by a `mkdir` sent
+        // before and answered by now.
+        let side = launch.stdout.parent().map(Path::to_path_buf);
+        let (local, made) = side
+            .as_ref()
+            .and_then(|d| {
+                lock(&self.sides)
+                    .get_mut(d)
+                    .map(|(l, m)| (Some(l.clone()), m.take()))
+            })
+            .unwrap_or((None, None));
+        let answer = shared.begin_as(id, req).and_then(|p| {
+            let folder = made.map(|m| {
+                m.finish(self.limit(), |_| Ok(()))
+                    .map_err(|e| io(format!("cannot prepare the remote folder: {e}")))
+            });
+            let started = p.finish(self.limit(), |_| Ok(()));
+            match folder {
+                Some(Err(e)) => Err(e),
+                _ => started,
+            }
+        });
+        let pack = side.zip(local).map(|(remote, local)| PackTo {
+            remote,
+            local,
+            remove: !self.keep_remote,
+            into: self.packed.clone(),
+        });
         match answer {
-            Ok(_) => Ok(Box::new(RemoteProc::new(shared.clone(), id, st))),
+            Ok(_) => Ok(Box::new(RemoteProc::new(shared.clone(), id, st, pack))),
             Err(e) => {
                 shared.untrack(id);
                 Err(e)
@@ -498,6 +532,16 @@ impl Transport for SshTransport {
 
     fn fetch(&self, remote: &Path, local: &Path) -> Result<Fetched, TransportError> {
         let c = self.conn()?;
+        if let Some((_, Some(made))) = lock(&self.sides).remove(remote) {
+            made.finish(self.limit(), |_| Ok(()))?;
+        }
+        // Sent back already, with the answer to ending its script.
+        let packed = lock(&self.packed).remove(remote);
+        if let Some((to, result)) = packed
+            && to == local
+        {
+            return result;
+        }
         self.pull(&c, remote, local, Vec::new())
     }
 

@@ -49,6 +49,10 @@ pub enum Request {
         grace_ms: u64,
         #[serde(default)]
         signal: Option<String>,
+        /// Once the side is gone, send this folder back (`file`/`dir`/`link` events
+        /// before the answer), as `pack` would: one round trip less per pair.
+        #[serde(default)]
+        pack: Option<PackAfter>,
     },
     /// Send a folder's files back (`file`/`dir`/`link` events), then remove it if asked.
     Pack {
@@ -80,6 +84,14 @@ pub enum Request {
         id: u64,
         port: u16,
     },
+}
+
+/// The folder a `terminate` sends back once the side is gone.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PackAfter {
+    pub path: String,
+    /// Remove it (and its parent, if that leaves it empty) once sent.
+    pub remove: bool,
 }
 
 /// agent → pairbench.
@@ -123,6 +135,9 @@ pub enum Event {
         /// What the script's side used, once it was ended (docs/resources.md).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         usage: Option<crate::contain::Usage>,
+        /// A `terminate` with `pack`: why the folder could not be sent (all of it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pack_error: Option<String>,
     },
     /// Request `re` failed.
     Failed { re: u64, error: String },
