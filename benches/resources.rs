@@ -48,7 +48,9 @@ fn accounting() {
     let n = 300;
     // The per-side v1 memory cgroup: made, its cgroup.procs opened, removed.
     let v1 = cgroup::own_memory_v1().map(|own| {
-        let parent = own.join("pairbench").join(format!("bench-{}", std::process::id()));
+        let parent = own
+            .join("pairbench")
+            .join(format!("bench-{}", std::process::id()));
         std::fs::create_dir_all(&parent).unwrap();
         let start = Instant::now();
         for i in 0..n {
@@ -93,8 +95,14 @@ fn accounting() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     for i in 0..10 {
-        script(&dir.join(format!("groups/trivial/local/l{i}")), "#!/bin/sh\nexit 0\n");
-        script(&dir.join(format!("groups/trivial/remote/r{i}")), "#!/bin/sh\nexit 0\n");
+        script(
+            &dir.join(format!("groups/trivial/local/l{i}")),
+            "#!/bin/sh\nexit 0\n",
+        );
+        script(
+            &dir.join(format!("groups/trivial/remote/r{i}")),
+            "#!/bin/sh\nexit 0\n",
+        );
     }
     let mut per_pair = Vec::new();
     for r in 0..5 {
