@@ -64,8 +64,23 @@ fn accounting() {
             std::fs::remove_dir(&d).unwrap();
         }
         let us = start.elapsed().as_secs_f64() * 1e6 / n as f64;
+        // Joining it: a process moved into the side's v1 cgroup and back, each way timed
+        // (a script joins once, before it execs).
+        let d = parent.join("join");
+        std::fs::create_dir(&d).unwrap();
+        let mut sleeper = Command::new("sleep").arg("60").spawn().unwrap();
+        let pid = sleeper.id().to_string();
+        let start = Instant::now();
+        for _ in 0..50 {
+            std::fs::write(d.join("cgroup.procs"), &pid).unwrap();
+            std::fs::write(own.join("cgroup.procs"), &pid).unwrap();
+        }
+        let join = start.elapsed().as_secs_f64() * 1e6 / 100.0;
+        let _ = sleeper.kill();
+        let _ = sleeper.wait();
+        let _ = std::fs::remove_dir(&d);
         let _ = std::fs::remove_dir(&parent);
-        us
+        (us, join)
     });
     // Reading a side's cgroup files into its usage (a live v2 cgroup: ours).
     let own = cgroup::own_cgroup().ok();
@@ -83,11 +98,12 @@ fn accounting() {
         std::hint::black_box(std::fs::read_to_string("/proc/self/cgroup").unwrap());
     }
     let which_us = start.elapsed().as_secs_f64() * 1e6 / n as f64;
-    let side = v1.unwrap_or(0.0) + read_us.unwrap_or(0.0) + which_us;
+    let side = v1.map_or(0.0, |(a, b)| a + b) + read_us.unwrap_or(0.0) + which_us;
     println!(
-        "accounting, per side: v1 memory cgroup {} µs, reading the usage {} µs, an orphan's side {which_us:.1} µs; \
+        "accounting, per side: v1 memory cgroup made and removed {}, joined {}, reading the usage {} µs, an orphan's side {which_us:.1} µs; \
          per pair (two sides) {:.3} ms (target: <= 0.5 ms)",
-        v1.map_or("(none here)".into(), |v| format!("{v:.1}")),
+        v1.map_or("(none here)".into(), |(v, _)| format!("{v:.1} µs")),
+        v1.map_or("(none here)".into(), |(_, j)| format!("{j:.1} µs")),
         read_us.map_or("(no cgroup2 here)".into(), |v| format!("{v:.1}")),
         side * 2.0 / 1000.0
     );
