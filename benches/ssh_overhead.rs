@@ -19,19 +19,15 @@ use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_pairbench");
 
-fn bin() -> String {
-    std::env::var("PAIRBENCH_BENCH_BIN").unwrap_or_else(|_| BIN.to_string())
-}
-
 fn script(path: &Path, body: &str) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(path, body).unwrap();
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
-fn pairbench(dir: &Path, home: &Path, args: &[&str]) -> Duration {
+fn pairbench(bin: &str, dir: &Path, home: &Path, args: &[&str]) -> Duration {
     let start = Instant::now();
-    let out = Command::new(bin())
+    let out = Command::new(bin)
         .args(args)
         .current_dir(dir)
         .env("HOME", home)
@@ -66,28 +62,20 @@ fn entry(name: &str, s: &sshd::Sshd, work: &Path) -> String {
     )
 }
 
-/// Median wall time (ms) of the 100-pair and the 1-pair run to `remote` (`None`: this
-/// machine), over `rounds` rounds.
-fn measure(
-    dir: &Path,
-    home: &Path,
-    remote: Option<&str>,
-    rounds: usize,
-    n: &mut u32,
-) -> (f64, f64) {
-    let (mut many, mut one) = (Vec::new(), Vec::new());
-    for _ in 0..rounds {
-        for (group, into) in [("trivial", &mut many), ("one", &mut one)] {
-            *n += 1;
-            let tag = format!("t{n}");
-            let mut args = vec!["run", "--progress", "never", "--tag", &tag, group];
-            if let Some(r) = remote {
-                args.extend(["--remote", r]);
-            }
-            into.push(pairbench(dir, home, &args).as_secs_f64() * 1000.0);
+/// Wall times (ms) of a 100-pair and a 1-pair run of `bin` to `remote` (`None`: this
+/// machine).
+fn measure(bin: &str, dir: &Path, home: &Path, remote: Option<&str>, n: &mut u32) -> (f64, f64) {
+    let mut t = [0.0; 2];
+    for (i, group) in ["trivial", "one"].into_iter().enumerate() {
+        *n += 1;
+        let tag = format!("t{n}");
+        let mut args = vec!["run", "--progress", "never", "--tag", &tag, group];
+        if let Some(r) = remote {
+            args.extend(["--remote", r]);
         }
+        t[i] = pairbench(bin, dir, home, &args).as_secs_f64() * 1000.0;
     }
-    (median(many), median(one))
+    (t[0], t[1])
 }
 
 fn main() {
@@ -124,66 +112,47 @@ fn main() {
     }
     std::fs::write(dir.join("pairbench.toml"), toml).unwrap();
     let home = s.home.clone();
-    // First runs: upload the agent (once per build and host).
-    let first = pairbench(
-        dir,
-        &home,
-        &[
-            "run",
-            "--progress",
-            "never",
-            "--remote",
-            "bench",
-            "--tag",
-            "w",
-            "one",
-        ],
-    );
+    // The builds measured, one round of each after the other (the machine's load changes
+    // slowly, so back to back they see the same).
+    let mut bins = vec![("this build".to_string(), BIN.to_string())];
+    if let Ok(before) = std::env::var("PAIRBENCH_BENCH_BEFORE") {
+        bins.insert(0, ("before".to_string(), before));
+    }
     let mut hosts: Vec<(&str, Option<&str>)> = vec![
         ("this machine (--remote local)", None),
         ("sshd on 127.0.0.1", Some("bench")),
     ];
     if ns.is_some() {
-        pairbench(
-            dir,
-            &home,
-            &[
-                "run",
-                "--progress",
-                "never",
-                "--remote",
-                "netns",
-                "--tag",
-                "wn",
-                "one",
-            ],
-        );
         hosts.push(("sshd in a network namespace", Some("netns")));
     } else {
         println!("ssh overhead: no network namespace here (needs root): loopback only");
     }
+    // First runs: upload the agent (once per build and host).
+    let mut n = 0;
+    for (_, bin) in &bins {
+        for (_, remote) in &hosts[1..] {
+            measure(bin, dir, &home, *remote, &mut n);
+        }
+    }
     let rounds: usize = std::env::var("PAIRBENCH_BENCH_ROUNDS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(5);
-    let mut n = 0;
-    let mut local_pair = 0.0;
+        .unwrap_or(7);
     println!(
-        "per pair of `exit 0` x `exit 0` (100 pairs minus 1 pair, / 99; median of {rounds}), and per run:"
+        "per pair of `exit 0` x `exit 0` ((100-pair run - 1-pair run) / 99, median of {rounds} rounds), and per run:"
     );
-    for (name, remote) in hosts {
-        let (many, one) = measure(dir, &home, remote, rounds, &mut n);
-        let per_pair = (many - one) / 99.0;
-        if remote.is_none() {
-            local_pair = per_pair;
+    for (name, remote) in &hosts {
+        let mut got: Vec<(Vec<f64>, Vec<f64>)> = vec![(Vec::new(), Vec::new()); bins.len()];
+        for _ in 0..rounds {
+            for (b, (_, bin)) in bins.iter().enumerate() {
+                let (many, one) = measure(bin, dir, &home, *remote, &mut n);
+                got[b].0.push((many - one) / 99.0);
+                got[b].1.push(one);
+            }
         }
-        println!(
-            "  {name:32} {per_pair:6.2} ms/pair ({:+.2} ms over this machine's), run of 1 pair {one:5.0} ms, of 100 {many:5.0} ms",
-            per_pair - local_pair
-        );
+        for (b, (label, _)) in bins.iter().enumerate() {
+            let (per_pair, one) = (median(got[b].0.clone()), median(got[b].1.clone()));
+            println!("  {name:30} {label:10} {per_pair:6.2} ms/pair, run of 1 pair {one:5.0} ms");
+        }
     }
-    println!(
-        "  the first run over ssh, which uploads the agent, took {:.0} ms in all",
-        first.as_secs_f64() * 1000.0
-    );
 }

@@ -115,11 +115,46 @@ struct Out(Arc<Mutex<std::io::Stdout>>);
 
 impl Out {
     fn send(&self, ev: &Event) {
-        if let Ok(mut line) = serde_json::to_vec(ev) {
-            line.push(b'\n');
-            let mut o = lock(&self.0);
-            // A dead stdout means a dead connection: stdin will tell us too.
-            let _ = o.write_all(&line).and_then(|_| o.flush());
+        let mut b = self.batch();
+        b.push(ev);
+        b.finish();
+    }
+
+    fn write(&self, bytes: &[u8]) {
+        let mut o = lock(&self.0);
+        // A dead stdout means a dead connection: stdin will tell us too.
+        let _ = o.write_all(bytes).and_then(|_| o.flush());
+    }
+
+    /// Events written together: one write (one SSH packet, mostly) for the many small
+    /// events of a folder sent back, and its answer.
+    fn batch(&self) -> Batch<'_> {
+        Batch {
+            out: self,
+            buf: Vec::new(),
+        }
+    }
+}
+
+struct Batch<'a> {
+    out: &'a Out,
+    buf: Vec<u8>,
+}
+
+impl Batch<'_> {
+    fn push(&mut self, ev: &Event) {
+        if serde_json::to_writer(&mut self.buf, ev).is_ok() {
+            self.buf.push(b'\n');
+        }
+        if self.buf.len() >= proto::CHUNK {
+            self.out.write(&self.buf);
+            self.buf.clear();
+        }
+    }
+
+    fn finish(self) {
+        if !self.buf.is_empty() {
+            self.out.write(&self.buf);
         }
     }
 }
@@ -327,11 +362,13 @@ fn handle(req: Request, out: &Out, procs: &Procs, helpers: Option<&Path>) {
             exclude,
             remove,
         } => {
-            let ev = match pack_and_remove(id, &path, &exclude, remove, out) {
+            let mut batch = out.batch();
+            let ev = match pack_and_remove(id, &path, &exclude, remove, &mut batch) {
                 Ok(()) => done(id),
                 Err(e) => failed(id, e),
             };
-            out.send(&ev);
+            batch.push(&ev);
+            batch.finish();
         }
         Request::Start {
             id,
@@ -463,9 +500,11 @@ fn handle(req: Request, out: &Out, procs: &Procs, helpers: Option<&Path>) {
                         let _ = f.join();
                     }
                     // The side is gone: its folder changes no more.
-                    let pack_error =
-                        pack.and_then(|p| pack_and_remove(id, &p.path, &[], p.remove, &out).err());
-                    out.send(&Event::Done {
+                    let mut batch = out.batch();
+                    let pack_error = pack.and_then(|p| {
+                        pack_and_remove(id, &p.path, &[], p.remove, &mut batch).err()
+                    });
+                    batch.push(&Event::Done {
                         re: id,
                         pid: None,
                         terminated: Some(child.terminated_by_us()),
@@ -473,6 +512,7 @@ fn handle(req: Request, out: &Out, procs: &Procs, helpers: Option<&Path>) {
                         stopped_by: child.stopped_by().map(|s| s.as_str().to_string()),
                         pack_error,
                     });
+                    batch.finish();
                 });
         }
     }
@@ -486,7 +526,7 @@ fn pack_and_remove(
     path: &str,
     exclude: &[String],
     remove: bool,
-    out: &Out,
+    out: &mut Batch,
 ) -> Result<(), String> {
     let p = Path::new(path);
     pack(id, p, exclude, out).map_err(|e| format!("cannot read {path}: {e}"))?;
@@ -574,15 +614,17 @@ fn holds_excluded(rel: &Path, exclude: &[String]) -> bool {
         .any(|x| Path::new(x).starts_with(rel) && Path::new(x) != rel)
 }
 
-fn pack(id: u64, root: &Path, exclude: &[String], out: &Out) -> std::io::Result<()> {
+fn pack(id: u64, root: &Path, exclude: &[String], out: &mut Batch) -> std::io::Result<()> {
     std::fs::metadata(root)?;
+    // One buffer for all files, as large as the largest small file needs.
+    let mut buf = Vec::new();
     let mut stack: Vec<PathBuf> = vec![PathBuf::new()];
     while let Some(rel) = stack.pop() {
         let dir = root.join(&rel);
         let mut entries: Vec<_> = std::fs::read_dir(&dir)?.flatten().collect();
         entries.sort_by_key(|e| e.file_name());
         if entries.is_empty() && !rel.as_os_str().is_empty() && !holds_excluded(&rel, exclude) {
-            out.send(&Event::Dir {
+            out.push(&Event::Dir {
                 re: id,
                 rel: rel.to_string_lossy().into_owned(),
             });
@@ -598,26 +640,34 @@ fn pack(id: u64, root: &Path, exclude: &[String], out: &Out) -> std::io::Result<
                 stack.push(r);
             } else if ft.is_symlink() {
                 if let Ok(t) = std::fs::read_link(e.path()) {
-                    out.send(&Event::Link {
+                    out.push(&Event::Link {
                         re: id,
                         rel: rels,
                         target: t.to_string_lossy().into_owned(),
                     });
                 }
             } else if ft.is_file() {
-                let mode = e
-                    .metadata()
+                let meta = e.metadata();
+                let mode = meta
+                    .as_ref()
                     .map(|m| m.permissions().mode())
                     .unwrap_or(0o644);
+                let len = meta.map(|m| m.len()).unwrap_or(u64::MAX);
                 let mut f = std::fs::File::open(e.path())?;
-                let mut buf = vec![0u8; proto::CHUNK];
+                // One more byte than the file has: a file read whole is known to end.
+                let mut want = usize::try_from(len.saturating_add(1))
+                    .unwrap_or(proto::CHUNK)
+                    .min(proto::CHUNK);
+                if buf.len() < want {
+                    buf.resize(want, 0);
+                }
                 let mut first = true;
                 loop {
-                    let n = read_full(&mut f, &mut buf)?;
+                    let n = read_full(&mut f, &mut buf[..want])?;
                     if n == 0 && !first {
                         break;
                     }
-                    out.send(&Event::File {
+                    out.push(&Event::File {
                         re: id,
                         rel: rels.clone(),
                         mode,
@@ -625,8 +675,13 @@ fn pack(id: u64, root: &Path, exclude: &[String], out: &Out) -> std::io::Result<
                         append: !first,
                     });
                     first = false;
-                    if n < buf.len() {
+                    if n < want {
                         break;
+                    }
+                    // It grew since: the rest in full chunks.
+                    if want < proto::CHUNK {
+                        want = proto::CHUNK;
+                        buf.resize(want, 0);
                     }
                 }
             }
