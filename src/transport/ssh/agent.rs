@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::proto::{self, Event, Request};
+use super::proto::{self, Event, PackAfter, Request};
 use crate::contain::{self, Stop, StopSignal};
 use crate::process::{self, Child};
 
@@ -163,6 +163,16 @@ impl Batch<'_> {
 struct Proc {
     child: Arc<Child>,
     follower: Mutex<Option<std::thread::JoinHandle<()>>>,
+    exit_pack: Mutex<ExitPack>,
+}
+
+/// The folder a script's end sends back on its own (`pack_on_exit`).
+enum ExitPack {
+    /// Not asked for, declined, or a `terminate` came first: `terminate` sends it.
+    No,
+    Asked(u64, PackAfter),
+    /// Sent with the answer to `pack_on_exit`.
+    Sent,
 }
 
 type Procs = Arc<Mutex<HashMap<u64, Arc<Proc>>>>;
@@ -310,6 +320,20 @@ fn done(re: u64) -> Event {
         exit: None,
         stopped_by: None,
         pack_error: None,
+        packed: None,
+    }
+}
+
+/// The answer to a `pack_on_exit`.
+fn packed(re: u64, sent: bool, pack_error: Option<String>) -> Event {
+    Event::Done {
+        re,
+        pid: None,
+        terminated: None,
+        exit: None,
+        stopped_by: None,
+        pack_error,
+        packed: Some(sent),
     }
 }
 
@@ -379,6 +403,7 @@ fn handle(req: Request, out: &Out, procs: &Procs, helpers: Option<&Path>) {
             stderr,
             marker,
             stream,
+            pack_on_exit,
         } => {
             let mut env = env;
             if let Some(dir) = helpers {
@@ -396,12 +421,21 @@ fn handle(req: Request, out: &Out, procs: &Procs, helpers: Option<&Path>) {
                 marker: format!("{}-{marker}", contain::current().name()),
             };
             match process::spawn(&spec) {
-                Err(e) => out.send(&failed(id, e.to_string())),
+                Err(e) => {
+                    out.send(&failed(id, e.to_string()));
+                    if let Some((pack_id, _)) = pack_on_exit {
+                        out.send(&packed(pack_id, false, None));
+                    }
+                }
                 Ok(child) => {
                     let child = Arc::new(child);
                     let proc = Arc::new(Proc {
                         child: child.clone(),
                         follower: Mutex::new(None),
+                        exit_pack: Mutex::new(match pack_on_exit {
+                            Some((pack_id, p)) => ExitPack::Asked(pack_id, p),
+                            None => ExitPack::No,
+                        }),
                     });
                     lock(procs).insert(id, proc.clone());
                     out.send(&Event::Done {
@@ -411,6 +445,7 @@ fn handle(req: Request, out: &Out, procs: &Procs, helpers: Option<&Path>) {
                         exit: None,
                         stopped_by: None,
                         pack_error: None,
+                        packed: None,
                     });
                     if stream {
                         let (out, child) = (out.clone(), child.clone());
@@ -423,7 +458,7 @@ fn handle(req: Request, out: &Out, procs: &Procs, helpers: Option<&Path>) {
                     let out = out.clone();
                     let _ = std::thread::Builder::new()
                         .name("agent-wait".into())
-                        .spawn(move || report_exit(id, &child, &out));
+                        .spawn(move || report_exit(id, &proc, &out));
                 }
             }
         }
@@ -482,6 +517,15 @@ fn handle(req: Request, out: &Out, procs: &Procs, helpers: Option<&Path>) {
                 out.send(&failed(id, format!("no process {proc_id}")));
                 return;
             };
+            // From now on the folder goes with this answer, unless the script's end sent
+            // it already.
+            {
+                let mut ep = lock(&proc.exit_pack);
+                if let ExitPack::Asked(pack_id, _) = &*ep {
+                    out.send(&packed(*pack_id, false, None));
+                    *ep = ExitPack::No;
+                }
+            }
             let out = out.clone();
             let _ = std::thread::Builder::new()
                 .name("agent-terminate".into())
@@ -501,6 +545,9 @@ fn handle(req: Request, out: &Out, procs: &Procs, helpers: Option<&Path>) {
                     }
                     // The side is gone: its folder changes no more.
                     let mut batch = out.batch();
+                    let sent_at_exit = matches!(*lock(&proc.exit_pack), ExitPack::Sent);
+                    let pack = pack.filter(|_| !sent_at_exit);
+                    let did_pack = pack.is_some();
                     let pack_error = pack.and_then(|p| {
                         pack_and_remove(id, &p.path, &[], p.remove, &mut batch).err()
                     });
@@ -511,6 +558,7 @@ fn handle(req: Request, out: &Out, procs: &Procs, helpers: Option<&Path>) {
                         exit: exit.map(|e| e.file_text()),
                         stopped_by: child.stopped_by().map(|s| s.as_str().to_string()),
                         pack_error,
+                        packed: Some(did_pack),
                     });
                     batch.finish();
                 });
@@ -539,17 +587,56 @@ fn pack_and_remove(
     Ok(())
 }
 
-/// Send `exited` when the script's main process ends.
-fn report_exit(id: u64, child: &Child, out: &Out) {
+/// Send `exited` when the script's main process ends; then, when it left nothing
+/// running and nobody has come to end it, its folder (`pack_on_exit`).
+fn report_exit(id: u64, proc: &Proc, out: &Out) {
+    let child = &proc.child;
     loop {
         if let Some(e) = child.wait_timeout(Duration::from_secs(3600)) {
             out.send(&Event::Exited {
                 proc_id: id,
                 exit: e.file_text(),
             });
-            return;
+            break;
         }
     }
+    if !matches!(*lock(&proc.exit_pack), ExitPack::Asked(..)) {
+        return;
+    }
+    // Not under the lock: a `terminate` may come meanwhile (and then sends the folder).
+    let gone = child.side_gone(Duration::from_millis(5));
+    let asked = {
+        let mut ep = lock(&proc.exit_pack);
+        match std::mem::replace(&mut *ep, ExitPack::No) {
+            ExitPack::Asked(pack_id, p) => {
+                if gone {
+                    *ep = ExitPack::Sent;
+                    Some((pack_id, p))
+                } else {
+                    out.send(&packed(pack_id, false, None));
+                    None
+                }
+            }
+            other => {
+                *ep = other;
+                None
+            }
+        }
+    };
+    let Some((pack_id, p)) = asked else { return };
+    // Nothing of the side is left: end it (its usage read, its cgroup gone), and send
+    // its folder, which nothing changes any more.
+    child.stop(Stop {
+        grace: Duration::ZERO,
+        signal: StopSignal::DEFAULT,
+    });
+    if let Some(f) = lock(&proc.follower).take() {
+        let _ = f.join();
+    }
+    let mut batch = out.batch();
+    let pack_error = pack_and_remove(pack_id, &p.path, &[], p.remove, &mut batch).err();
+    batch.push(&packed(pack_id, true, pack_error));
+    batch.finish();
 }
 
 /// Send what the script writes to its output files, until its main process has ended.
