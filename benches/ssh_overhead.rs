@@ -158,17 +158,20 @@ fn main() {
     println!(
         "per pair of `exit 0` x `exit 0` (one pair's start to the next's in a run of 100; median of {rounds} rounds), and a run of 1 pair:"
     );
-    for (name, remote) in &hosts {
-        let mut got: Vec<(Vec<f64>, Vec<f64>)> = vec![(Vec::new(), Vec::new()); bins.len()];
-        for _ in 0..rounds {
+    // Every host and build in each round, so that they all see the same load.
+    let mut got = vec![vec![(Vec::new(), Vec::new()); bins.len()]; hosts.len()];
+    for _ in 0..rounds {
+        for (h, (_, remote)) in hosts.iter().enumerate() {
             for (b, (_, bin)) in bins.iter().enumerate() {
                 let (per_pair, one) = measure(bin, dir, &home, *remote, &mut n);
-                got[b].0.push(per_pair);
-                got[b].1.push(one);
+                got[h][b].0.push(per_pair);
+                got[h][b].1.push(one);
             }
         }
+    }
+    for (h, (name, _)) in hosts.iter().enumerate() {
         for (b, (label, _)) in bins.iter().enumerate() {
-            let (per_pair, one) = (median(got[b].0.clone()), median(got[b].1.clone()));
+            let (per_pair, one) = (median(got[h][b].0.clone()), median(got[h][b].1.clone()));
             println!("  {name:30} {label:10} {per_pair:6.2} ms/pair, run of 1 pair {one:5.0} ms");
         }
     }
