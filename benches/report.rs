@@ -68,6 +68,8 @@ fn make_tree(root: &Path, group: &str, locals: usize, remotes: usize) -> usize {
                 notes: Vec::new(),
                 places: None,
                 check: None,
+                resources: Default::default(),
+                unreached: false,
             };
             std::fs::write(
                 dir.join("pair.json"),

@@ -93,6 +93,9 @@ pub struct RunArgs {
     /// Only pairs whose id <group>/<L>_x_<R> matches this glob (repeatable)
     #[arg(short = 'f', long = "filter", value_name = "GLOB")]
     pub filters: Vec<String>,
+    /// TCP ports given to runs as PAIRBENCH_PORT, FIRST-LAST [default: a random range in 20000-29999]
+    #[arg(long, value_name = "FIRST-LAST")]
+    pub ports: Option<String>,
     /// Time limit of a local test [default: 10m]
     #[arg(long, value_name = "D")]
     pub timeout: Option<String>,
@@ -168,6 +171,15 @@ pub struct RunArgs {
     /// Run one pair GROUP/PAIR by hand: a shell instead of its local test
     #[arg(long, value_name = "GROUP/PAIR")]
     pub interactive: Option<String>,
+    /// Run the scripts under a tracer: strace[:ARGS], perf-stat or perf-record[:ARGS]; output in <side>/trace/
+    #[arg(long, value_name = "TOOL[:ARGS]")]
+    pub trace: Option<String>,
+    /// Which sides --trace traces
+    #[arg(long, value_enum, default_value_t = config::TraceSide::Both)]
+    pub trace_side: config::TraceSide,
+    /// Sample both hosts from /proc this often while a pair runs (e.g. 100ms): <side>/samples.csv
+    #[arg(long, value_name = "D")]
+    pub sample: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -344,14 +356,29 @@ impl RunArgs {
         if jobs == 0 {
             anyhow::bail!("bad --jobs 0: run at least one pair at a time (-j 1 or more)");
         }
+        let ports = match (&self.ports, &file.ports) {
+            (Some(v), _) => Some(config::parse_ports("--ports", v).map_err(anyhow::Error::msg)?),
+            (None, Some(v)) => Some(
+                config::parse_ports("ports in the config file", v).map_err(anyhow::Error::msg)?,
+            ),
+            (None, None) => None,
+        };
         let repeat = self.repeat.or(file.repeat).unwrap_or(1);
         if repeat == 0 {
             anyhow::bail!("bad --repeat 0: run each pair at least once (--repeat 1 or more)");
         }
         let file_params_given = !file.params.is_empty();
         let mut params: Vec<(String, Vec<String>)> = file.params.into_iter().collect();
+        let mut given: Vec<String> = Vec::new();
         for p in &self.params {
             let (name, values) = config::parse_param(p)?;
+            // Twice on the command line is a mistake, not a list (docs/running.md).
+            if given.contains(&name) {
+                anyhow::bail!(
+                    "--param {name} is given twice: give all its values at once (--param {name}=a,b,c)"
+                );
+            }
+            given.push(name.clone());
             params.retain(|(n, _)| n != &name);
             params.push((name, values));
         }
@@ -463,6 +490,7 @@ impl RunArgs {
             verbose: self.verbose,
             progress: self.progress,
             jobs,
+            ports,
             recheck: self.recheck,
             always_run: self.always_run,
             resume: self.resume,
@@ -481,6 +509,23 @@ impl RunArgs {
             interactive: self.interactive,
             testbed_dir: testbed.path,
             metrics: file.metrics,
+            trace: self
+                .trace
+                .as_deref()
+                .map(config::Trace::parse)
+                .transpose()
+                .map_err(anyhow::Error::msg)?,
+            trace_side: self.trace_side,
+            sample: match self.sample.as_deref() {
+                None => None,
+                Some(s) => {
+                    let d = config::parse_duration("--sample", s)?;
+                    if d < std::time::Duration::from_millis(10) {
+                        anyhow::bail!("bad --sample '{s}': sample at most every 10ms");
+                    }
+                    Some(d)
+                }
+            },
         })
     }
 }

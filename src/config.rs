@@ -99,6 +99,8 @@ pub struct FileConfig {
     /// The first signal of the grace sequence (`HUP`, `TERM`, ...).
     pub stop_signal: Option<String>,
     pub connect_timeout: Option<String>,
+    /// `"FIRST-LAST"`: the TCP ports runs are given as `PAIRBENCH_PORT`.
+    pub ports: Option<String>,
     pub jobs: Option<usize>,
     pub retries: Option<u32>,
     pub repeat: Option<u32>,
@@ -138,9 +140,60 @@ impl FileConfig {
         };
         toml::from_str(&text).map_err(|e| ConfigError::Parse {
             path,
-            message: e.message().to_string(),
+            message: toml_error(&text, &e),
         })
     }
+}
+
+/// `FIRST-LAST` (`--ports`, `ports` of pairbench.toml): a range of TCP ports, 1024 or
+/// above.
+pub fn parse_ports(what: &str, v: &str) -> Result<(u16, u16), String> {
+    let bad = |why: &str| format!("bad {what} '{v}': {why} (write FIRST-LAST, e.g. 20000-20999)");
+    let (a, b) = v.split_once('-').ok_or_else(|| bad("not a range"))?;
+    let num = |x: &str| {
+        x.trim()
+            .parse::<u16>()
+            .map_err(|_| bad(&format!("'{x}' is not a port")))
+    };
+    let (a, b) = (num(a)?, num(b)?);
+    if a < 1024 {
+        return Err(bad("ports below 1024 need root"));
+    }
+    if a > b {
+        return Err(bad("the first port is above the last"));
+    }
+    Ok((a, b))
+}
+
+/// A TOML error as one line that names where it is: `line 3, 'slots' in [[remote]]:
+/// invalid type: string "x", expected usize` (the key is read from the line the error's
+/// span points at, the table from the header above it).
+pub fn toml_error(text: &str, e: &toml::de::Error) -> String {
+    let msg = e.message().trim().replace('\n', " ");
+    let Some(span) = e.span() else { return msg };
+    let start = span.start.min(text.len());
+    let before = &text[..start];
+    let line_no = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line = text[line_start..].lines().next().unwrap_or("");
+    let key = line
+        .split_once('=')
+        .map(|(k, _)| k.trim().trim_matches('"').to_string())
+        .filter(|k| !k.is_empty() && !k.starts_with('['));
+    let table = before[..line_start]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))
+        .map(|l| l.split('#').next().unwrap_or(l).trim().to_string());
+    let mut at = format!("line {line_no}");
+    if let Some(k) = key {
+        at.push_str(&format!(", '{k}'"));
+        if let Some(t) = table {
+            at.push_str(&format!(" in {t}"));
+        }
+    }
+    format!("{at}: {msg}")
 }
 
 /// Which way a metric is better.
@@ -160,6 +213,85 @@ pub enum ProgressMode {
     Auto,
     Always,
     Never,
+}
+
+/// A tracer a side's script runs under (`--trace`; docs/resources.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "tool", rename_all = "kebab-case")]
+pub enum Trace {
+    /// `strace -f -ff` (one file per process), with extra arguments.
+    Strace { args: Vec<String> },
+    /// `perf stat`: its counters become metrics.
+    PerfStat,
+    /// `perf record`, with extra arguments; a text report beside `perf.data`.
+    PerfRecord { args: Vec<String> },
+}
+
+impl Trace {
+    /// Parse `strace[:ARGS]`, `perf-stat` or `perf-record[:ARGS]` (ARGS split like a
+    /// shell would, never run by one).
+    pub fn parse(s: &str) -> Result<Trace, String> {
+        let (tool, args) = match s.split_once(':') {
+            Some((t, a)) => (t, Some(a)),
+            None => (s, None),
+        };
+        let split = |a: Option<&str>| -> Result<Vec<String>, String> {
+            match a {
+                None => Ok(Vec::new()),
+                Some(a) => shlex::split(a).ok_or_else(|| {
+                    format!("bad --trace '{s}': unbalanced quotes in its arguments")
+                }),
+            }
+        };
+        match tool.trim() {
+            "strace" => Ok(Trace::Strace { args: split(args)? }),
+            "perf-stat" if args.is_none() => Ok(Trace::PerfStat),
+            "perf-record" => Ok(Trace::PerfRecord { args: split(args)? }),
+            _ => Err(format!(
+                "bad --trace '{s}': use strace[:ARGS], perf-stat or perf-record[:ARGS]"
+            )),
+        }
+    }
+
+    /// The program that traces, and the Debian package that has it.
+    pub fn tool(&self) -> (&'static str, &'static str) {
+        match self {
+            Trace::Strace { .. } => ("strace", "strace"),
+            Trace::PerfStat | Trace::PerfRecord { .. } => ("perf", "linux-perf"),
+        }
+    }
+}
+
+/// Which sides `--trace` traces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum TraceSide {
+    Local,
+    Remote,
+    #[default]
+    Both,
+}
+
+impl TraceSide {
+    /// Is side `side` (`local` or `remote`) traced?
+    pub fn covers(self, side: &str) -> bool {
+        match self {
+            TraceSide::Both => true,
+            TraceSide::Local => side == "local",
+            TraceSide::Remote => side == "remote",
+        }
+    }
+}
+
+/// Serialise an optional duration as humantime text.
+mod humantime_serde_compat_opt {
+    use std::time::Duration;
+    pub fn serialize<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_some(&humantime::format_duration(*d).to_string()),
+            None => s.serialize_none(),
+        }
+    }
 }
 
 /// Everything `pairbench run` needs, validated.
@@ -188,6 +320,9 @@ pub struct RunOptions {
     pub verbose: bool,
     pub progress: ProgressMode,
     pub jobs: usize,
+    /// The TCP ports runs are given as `PAIRBENCH_PORT` (first, last); `None`: a range
+    /// picked at random in 20000–29999.
+    pub ports: Option<(u16, u16)>,
     pub recheck: bool,
     pub always_run: bool,
     pub resume: bool,
@@ -215,6 +350,13 @@ pub struct RunOptions {
     /// Which way each metric is better (`[metrics]` of pairbench.toml): the regression
     /// check's gates use it.
     pub metrics: BTreeMap<String, Direction>,
+    /// `--trace`: the tracer the scripts run under (docs/resources.md).
+    pub trace: Option<Trace>,
+    /// `--trace-side`: which sides are traced.
+    pub trace_side: TraceSide,
+    /// `--sample D`: both hosts sampled this often while a pair runs.
+    #[serde(with = "humantime_serde_compat_opt")]
+    pub sample: Option<Duration>,
     /// Where the values a group.toml may override came from.
     #[serde(skip)]
     pub given: Given,

@@ -34,6 +34,11 @@ pub enum DiscoverError {
         "{path:?} is not named in UTF-8, so pairbench cannot name it in its results: rename it (nothing was run)"
     )]
     NotUtf8 { path: PathBuf },
+    #[error(
+        "'{name}' in '{}' is not a group: a group is a folder with local/ and remote/ folders of tests (docs/groups-and-scripts.md)",
+        dir.display()
+    )]
+    NotAGroup { name: String, dir: PathBuf },
     #[error("no group named '{name}' in '{dir}'; groups there: {known}")]
     UnknownGroup {
         name: String,
@@ -224,6 +229,12 @@ pub fn select(
     for n in names {
         let n = n.trim_end_matches('/');
         if !groups.iter().any(|g| g.name == n) {
+            if root.join(n).is_dir() && !n.is_empty() {
+                return Err(DiscoverError::NotAGroup {
+                    name: n.to_string(),
+                    dir: root.to_path_buf(),
+                });
+            }
             let known: Vec<&str> = groups.iter().map(|g| g.name.as_str()).collect();
             return Err(DiscoverError::UnknownGroup {
                 name: n.to_string(),

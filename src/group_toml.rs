@@ -214,7 +214,7 @@ impl GroupSettings {
             text.parse()
                 .map_err(|e: toml::de::Error| GroupTomlError::Parse {
                     path: path.clone(),
-                    message: e.message().to_string(),
+                    message: crate::config::toml_error(&text, &e),
                 })?;
         let bad = |key: &str, what: &str| GroupTomlError::Bad {
             path: path.clone(),

@@ -19,6 +19,9 @@ pub struct HostInfo {
     /// How scripts are contained there (`cgroup2 at …`, `sweep (why)`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub containment: Option<String>,
+    /// Where its sides' resource metrics come from (docs/resources.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accounting: Option<serde_json::Value>,
 }
 
 /// Parse `uname -snrm`-like facts and /proc files of a Linux host.

@@ -51,6 +51,8 @@ pub enum Decision {
     Changed,
     /// `--recheck` and it was FAILED or ERROR.
     Recheck(Status),
+    /// pairbench could not run it last time (no remote host could be reached).
+    Unreached,
     /// `-B`.
     Always,
     /// It has an up-to-date result with this status.
@@ -69,6 +71,7 @@ impl std::fmt::Display for Decision {
             Decision::New => write!(f, "no result yet"),
             Decision::Changed => write!(f, "scripts changed since the result was made"),
             Decision::Recheck(s) => write!(f, "--recheck: it was {s}"),
+            Decision::Unreached => write!(f, "its remote host could not be reached last time"),
             Decision::Always => write!(f, "-B: always run"),
             Decision::UpToDate(s) => write!(f, "up to date ({s})"),
         }
@@ -309,6 +312,19 @@ pub struct Policy {
 /// Decide each run of each pair: run it (and why) or skip it (and why), from what the
 /// walker found in the tag (`existing`). Each script is hashed once, so huge groups plan
 /// quickly.
+/// The most runs one invocation plans (pairs × repetitions × parameter sets).
+pub const MAX_RUNS: u64 = 5_000_000;
+
+/// Runs of each pair: (repeat + warmup) × the product of the parameters' value counts,
+/// saturating.
+pub fn runs_per_pair(params: &[(String, Vec<String>)], repeat: u32, warmup: u32) -> u64 {
+    params
+        .iter()
+        .fold(u64::from(repeat) + u64::from(warmup), |n, (_, v)| {
+            n.saturating_mul(v.len() as u64)
+        })
+}
+
 pub fn decide(
     pairs: Vec<Pair>,
     variants: &[Variant],
@@ -363,6 +379,9 @@ fn decide_one(prev: Option<&PairRecord>, hash: Hash, policy: Policy) -> Decision
     };
     if prev.scripts_hash != hash.to_string() {
         return Decision::Changed;
+    }
+    if prev.unreached {
+        return Decision::Unreached;
     }
     if policy.recheck && prev.status != Status::Success {
         return Decision::Recheck(prev.status);

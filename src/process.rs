@@ -27,7 +27,7 @@ use nix::sys::signal::{Signal, killpg};
 use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid, waitpid};
 use nix::unistd::Pid;
 
-use crate::contain::{self, PreExec, Side, Stop, StopSignal};
+use crate::contain::{self, PreExec, Rusage, Side, Stop, StopSignal};
 
 pub use crate::contain::procfs::MARKER_VAR;
 
@@ -94,11 +94,21 @@ struct ExitSlot {
     cv: Condvar,
 }
 
+/// A process we spawned and still wait for.
+struct Waited {
+    slot: Arc<ExitSlot>,
+    /// Where its rusage goes (its side's).
+    rusage: Arc<Mutex<Rusage>>,
+}
+
 struct Reaper {
     /// Processes we spawned and still wait for, by pid.
-    table: Mutex<HashMap<i32, Arc<ExitSlot>>>,
+    table: Mutex<HashMap<i32, Waited>>,
     /// Signalled when a process is added to an empty table.
     more: Condvar,
+    /// The sides in a cgroup, by their `0::` path in /proc/<pid>/cgroup: orphans of a
+    /// side that come to us are reaped into its rusage (docs/resources.md).
+    by_cgroup: Mutex<HashMap<String, Arc<Mutex<Rusage>>>>,
 }
 
 fn reaper() -> &'static Reaper {
@@ -112,6 +122,7 @@ fn reaper() -> &'static Reaper {
         let r = Reaper {
             table: Mutex::new(HashMap::new()),
             more: Condvar::new(),
+            by_cgroup: Mutex::new(HashMap::new()),
         };
         std::thread::Builder::new()
             .name("pairbench-reaper".into())
@@ -134,15 +145,27 @@ fn reap_loop() {
             Ok(status) => {
                 let Some(pid) = status.pid() else { continue };
                 let mut table = lock(&r.table);
-                let reaped = waitpid(pid, Some(WaitPidFlag::WNOHANG));
-                let exit = match reaped {
-                    Ok(WaitStatus::Exited(_, code)) => Some(Exit::Code(code)),
-                    Ok(WaitStatus::Signaled(_, sig, _)) => Some(Exit::Signal(sig as i32)),
-                    _ => None,
+                // An orphan of a side: which side, while it is still a zombie.
+                let orphan_of = if table.contains_key(&pid.as_raw()) {
+                    None
+                } else {
+                    side_of_orphan(r, pid.as_raw())
                 };
-                if let (Some(exit), Some(slot)) = (exit, table.remove(&pid.as_raw())) {
-                    *lock(&slot.exit) = Some(exit);
-                    slot.cv.notify_all();
+                let (exit, usage) = wait4(pid.as_raw());
+                let waited = if exit.is_some() {
+                    table.remove(&pid.as_raw())
+                } else {
+                    None
+                };
+                if let Some(u) = usage {
+                    let sink = waited.as_ref().map(|w| &w.rusage).or(orphan_of.as_ref());
+                    if let Some(sink) = sink {
+                        lock(sink).add(&u);
+                    }
+                }
+                if let (Some(exit), Some(w)) = (exit, waited) {
+                    *lock(&w.slot.exit) = Some(exit);
+                    w.slot.cv.notify_all();
                 }
             }
             Err(Errno::EINTR) => {}
@@ -155,6 +178,80 @@ fn reap_loop() {
                     .unwrap_or_else(|e| e.into_inner());
             }
         }
+    }
+}
+
+/// Reap `pid` if it has exited: how it ended and its rusage (that of the children it
+/// waited for included).
+fn wait4(pid: i32) -> (Option<Exit>, Option<nix::libc::rusage>) {
+    use nix::libc;
+    let mut status: libc::c_int = 0;
+    // SAFETY: rusage is plain data the kernel fills in.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: valid pointers to locals.
+    let r = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut ru) };
+    if r != pid {
+        return (None, None);
+    }
+    let exit = if libc::WIFEXITED(status) {
+        Some(Exit::Code(libc::WEXITSTATUS(status)))
+    } else if libc::WIFSIGNALED(status) {
+        Some(Exit::Signal(libc::WTERMSIG(status)))
+    } else {
+        None
+    };
+    (exit, Some(ru))
+}
+
+/// The `0::` line of /proc/<pid>/cgroup (a zombie keeps its cgroup until it is reaped).
+fn cgroup_of(pid: i32) -> Option<String> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .map(str::to_string)
+}
+
+/// The side a re-parented orphan `pid` belongs to (its cgroup, or one above it).
+fn side_of_orphan(r: &Reaper, pid: i32) -> Option<Arc<Mutex<Rusage>>> {
+    let sides = lock(&r.by_cgroup);
+    if sides.is_empty() {
+        return None;
+    }
+    let mut path = cgroup_of(pid)?;
+    loop {
+        if let Some(s) = sides.get(&path) {
+            return Some(s.clone());
+        }
+        let cut = path.rfind('/')?;
+        if cut == 0 {
+            return None;
+        }
+        path.truncate(cut);
+    }
+}
+
+/// Wait (briefly) until the reaper has reaped every child that has exited, so a side's
+/// rusage holds its last orphans.
+fn settle_reaper() {
+    use nix::libc;
+    let end = std::time::Instant::now() + Duration::from_millis(200);
+    loop {
+        // SAFETY: siginfo_t is plain data the kernel fills in.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: a valid pointer to a local.
+        let r = unsafe {
+            libc::waitid(
+                libc::P_ALL,
+                0,
+                &mut info,
+                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+            )
+        };
+        // SAFETY: si_pid is set by waitid (0 when no child has exited).
+        if r != 0 || unsafe { info.si_pid() } == 0 || std::time::Instant::now() >= end {
+            return;
+        }
+        std::thread::sleep(Duration::from_micros(100));
     }
 }
 
@@ -192,6 +289,8 @@ pub struct Child {
     /// The signal after which the main process exited, when pairbench ended it.
     stopped_by: Mutex<Option<Signal>>,
     terminating: Mutex<()>,
+    /// The side's key in the reaper's `by_cgroup`, under `cgroup2`.
+    cgroup_key: Option<String>,
 }
 
 impl fmt::Debug for Child {
@@ -278,10 +377,15 @@ fn spawn_in(spec: &Spec, on_terminal: bool) -> Result<Child, SpawnError> {
     }
     match side.pre_exec() {
         PreExec::Join(fd) => {
+            let mem = side.mem_procs_fd();
             // SAFETY: between fork and exec only write(2), which is async-signal-safe,
-            // on a descriptor opened before the fork.
+            // on descriptors opened before the fork.
             unsafe {
                 cmd.pre_exec(move || {
+                    if let Some(m) = mem {
+                        // Peak memory only: a failure leaves it unmeasured.
+                        nix::libc::write(m, b"0".as_ptr().cast(), 1);
+                    }
                     let r = nix::libc::write(fd, b"0".as_ptr().cast(), 1);
                     if r == 1 {
                         Ok(())
@@ -333,7 +437,9 @@ fn spawn_in(spec: &Spec, on_terminal: bool) -> Result<Child, SpawnError> {
     // Under cgroup2, born in its cgroup (clone3): no migration to wait for. The Child
     // handle of std is not needed: the reaper collects the exit status.
     let born = match side.cgroup_dir_fd() {
-        Some(cg) if !on_terminal => clone_into_cgroup(&exec, stdio, &spec.cwd, cg).transpose(),
+        Some(cg) if !on_terminal => {
+            clone_into_cgroup(&exec, stdio, &spec.cwd, cg, side.mem_procs_fd()).transpose()
+        }
         _ => None,
     };
     let spawned = born.unwrap_or_else(|| cmd.spawn().map(|c| c.id() as i32));
@@ -350,7 +456,19 @@ fn spawn_in(spec: &Spec, on_terminal: bool) -> Result<Child, SpawnError> {
     };
     side.started(pid.as_raw());
     let was_empty = table.is_empty();
-    table.insert(pid.as_raw(), first_slot);
+    // Its orphans come to us: they are known by its cgroup (read while it cannot have
+    // been reaped: the table is locked).
+    let cgroup_key = side.cgroup_dir_fd().and_then(|_| cgroup_of(pid.as_raw()));
+    if let Some(k) = &cgroup_key {
+        lock(&r.by_cgroup).insert(k.clone(), side.rusage_sink());
+    }
+    table.insert(
+        pid.as_raw(),
+        Waited {
+            slot: first_slot,
+            rusage: side.rusage_sink(),
+        },
+    );
     drop(table);
     if let Some((r, w)) = status_pipe {
         drop(w);
@@ -373,6 +491,7 @@ fn spawn_in(spec: &Spec, on_terminal: bool) -> Result<Child, SpawnError> {
         terminated_by_us: AtomicBool::new(false),
         stopped_by: Mutex::new(None),
         terminating: Mutex::new(()),
+        cgroup_key,
     })
 }
 
@@ -478,6 +597,7 @@ fn clone_into_cgroup(
     stdio: [std::os::fd::RawFd; 2],
     cwd: &Path,
     cgroup: std::os::fd::RawFd,
+    mem_v1: Option<std::os::fd::RawFd>,
 ) -> io::Result<Option<i32>> {
     use nix::libc;
     use std::os::unix::ffi::OsStrExt;
@@ -504,7 +624,7 @@ fn clone_into_cgroup(
     };
     if pid == 0 {
         // SAFETY: see above; never returns.
-        unsafe { child_after_clone(exec, fds, &cwd, w) }
+        unsafe { child_after_clone(exec, fds, &cwd, w, mem_v1.unwrap_or(-1)) }
     }
     if pid < 0 {
         let e = io::Error::last_os_error();
@@ -545,6 +665,7 @@ unsafe fn child_after_clone(
     fds: [std::os::fd::RawFd; 3],
     cwd: &std::ffi::CStr,
     err: std::os::fd::RawFd,
+    mem_v1: std::os::fd::RawFd,
 ) -> ! {
     use nix::libc;
     // SAFETY: async-signal-safe system calls on descriptors and strings that outlive
@@ -566,6 +687,10 @@ unsafe fn child_after_clone(
         }
         if libc::chdir(cwd.as_ptr()) < 0 || libc::setpgid(0, 0) < 0 {
             fail();
+        }
+        if mem_v1 >= 0 {
+            // Peak memory only: a failure leaves it unmeasured.
+            libc::write(mem_v1, b"0".as_ptr().cast(), 1);
         }
         let mut none: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut none);
@@ -667,7 +792,7 @@ impl Child {
     /// more than once, from any thread.
     pub fn stop(&self, stop: Stop) {
         let _one_at_a_time = lock(&self.terminating);
-        if self.side.usage().is_some() {
+        if self.side.finished() {
             return;
         }
         if self.try_exit().is_none() {
@@ -691,7 +816,18 @@ impl Child {
                 *lock(&self.stopped_by) = Some(sig);
             }
         }
+        self.finish_side();
+    }
+
+    /// The side is empty: its last orphans reaped into its rusage, then its usage read.
+    fn finish_side(&self) {
+        if !self.side.alive() {
+            settle_reaper();
+        }
         self.side.finish();
+        if let Some(k) = &self.cgroup_key {
+            lock(&reaper().by_cgroup).remove(k);
+        }
     }
 
     /// Did the main process end? When the side is empty, give the reaper a moment to
@@ -731,8 +867,8 @@ impl Child {
 impl Drop for Child {
     /// A side nobody ends any more is ended now.
     fn drop(&mut self) {
-        if self.side.usage().is_none() {
-            self.side.finish();
+        if !self.side.finished() {
+            self.finish_side();
         }
     }
 }
@@ -792,11 +928,12 @@ mod tests {
         assert!(child.usage().is_none());
         child.terminate(Duration::from_millis(100));
         let usage = child.usage().expect("read when ended");
+        assert!(
+            usage.cpu_user_s.is_some() && usage.cpu_sys_s.is_some(),
+            "{usage:?}"
+        );
+        assert!(usage.ctx_switches_voluntary.is_some(), "{usage:?}");
         if let Some(cg) = cg {
-            assert!(
-                usage.cpu_user_us.is_some() && usage.cpu_system_us.is_some(),
-                "{usage:?}"
-            );
             assert!(!cg.exists(), "its cgroup is removed");
         }
         assert_eq!(child.stopped_by(), None, "it ended on its own");

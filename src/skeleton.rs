@@ -8,10 +8,10 @@ use anyhow::{Context, bail};
 
 const SERVER: &str = r#"#!/usr/bin/env python3
 # Remote test: a tiny TCP echo server. It runs until pairbench ends it after the client.
+# PAIRBENCH_PORT is a port pairbench found free for this run; the local test gets the
+# same value, so this works on two machines and with runs at the same time (-j, --repeat).
 import os, socket
-port = int(os.environ.get("SERVER_PORT", "0")) or 5000 + os.getpid() % 2000
-with open("port", "w") as f:
-    f.write(str(port))
+port = int(os.environ["PAIRBENCH_PORT"])
 srv = socket.socket()
 srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 srv.bind(("0.0.0.0", port))
@@ -26,12 +26,11 @@ while True:
 const CLIENT: &str = r#"#!/usr/bin/env bash
 # Local test: wait for the server, send it a line, check the answer, report a metric.
 set -euo pipefail
-port_file="$REMOTE_RESULTS_PATH/port"
-for _ in $(seq 100); do [ -s "$port_file" ] && break; sleep 0.05; done
-port=$(cat "$port_file")
-wait_for_remote_port_open "$port"
+# The server listens on PAIRBENCH_PORT (the same value on both sides). The helper waits
+# until that port listens on the remote host, without connecting to it.
+wait_for_remote_port_open "$PAIRBENCH_PORT"
 start=$(date +%s%N)
-answer=$(python3 -c 'import socket,sys; s=socket.create_connection((sys.argv[1], int(sys.argv[2]))); s.sendall(b"hello\n"); print(s.recv(1024).decode().strip())' "$PAIRBENCH_REMOTE_HOST" "$port")
+answer=$(python3 -c 'import socket,sys; s=socket.create_connection((sys.argv[1], int(sys.argv[2]))); s.sendall(b"hello\n"); print(s.recv(1024).decode().strip())' "$PAIRBENCH_REMOTE_HOST" "$PAIRBENCH_PORT")
 end=$(date +%s%N)
 echo "server answered: $answer"
 [ "$answer" = hello ] || exit 1

@@ -119,6 +119,32 @@ pub fn listening(pid: i32, port: u16, proto: Proto) -> Result<bool, String> {
     Ok(false)
 }
 
+/// Is TCP `port` taken on this machine (in this process's network namespace): a socket
+/// in any state (listening, connected, closing) has it as its local port. Read from the
+/// socket tables, like [`listening`]; used to choose a run's `PAIRBENCH_PORT`
+/// (docs/benchmarks.md, "Ports").
+pub fn tcp_port_taken(port: u16) -> Result<bool, String> {
+    let mut errors = Vec::new();
+    for table in [procfs::net::tcp(), procfs::net::tcp6()] {
+        match table {
+            Ok(t) => {
+                if t.iter().any(|e| e.local_address.port() == port) {
+                    return Ok(true);
+                }
+            }
+            Err(procfs::ProcError::NotFound(_)) => {}
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    if errors.len() == 2 {
+        return Err(format!(
+            "cannot read the kernel's socket tables (/proc/net): {}",
+            errors.join("; ")
+        ));
+    }
+    Ok(false)
+}
+
 fn tcp_listens(table: &[procfs::net::TcpNetEntry], port: u16) -> bool {
     table
         .iter()

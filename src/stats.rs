@@ -110,7 +110,7 @@ pub struct Stat {
     pub values: Samples,
 }
 
-fn params_key(p: &BTreeMap<String, String>) -> String {
+pub fn params_key(p: &BTreeMap<String, String>) -> String {
     p.iter()
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()

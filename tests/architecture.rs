@@ -96,6 +96,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "hostinfo",
             "outcome",
             "process",
+            "sample",
             "stats",
             "tree",
             "terminal",
@@ -123,6 +124,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "tree",
             "testbed",
             "terminal",
+            "trace",
+            "sample",
         ],
     ),
     ("skeleton", &["discover", "terminal"]),
@@ -133,11 +136,13 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "transport",
         &[
             "config", "contain", "discover", "helpers", "hostinfo", "outcome", "process", "tree",
-            "sockets",
+            "sockets", "trace", "sample",
         ],
     ),
     ("terminal", &[]),
     ("testbed", &["config", "tree"]),
+    ("trace", &["config", "process", "tree"]),
+    ("sample", &["tree"]),
     ("tree", &["hostinfo"]),
 ];
 

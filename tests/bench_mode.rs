@@ -37,7 +37,7 @@ fn repeat_and_warmup_are_run_folders_and_csv_columns_and_warmups_stay_out_of_sta
     assert_eq!(reps.len(), 4);
     assert!(reps.contains(&("1".into(), "true".into())));
     assert!(reps.contains(&("3".into(), "false".into())));
-    let metrics = read_csv(&p.latest().join("metrics.csv"));
+    let metrics = common::script_metrics(&p.latest().join("metrics.csv"));
     assert_eq!(metrics.len(), 4);
     assert!(
         metrics
@@ -90,7 +90,7 @@ fn parameters_run_every_combination_as_folders_columns_and_environment() {
         rows.iter()
             .any(|r| r["param_SIZE"] == "64" && r["param_MODE"] == "safe")
     );
-    let metrics = read_csv(&p.latest().join("metrics.csv"));
+    let metrics = common::script_metrics(&p.latest().join("metrics.csv"));
     assert!(
         metrics.iter().all(|m| m["value"] == m["param_SIZE"]),
         "{metrics:?}"
@@ -214,6 +214,324 @@ fn bad_benchmark_input_gets_one_line_and_exit_2() {
     run.expect_code(2);
     assert!(
         run.stderr().contains("no pairs (with results) in common"),
+        "{}",
+        run.stderr()
+    );
+}
+
+#[test]
+fn compare_counts_a_pair_that_no_longer_succeeds_as_a_regression() {
+    let p = Project::new();
+    p.bash("g/local/l", "sleep 0.1\n[ -z \"${BREAK:-}\" ]");
+    p.bash("g/local/m", "sleep 0.1");
+    p.bash("g/remote/r", "exit 0");
+    p.run(&["run", "--repeat", "2", "--tag", "good"])
+        .expect_code(0);
+    p.run(&[
+        "run", "--repeat", "2", "--tag", "broken", "--env", "BREAK=1",
+    ])
+    .expect_code(1);
+    let run = p.run(&["compare", "good", "broken", "--threshold", "1000%"]);
+    run.expect_code(1);
+    let out = run.stdout();
+    let line = out
+        .lines()
+        .find(|l| l.contains("g/l_x_r") && l.contains("status"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        line.contains("SUCCESS 2/2") && line.contains("FAILED 2/2") && line.contains("WORSE"),
+        "{line}"
+    );
+    // A pair that succeeded in both has no status line.
+    assert!(
+        !out.lines()
+            .any(|l| l.contains("g/m_x_r") && l.contains("status")),
+        "{out}"
+    );
+    assert!(out.contains("1 no longer SUCCESS"), "{out}");
+    // The other way round it got better: listed, exit 0.
+    let back = p.run(&["compare", "broken", "good", "--threshold", "1000%"]);
+    back.expect_code(0);
+    assert!(
+        back.stdout()
+            .lines()
+            .any(|l| l.contains("g/l_x_r") && l.contains("better")),
+        "{}",
+        back.stdout()
+    );
+}
+
+#[test]
+fn compare_lists_pairs_only_one_run_has() {
+    let p = Project::new();
+    p.bash("g/local/l", "exit 0").bash("g/remote/r", "exit 0");
+    p.bash("old/local/l", "exit 0")
+        .bash("old/remote/r", "exit 0");
+    p.run(&["run", "--tag", "a"]).expect_code(0);
+    std::fs::remove_dir_all(p.path().join("groups/old")).unwrap();
+    p.bash("g/local/k", "exit 0");
+    p.run(&["run", "--tag", "b"]).expect_code(0);
+    let run = p.run(&["compare", "a", "b", "--threshold", "1000%"]);
+    run.expect_code(0);
+    let out = run.stdout();
+    assert!(
+        out.contains("only in 'a' (missing from 'b'): old/l_x_r"),
+        "{out}"
+    );
+    assert!(out.contains("only in 'b' (new): g/k_x_r"), "{out}");
+    assert!(out.contains("1 missing from 'b', 1 new in 'b'"), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("g/l_x_r") && l.contains("duration_s")),
+        "{out}"
+    );
+}
+
+#[test]
+fn compare_matches_a_run_without_parameters_with_a_single_parameter_set() {
+    let p = Project::new();
+    p.bash(
+        "g/local/l",
+        "report_metric latency $(( ${LAT:-100} + PAIRBENCH_REPETITION % 2 )) ms",
+    );
+    p.bash("g/remote/r", "exit 0");
+    p.run(&["run", "--repeat", "3", "--tag", "plain"])
+        .expect_code(0);
+    p.run(&[
+        "run", "--repeat", "3", "--tag", "one", "--param", "SIZE=64", "--env", "LAT=300",
+    ])
+    .expect_code(0);
+    let run = p.run(&["compare", "plain", "one", "--threshold", "40%"]);
+    run.expect_code(1);
+    let out = run.stdout();
+    assert!(
+        out.contains("matched g/l_x_r: 'plain' with no parameters against 'one' with SIZE=64"),
+        "{out}"
+    );
+    let line = out
+        .lines()
+        .find(|l| l.contains("latency"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        line.contains("[SIZE=64]") && line.contains("WORSE"),
+        "{line}"
+    );
+    // Several sets against none: which set stands for the plain run is not guessed.
+    p.run(&["run", "--tag", "two", "--param", "SIZE=64,128"])
+        .expect_code(0);
+    let run = p.run(&["compare", "plain", "two"]);
+    run.expect_code(2);
+    let err = run.stderr();
+    assert!(
+        err.contains("different parameter sets")
+            && err.contains("no parameters")
+            && err.contains("SIZE=128, SIZE=64"),
+        "{err}"
+    );
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+}
+
+#[test]
+fn progress_lines_say_which_repetition_parameter_set_and_attempt() {
+    let p = Project::new();
+    p.bash("g/local/l", "exit 0").bash("g/remote/r", "exit 0");
+    let run = p.run(&[
+        "run",
+        "--progress",
+        "never",
+        "--repeat",
+        "2",
+        "--param",
+        "SIZE=1,2",
+    ]);
+    run.expect_code(0);
+    let out = run.stdout();
+    let mut lines: Vec<String> = out
+        .lines()
+        .filter(|l| l.starts_with('['))
+        .map(|l| {
+            // Without the duration, which differs from run to run.
+            let rest = l.split_once("] ").unwrap().1;
+            rest.split(" (").next().unwrap().to_string()
+        })
+        .collect();
+    lines.sort();
+    assert_eq!(
+        lines,
+        [
+            "SUCCESS g/l_x_r rep 1/2 SIZE=1",
+            "SUCCESS g/l_x_r rep 1/2 SIZE=2",
+            "SUCCESS g/l_x_r rep 2/2 SIZE=1",
+            "SUCCESS g/l_x_r rep 2/2 SIZE=2",
+        ],
+        "{out}"
+    );
+    assert!(out.contains("pairbench: 4 runs: 4 SUCCESS"), "{out}");
+    // A plain run still counts pairs.
+    let plain = p.run(&["run", "--progress", "never", "--tag", "plain"]);
+    assert!(
+        plain.stdout().contains("[1/1] SUCCESS g/l_x_r ("),
+        "{}",
+        plain.stdout()
+    );
+    assert!(
+        plain.stdout().contains("1 pairs: 1 SUCCESS"),
+        "{}",
+        plain.stdout()
+    );
+}
+
+#[test]
+fn retries_are_shown_as_attempts_of_one_run_never_as_more_runs() {
+    let p = Project::new();
+    p.bash("g/local/l", "exit 1").bash("g/remote/r", "exit 0");
+    let run = p.run(&["run", "--progress", "never", "--retries", "2"]);
+    run.expect_code(1);
+    let out = run.stdout();
+    let lines: Vec<&str> = out.lines().filter(|l| l.starts_with('[')).collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    for (i, l) in lines.iter().enumerate() {
+        assert!(l.starts_with("[1/1] FAILED  g/l_x_r"), "{l}");
+        assert!(l.contains(&format!("attempt {}/3", i + 1)), "{l}");
+        assert_eq!(l.ends_with("(trying again)"), i < 2, "{l}");
+    }
+    assert!(!out.contains("[2/1]") && !out.contains("[3/1]"), "{out}");
+    assert!(out.contains("1 pairs: 0 SUCCESS, 1 FAILED"), "{out}");
+}
+
+#[test]
+fn summary_md_gives_each_parameter_set_its_own_mean() {
+    let p = Project::new();
+    // SIZE=1 takes about 0 s, SIZE=2 about 0.6 s: one mean of both would be about 0.3 s.
+    p.bash(
+        "g/local/l",
+        "[ \"$PAIRBENCH_PARAM_SIZE\" = 2 ] && sleep 0.6; exit 0",
+    )
+    .bash("g/remote/r", "exit 0");
+    p.run(&[
+        "run",
+        "--progress",
+        "never",
+        "--repeat",
+        "2",
+        "--param",
+        "SIZE=1,2",
+    ])
+    .expect_code(0);
+    let md = std::fs::read_to_string(p.latest().join("summary.md")).unwrap();
+    let row = md
+        .lines()
+        .find(|l| l.starts_with("| l |"))
+        .unwrap_or_else(|| panic!("{md}"));
+    assert!(
+        row.contains("SIZE=1: ") && row.contains("SIZE=2: ") && row.contains("2/2 SUCCESS"),
+        "{row}"
+    );
+    // The SIZE=2 mean is at least its sleep.
+    let after = row.split("SIZE=2: ").nth(1).unwrap();
+    let ms: f64 = after
+        .split(" ms")
+        .next()
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| {
+            let s: f64 = after.split(" s").next().unwrap().trim().parse().unwrap();
+            s * 1000.0
+        });
+    assert!(ms >= 600.0, "{row}");
+}
+
+#[test]
+fn bad_input_is_one_line_that_names_what_is_wrong_and_exit_2() {
+    let p = Project::new();
+    p.bash("g/local/l", "exit 0").bash("g/remote/r", "exit 0");
+    std::fs::create_dir_all(p.path().join("groups/empty/local")).unwrap();
+    std::fs::create_dir_all(p.path().join("groups/empty/remote")).unwrap();
+    std::fs::create_dir_all(p.path().join("groups/notgroup")).unwrap();
+    for (args, needles) in [
+        (
+            vec!["run", "--param", "X=1", "--param", "X=2"],
+            vec!["--param X is given twice"],
+        ),
+        (
+            vec!["run", "--repeat", "4294967295", "-n"],
+            vec!["4294967295 runs", "at most 5000000"],
+        ),
+        (
+            vec![
+                "run",
+                "--param",
+                "A=1,2,3,4,5,6,7,8,9,10",
+                "--repeat",
+                "1000000",
+                "-n",
+            ],
+            vec!["10000000 runs"],
+        ),
+        (
+            vec!["run", "-f", "nothing*"],
+            vec!["no pair matches -f nothing*", "g/l_x_r"],
+        ),
+        (
+            vec!["run", "empty"],
+            vec![
+                "nothing to run",
+                "empty: no executable tests in local/ or remote/",
+            ],
+        ),
+        (
+            vec!["run", "notgroup"],
+            vec!["'notgroup'", "is not a group"],
+        ),
+    ] {
+        let run = p.run(&args);
+        run.expect_code(2);
+        let err = run.stderr();
+        for n in needles {
+            assert!(err.contains(n), "{args:?}: {n} in {err}");
+        }
+        // One line (besides what a run refused this way still cleans up after dead runs
+        // of other tests).
+        let lines = err
+            .lines()
+            .filter(|l| !l.contains("cleaned up after"))
+            .count();
+        assert_eq!(lines, 1, "{args:?}: {err}");
+        assert!(!p.path().join("results").join("latest").exists() || args.contains(&"-n"));
+    }
+    // Config type errors name the key and the line.
+    for (toml, needles) in [
+        (
+            "jobs = \"four\"\n",
+            vec!["line 1, 'jobs'", "expected usize"],
+        ),
+        (
+            "[[remote]]\nname = \"a\"\nhost = \"h\"\nslots = \"x\"\n",
+            vec!["line 4, 'slots' in [[remote]]"],
+        ),
+        ("[env]\nA = 1\n", vec!["line 2, 'A' in [env]"]),
+    ] {
+        std::fs::write(p.path().join("pairbench.toml"), toml).unwrap();
+        let run = p.run(&["run"]);
+        run.expect_code(2);
+        for n in needles {
+            assert!(run.stderr().contains(n), "{toml}: {n} in {}", run.stderr());
+        }
+        assert_eq!(
+            run.stderr().trim_end().lines().count(),
+            1,
+            "{}",
+            run.stderr()
+        );
+    }
+    std::fs::remove_file(p.path().join("pairbench.toml")).unwrap();
+    // group.toml too.
+    std::fs::write(p.path().join("groups/g/group.toml"), "timeout = 5\n").unwrap();
+    let run = p.run(&["run", "g"]);
+    run.expect_code(2);
+    assert!(
+        run.stderr().contains("'timeout' must be a string"),
         "{}",
         run.stderr()
     );

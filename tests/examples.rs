@@ -32,6 +32,164 @@ fn the_example_groups_run_green_and_report_metrics() {
     }
 }
 
+#[test]
+fn kv_store_runs_green_with_four_runs_at_once_and_four_repetitions() {
+    // Concurrent runs of one pair each listen on their own PAIRBENCH_PORT.
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = tempfile::tempdir().unwrap();
+    let run = std::process::Command::new(assert_cmd::cargo::cargo_bin!("pairbench"))
+        .args(["run", "kv-store", "-g"])
+        .arg(repo.join("groups"))
+        .arg("-o")
+        .arg(out.path())
+        .args([
+            "--tag",
+            "kv",
+            "-j",
+            "4",
+            "--repeat",
+            "4",
+            "--progress",
+            "never",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "{}\n{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let rows = read_csv(&out.path().join("kv/results.csv"));
+    assert_eq!(rows.len(), 16);
+    assert!(rows.iter().all(|r| r["status"] == "SUCCESS"), "{rows:?}");
+}
+
+/// The tools are all installed here; when one is missing the test is skipped, loudly, or
+/// fails under CI (which installs them: .ci/run).
+fn have_tools(tools: &[&str]) -> bool {
+    let missing: Vec<&str> = tools
+        .iter()
+        .copied()
+        .filter(|t| {
+            !std::process::Command::new("sh")
+                .args(["-c", &format!("command -v {t} || test -x /usr/sbin/{t}")])
+                .output()
+                .map(|o| o.status.success())
+                .unwrap_or(false)
+        })
+        .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI must install {missing:?} (.ci/run)"
+    );
+    eprintln!(
+        "SKIPPED: {missing:?} not installed (apt-get install {})",
+        missing.join(" ")
+    );
+    false
+}
+
+/// `pairbench run -g <groups> -j 4 --repeat 3 ARGS` into a fresh folder: all SUCCESS,
+/// every metric of `metrics` reported 3 times per pair that reports it, and a plot of
+/// each in plots/.
+fn runs_green_with_plots(groups: &str, args: &[&str], runs: usize, metrics: &[&str]) {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = tempfile::tempdir().unwrap();
+    let run = std::process::Command::new(assert_cmd::cargo::cargo_bin!("pairbench"))
+        .args(["run", "-g"])
+        .arg(repo.join(groups))
+        .arg("-o")
+        .arg(out.path())
+        .args([
+            "--tag",
+            "t",
+            "-j",
+            "4",
+            "--repeat",
+            "3",
+            "--progress",
+            "never",
+        ])
+        .args(args)
+        .output()
+        .unwrap();
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "{}\n{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let rows = read_csv(&out.path().join("t/results.csv"));
+    assert_eq!(rows.len(), runs, "{rows:?}");
+    assert!(rows.iter().all(|r| r["status"] == "SUCCESS"), "{rows:?}");
+    let rows = read_csv(&out.path().join("t/metrics.csv"));
+    let plots: Vec<String> = std::fs::read_dir(out.path().join("t/plots"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    for m in metrics {
+        let values: Vec<f64> = rows
+            .iter()
+            .filter(|r| r["name"] == *m)
+            .map(|r| r["value"].parse().unwrap())
+            .collect();
+        assert!(
+            values.len() >= 3 && values.len().is_multiple_of(3),
+            "{m}: {values:?}"
+        );
+        assert!(
+            values.iter().all(|v| v.is_finite() && *v >= 0.0),
+            "{m}: {values:?}"
+        );
+        let png = plots
+            .iter()
+            .any(|p| p.contains(&format!(".metric.{m}-")) && p.ends_with(".png"));
+        assert!(png, "a plot of {m} in {plots:?}");
+    }
+}
+
+#[test]
+fn the_iperf3_example_runs_green_four_at_a_time_with_metrics_and_plots() {
+    if !have_tools(&["iperf3", "jq"]) {
+        return;
+    }
+    runs_green_with_plots(
+        "examples/iperf3",
+        &["--env", "IPERF_TIME=2"],
+        6,
+        &["tcp_throughput", "udp_loss", "udp_jitter"],
+    );
+}
+
+#[test]
+fn the_nginx_example_runs_green_four_at_a_time_with_metrics_and_plots() {
+    if !have_tools(&["nginx", "curl", "wrk"]) {
+        return;
+    }
+    runs_green_with_plots(
+        "examples/nginx",
+        &["--env", "WRK_TIME=2s"],
+        6,
+        &["requests", "mean_download"],
+    );
+}
+
+#[test]
+fn the_kv_store_group_runs_green_four_at_a_time_with_metrics_and_plots() {
+    runs_green_with_plots(
+        "groups",
+        &["kv-store"],
+        12,
+        &["latency_mean", "latency_p99", "throughput"],
+    );
+}
+
 /// A TCP port free on this machine right now.
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -2,7 +2,7 @@
 //! marker, `pair.json` or `exit_code`, or a link in their place, is removed and the pair
 //! is ERROR with the reason; pairbench never writes or reads through a link a script made.
 mod common;
-use common::{Project, read_csv};
+use common::Project;
 
 fn outside(p: &Project) -> std::path::PathBuf {
     let f = p.path().join("outside.txt");
@@ -123,6 +123,6 @@ fn the_report_never_reads_through_a_link_a_script_left() {
     assert!(!junit.contains("PRIVATE KEY"), "{junit}");
     let html = std::fs::read_to_string(p.latest().join("index.html")).unwrap();
     assert!(!html.contains("PRIVATE KEY"));
-    let metrics = read_csv(&p.latest().join("metrics.csv"));
+    let metrics = common::script_metrics(&p.latest().join("metrics.csv"));
     assert!(metrics.is_empty(), "{metrics:?}");
 }

@@ -1,6 +1,6 @@
 //! SPEC §4: the environment scripts get, and the helpers, from bash, Python and Perl.
 mod common;
-use common::{Project, read_csv};
+use common::Project;
 use std::collections::HashMap;
 
 fn env_file(text: &str) -> HashMap<String, String> {
@@ -97,7 +97,7 @@ fn helpers_are_executables_that_python_and_perl_can_call() {
     );
     p.bash("g/remote/r", "sleep 0.2");
     p.run(&["run"]).expect_code(0);
-    let rows = read_csv(&p.latest().join("metrics.csv"));
+    let rows = common::script_metrics(&p.latest().join("metrics.csv"));
     let names: Vec<&str> = rows.iter().map(|r| r["name"].as_str()).collect();
     assert!(
         names.contains(&"latency") && names.contains(&"throughput"),
@@ -195,7 +195,7 @@ fn report_metric_takes_negative_values() {
         pair.read("local/metrics.csv"),
         "delta,-5\noffset,-1.5e3,us\n"
     );
-    let rows = read_csv(&p.latest().join("metrics.csv"));
+    let rows = common::script_metrics(&p.latest().join("metrics.csv"));
     let values: Vec<&str> = rows.iter().map(|r| r["value"].as_str()).collect();
     assert_eq!(values, ["-5", "-1500"]);
 }

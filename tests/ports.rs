@@ -299,3 +299,198 @@ fn wait_for_remote_port_close_waits_for_the_port_to_close() {
     p.run(&["run", "--kill-grace", "100ms"]).expect_code(0);
     assert_eq!(p.pair("g", "client_x_server").read("local/rc"), "0\n0\n");
 }
+
+/// Group `served`: a server that binds `$PAIRBENCH_PORT` without SO_REUSEADDR and holds
+/// it until it is ended, and a client that waits for that port, talks to the server and
+/// stays connected a moment, so runs at the same time hold their ports together (the
+/// client closes first, so the port is not left in TIME_WAIT). Both
+/// sides write what PAIRBENCH_PORT and PAIRBENCH_SLOT said.
+fn served_group(p: &Project) {
+    p.script(
+        "served/remote/server",
+        "#!/usr/bin/env python3\n\
+         import os, socket\n\
+         port = int(os.environ['PAIRBENCH_PORT'])\n\
+         open('seen', 'w').write(f\"{port} {os.environ['PAIRBENCH_SLOT']}\\n\")\n\
+         s = socket.socket()\n\
+         s.bind(('0.0.0.0', port))\n\
+         s.listen()\n\
+         print('listening on', port, flush=True)\n\
+         while True:\n\
+         \x20   c, _ = s.accept()\n\
+         \x20   c.sendall(b'port %d\\n' % port)\n\
+         \x20   c.recv(1)\n\
+         \x20   c.close()\n",
+    );
+    p.bash(
+        "served/local/client",
+        "set -eu\n\
+         echo \"$PAIRBENCH_PORT $PAIRBENCH_SLOT\" > seen\n\
+         wait_for_remote_port_open \"$PAIRBENCH_PORT\"\n\
+         exec 3<>\"/dev/tcp/$PAIRBENCH_REMOTE_HOST/$PAIRBENCH_PORT\"\n\
+         read -r answer <&3\n\
+         echo \"server said: $answer\"\n\
+         sleep 0.3\n\
+         exec 3>&-\n\
+         [ \"$answer\" = \"port $PAIRBENCH_PORT\" ]",
+    );
+}
+
+/// The (port, slot) each side of every run of `served` saw, by run folder.
+fn seen_ports(p: &Project) -> Vec<(String, String, String)> {
+    let group = p.latest().join("served/client_x_server");
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(&group).unwrap() {
+        let dir = e.unwrap().path();
+        let read = |side: &str| std::fs::read_to_string(dir.join(side).join("seen")).unwrap();
+        out.push((
+            dir.file_name().unwrap().to_string_lossy().into_owned(),
+            read("local"),
+            read("remote"),
+        ));
+    }
+    out
+}
+
+fn check_ports(p: &Project, runs: usize, jobs: usize) {
+    let seen = seen_ports(p);
+    assert_eq!(seen.len(), runs, "{seen:?}");
+    for (run, local, remote) in &seen {
+        assert_eq!(
+            local, remote,
+            "{run}: both sides get the same port and slot"
+        );
+        let (port, slot) = local.trim().split_once(' ').unwrap();
+        let port: u16 = port.parse().unwrap();
+        let slot: usize = slot.parse().unwrap();
+        assert!(port >= 1024, "{run}: {port}");
+        assert!(slot < jobs, "{run}: slot {slot} of {jobs}");
+    }
+}
+
+#[test]
+fn every_run_gets_its_own_port_and_slot_the_same_on_both_sides() {
+    let p = Project::new();
+    served_group(&p);
+    let run = p.run(&["run", "--progress", "never", "-j", "4", "--repeat", "8"]);
+    run.expect_code(0);
+    let rows = p.results_csv();
+    assert_eq!(rows.len(), 8);
+    for r in &rows {
+        assert_eq!(r["status"], "SUCCESS", "{r:?}");
+    }
+    check_ports(&p, 8, 4);
+}
+
+/// A range of `n` TCP ports free here right now.
+fn free_range(n: u16) -> u16 {
+    'search: for _ in 0..200 {
+        let first = 40000 + rand_u16() % 20000;
+        for port in first..first + n {
+            if std::net::TcpListener::bind(("0.0.0.0", port)).is_err() {
+                continue 'search;
+            }
+        }
+        return first;
+    }
+    panic!("no {n} free ports in a row");
+}
+
+fn rand_u16() -> u16 {
+    (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos()
+        ^ std::process::id()) as u16
+}
+
+#[test]
+fn a_taken_port_is_never_given_to_a_run_and_a_full_range_is_an_error() {
+    let p = Project::new();
+    served_group(&p);
+    let first = free_range(6);
+    // Ports first, first+2 and first+4 are held by someone else.
+    let held: Vec<std::net::TcpListener> = (0..3)
+        .map(|k| std::net::TcpListener::bind(("0.0.0.0", first + 2 * k)).unwrap())
+        .collect();
+    let range = format!("{first}-{}", first + 5);
+    p.run(&[
+        "run",
+        "--progress",
+        "never",
+        "-j",
+        "2",
+        "--repeat",
+        "6",
+        "--ports",
+        &range,
+    ])
+    .expect_code(0);
+    check_ports(&p, 6, 2);
+    for (run, local, _) in seen_ports(&p) {
+        let port: u16 = local.split(' ').next().unwrap().parse().unwrap();
+        assert!((first..=first + 5).contains(&port), "{run}: {port}");
+        assert!(
+            (port - first) % 2 == 1,
+            "{run} was given {port}, which is held"
+        );
+    }
+    // Every port of the range held: the run is an ERROR that says so.
+    let more: Vec<std::net::TcpListener> = (0..3)
+        .map(|k| std::net::TcpListener::bind(("0.0.0.0", first + 2 * k + 1)).unwrap())
+        .collect();
+    p.run(&["run", "--progress", "never", "--ports", &range])
+        .expect_code(2);
+    let pair = p.pair("served", "client_x_server");
+    assert_eq!(pair.status(), "ERROR");
+    assert!(
+        pair.reason().contains("no free TCP port"),
+        "{}",
+        pair.reason()
+    );
+    drop((held, more));
+    // A range that is not one is refused before anything runs.
+    let bad = p.run(&["run", "--ports", "30000-2000"]);
+    bad.expect_code(2);
+    assert!(bad.stderr().contains("--ports"), "{}", bad.stderr());
+}
+
+#[test]
+fn runs_over_ssh_get_a_port_free_on_the_remote_host() {
+    let Some(s) = Sshd::start() else { return };
+    s.trust();
+    let p = Project::new();
+    served_group(&p);
+    let work = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ssh-remote-work");
+    std::fs::write(
+        p.path().join("pairbench.toml"),
+        format!(
+            "[[remote]]\nname = \"box\"\nhost = \"{}\"\nuser = \"{}\"\nport = {}\nidentity_file = \"~/.ssh/id_ed25519\"\nworkdir = \"{}\"\nslots = 3\n",
+            s.host,
+            s.user,
+            s.port,
+            work.display()
+        ),
+    )
+    .unwrap();
+    let mut cmd = p.cmd();
+    s.client(&mut cmd);
+    let out = cmd
+        .args([
+            "run",
+            "--progress",
+            "never",
+            "--remote",
+            "box",
+            "--repeat",
+            "6",
+        ])
+        .output()
+        .unwrap();
+    common::Run {
+        out,
+        project_dir: p.path().to_path_buf(),
+    }
+    .expect_code(0);
+    check_ports(&p, 6, 3);
+}

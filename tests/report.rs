@@ -129,8 +129,10 @@ fn metrics_csv_gathers_both_sides_of_every_pair() {
         .unwrap()
         .to_string_lossy()
         .into_owned();
+    // The scripts' own values (pairbench's resource metrics are in tests/resources.rs).
     let rows: Vec<(String, String, String, String, f64, String)> = read_csv(&path)
         .into_iter()
+        .filter(|r| r["source"] == "script")
         .map(|r| {
             assert_eq!(r["tag"], tag);
             assert_eq!(r["attempt"], "1");
@@ -443,8 +445,9 @@ fn plots_are_svg_and_png_with_text_on_a_machine_without_fonts() {
     );
     let plots = p.latest().join("plots");
     let files = files_in(&plots);
-    // plain: a matrix; GROUP: a matrix and two metric charts; each as SVG and PNG.
-    assert_eq!(files.len(), 8, "{files:#?}");
+    // plain: a matrix and the CPU per pair; GROUP: a matrix, the CPU per pair and two
+    // metric charts; each as SVG and PNG.
+    assert_eq!(files.len(), 12, "{files:#?}");
     for f in &files {
         assert!(
             f.chars()
@@ -731,7 +734,7 @@ fn report_draws_what_it_can_of_a_damaged_tree_with_one_warning_per_problem() {
         "warnings are on the page"
     );
     assert!(html.contains("fäil_x_se rv&quot;er"));
-    assert_eq!(files_in(&tag_dir.join("plots")).len(), 8);
+    assert_eq!(files_in(&tag_dir.join("plots")).len(), 12);
 
     // A damaged results.csv line, and a pair.json missing: its results.csv row is used.
     let csv_path = tag_dir.join("results.csv");
@@ -903,8 +906,9 @@ window.addEventListener('load', function () {
         .lines()
         .find(|l| l.contains("id=\"probe\""))
         .unwrap_or_else(|| panic!("the probe did not run:\n{dom}"));
-    // The two metric charts; each matrix is shown once, as a table (its plot is linked).
-    assert!(probe_line.contains("images=2 broken=[]"), "{probe_line}");
+    // The two metric charts and a CPU chart per group; each matrix is shown once, as a
+    // table (its plot is linked).
+    assert!(probe_line.contains("images=4 broken=[]"), "{probe_line}");
     assert_eq!(
         dom.matches("class=\"matrix\"").count(),
         2,
@@ -912,8 +916,8 @@ window.addEventListener('load', function () {
     );
     assert_eq!(
         dom.matches("class=\"numbers\"").count(),
-        2,
-        "a table of numbers beside each metric chart"
+        4,
+        "a table of numbers beside each chart"
     );
 }
 
@@ -1055,10 +1059,10 @@ fn repeats_parameters_and_retries_show_every_run_and_the_latest_attempt_only() {
     );
     validate_junit(&tag_dir.join("junit.xml"));
 
-    // summary.md: a cell per pair with its runs counted.
+    // summary.md: a cell per pair with its runs counted, a mean per parameter set.
     let md = read(&tag_dir.join("summary.md"));
-    assert!(md.contains("| cl ient | SUCCESS "), "{md}");
-    assert!(md.contains("(6/6 SUCCESS, mean)"), "{md}");
+    assert!(md.contains("| cl ient | SUCCESS N=1: "), "{md}");
+    assert!(md.contains("(3/3 SUCCESS, mean); N=5: "), "{md}");
     assert!(md.contains("flaky"), "{md}");
 
     // The metric chart: a bar per pair and parameter set, the mean of the measured runs.

@@ -815,7 +815,7 @@ fn parallel_pairs_share_the_connection_and_helpers_work_over_it() {
             assert_eq!(pair.read("remote/exit_code").trim(), "signal SIGHUP");
         }
     }
-    let metrics = common::read_csv(&p.latest().join("metrics.csv"));
+    let metrics = common::script_metrics(&p.latest().join("metrics.csv"));
     assert_eq!(metrics.iter().filter(|m| m["side"] == "remote").count(), 6);
 }
 
@@ -1302,4 +1302,236 @@ fn links_a_remote_host_sends_are_not_recreated_and_nothing_is_written_through_th
     );
     let junit = std::fs::read_to_string(p.latest().join("junit.xml")).unwrap();
     assert!(!junit.contains("PRIVATE KEY"));
+}
+
+#[test]
+fn the_new_group_skeleton_runs_green_over_ssh() {
+    // The skeleton must work on two machines: its server and client agree on the port
+    // through PAIRBENCH_PORT, not through a file only a shared folder would show.
+    let Some(s) = Sshd::start() else { return };
+    s.trust();
+    let p = Project::new();
+    p.run(&["new", "echo"]).expect_code(0);
+    // This test's "remote" shares this machine's files, so a skeleton that read the
+    // remote's folder from the local side would pass here and fail between two machines.
+    let client = std::fs::read_to_string(p.path().join("groups/echo/local/echo_client")).unwrap();
+    assert!(!client.contains("REMOTE_RESULTS_PATH"), "{client}");
+    assert!(
+        client.contains("wait_for_remote_port_open \"$PAIRBENCH_PORT\""),
+        "{client}"
+    );
+    let host = boxed(&p, &s);
+    run(
+        &p,
+        &s,
+        &[
+            "run",
+            "echo",
+            "--progress",
+            "never",
+            "--remote",
+            &host,
+            "--repeat",
+            "2",
+        ],
+    )
+    .expect_code(0);
+    let rows = p.results_csv();
+    assert_eq!(rows.len(), 2);
+    for r in &rows {
+        assert_eq!(r["status"], "SUCCESS", "{r:?}");
+        assert_eq!(r["remote_host"], "box");
+    }
+    let metrics = common::read_csv(&p.latest().join("metrics.csv"));
+    assert!(
+        metrics.iter().any(|m| m["name"] == "round_trip"),
+        "{metrics:?}"
+    );
+}
+
+#[test]
+fn accepting_a_new_host_key_says_so_once_as_openssh_does() {
+    let Some(s) = Sshd::start() else { return };
+    let p = Project::new();
+    for l in ["a", "b", "c"] {
+        p.bash(&format!("g/local/{l}"), "true");
+    }
+    p.bash("g/remote/r", "true");
+    let r = run(
+        &p,
+        &s,
+        &[
+            "run",
+            "--progress",
+            "never",
+            "--remote",
+            &boxed(&p, &s),
+            "--accept-new-host-keys",
+        ],
+    );
+    r.expect_code(0);
+    let want = format!(
+        "Warning: Permanently added '{}' (ED25519) to the list of known hosts.",
+        s.known_name()
+    );
+    assert_eq!(r.stderr().matches(&want).count(), 1, "{}", r.stderr());
+    // Known now: nothing is added or said again.
+    let r = run(
+        &p,
+        &s,
+        &[
+            "run",
+            "--progress",
+            "never",
+            "--remote",
+            &boxed(&p, &s),
+            "--accept-new-host-keys",
+            "-B",
+        ],
+    );
+    r.expect_code(0);
+    assert!(!r.stderr().contains("Permanently added"), "{}", r.stderr());
+}
+
+#[test]
+fn a_refused_host_key_is_said_once_and_its_pairs_run_again_on_the_next_run() {
+    let Some(s) = Sshd::start() else { return };
+    let p = Project::new();
+    for l in ["a", "b", "c"] {
+        p.bash(&format!("g/local/{l}"), "true");
+    }
+    p.bash("g/remote/r", "true");
+    let host = boxed(&p, &s);
+    let r = run(
+        &p,
+        &s,
+        &[
+            "run",
+            "--progress",
+            "never",
+            "--remote",
+            &host,
+            "--tag",
+            "t",
+        ],
+    );
+    r.expect_code(2);
+    let out = r.stdout();
+    // Once in the progress lines, once in the summary: not once per pair.
+    assert_eq!(out.matches("is not known").count(), 2, "{out}");
+    assert!(out.contains("ERROR   3 pairs not run: "), "{out}");
+    assert!(
+        out.contains("not run: no remote host could be reached (the reason is above)"),
+        "{out}"
+    );
+    // The reason stays in each pair's record.
+    assert!(p.pair("g", "a_x_r").reason().contains("is not known"));
+    // Trusted now: a run of the tag runs them again without --recheck.
+    s.trust();
+    let r = run(
+        &p,
+        &s,
+        &[
+            "run",
+            "--progress",
+            "never",
+            "--remote",
+            &host,
+            "--tag",
+            "t",
+        ],
+    );
+    r.expect_code(0);
+    assert!(r.stdout().contains("3 pairs: 3 SUCCESS"), "{}", r.stdout());
+    // And a result is a result: nothing runs a third time.
+    let r = run(
+        &p,
+        &s,
+        &[
+            "run",
+            "--progress",
+            "never",
+            "--remote",
+            &host,
+            "--tag",
+            "t",
+            "-n",
+        ],
+    );
+    r.expect_code(0);
+    assert!(
+        r.stdout().contains("0 of 3 pairs would run"),
+        "{}",
+        r.stdout()
+    );
+}
+
+#[test]
+fn a_revoked_host_key_is_refused_and_never_added() {
+    let Some(s) = Sshd::start() else { return };
+    let p = Project::new();
+    p.bash("g/local/c", "true");
+    p.bash("g/remote/r", "true");
+    std::fs::create_dir_all(s.known_hosts().parent().unwrap()).unwrap();
+    let revoked = format!("@revoked * {}\n", s.host_key());
+    std::fs::write(s.known_hosts(), &revoked).unwrap();
+    let r = run(
+        &p,
+        &s,
+        &[
+            "run",
+            "--progress",
+            "never",
+            "--remote",
+            &boxed(&p, &s),
+            "--accept-new-host-keys",
+        ],
+    );
+    r.expect_code(2);
+    let reason = p.pair("g", "c_x_r").reason();
+    assert!(reason.contains("@revoked"), "{reason}");
+    assert_eq!(std::fs::read_to_string(s.known_hosts()).unwrap(), revoked);
+    // Even next to a plain line that trusts it.
+    std::fs::write(
+        s.known_hosts(),
+        format!("{}{} {}\n", revoked, s.known_name(), s.host_key()),
+    )
+    .unwrap();
+    run(
+        &p,
+        &s,
+        &["run", "--progress", "never", "--remote", &boxed(&p, &s)],
+    )
+    .expect_code(2);
+    assert!(p.pair("g", "c_x_r").reason().contains("@revoked"));
+}
+
+#[test]
+fn a_cert_authority_line_for_the_host_is_named_in_the_refusal() {
+    let Some(s) = Sshd::start() else { return };
+    let p = Project::new();
+    p.bash("g/local/c", "true");
+    p.bash("g/remote/r", "true");
+    std::fs::create_dir_all(s.known_hosts().parent().unwrap()).unwrap();
+    // Some CA key (the host's certificate is not what libssh2 checks).
+    std::fs::write(
+        s.known_hosts(),
+        format!(
+            "@cert-authority {} {}\n",
+            s.known_name(),
+            s.host_key_of("ecdsa")
+        ),
+    )
+    .unwrap();
+    run(
+        &p,
+        &s,
+        &["run", "--progress", "never", "--remote", &boxed(&p, &s)],
+    )
+    .expect_code(2);
+    let reason = p.pair("g", "c_x_r").reason();
+    assert!(
+        reason.contains("@cert-authority") && reason.contains("does not check host certificates"),
+        "{reason}"
+    );
 }

@@ -155,7 +155,7 @@ fn a_later_run_with_another_plan_is_refused_and_deletes_nothing() {
     // --resume reuses the plan: nothing is missing, nothing runs.
     let r = p.run(&["run", "--resume", "--progress", "never"]);
     r.expect_code(0);
-    assert!(r.stdout().contains("3 pairs: 3 SUCCESS"), "{}", r.stdout());
+    assert!(r.stdout().contains("3 runs: 3 SUCCESS"), "{}", r.stdout());
     assert_eq!(reps(&p), 3);
     // -B redoes the tag with the new plan.
     p.run(&["run", "--tag", "T", "-B", "--progress", "never"])

@@ -639,7 +639,7 @@ fn the_testbed_example_runs_with_its_shaped_link_and_fault_and_draws_the_fault_w
         .expect_code(0);
     let p = &b.project;
     let pair = p.pair("shaped-link", "rtt_probe_x_echo_server");
-    let metrics = read_csv(&p.latest().join("metrics.csv"));
+    let metrics = common::script_metrics(&p.latest().join("metrics.csv"));
     let metric = |n: &str| -> f64 {
         metrics
             .iter()

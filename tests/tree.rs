@@ -1,7 +1,7 @@
 //! SPEC §3: the result tree: pair folders with their files, hooks' folders, run.json,
 //! metrics.csv, `latest`, and pair folders that only ever appear complete.
 mod common;
-use common::{Project, read_csv};
+use common::Project;
 use std::time::Duration;
 
 #[test]
@@ -64,7 +64,7 @@ fn run_json_and_metrics_csv_describe_the_run() {
     assert!(host["cpus"].as_u64().unwrap() >= 1);
     assert!(host["memory_bytes"].as_u64().unwrap() > 0);
     assert!(host["kernel"].as_str().unwrap().starts_with("Linux"));
-    let rows = read_csv(&p.latest().join("metrics.csv"));
+    let rows = common::script_metrics(&p.latest().join("metrics.csv"));
     let got: Vec<(String, String, String, String)> = rows
         .iter()
         .map(|r| {

@@ -1,3 +1,4 @@
 # Sourced by both sides (a helper file: not executable, so not a test).
-# Each pair gets its own port, derived from the pair's name, so pairs can run in parallel.
-SERVER_PORT=${SERVER_PORT:-$(( 20000 + $(printf '%s' "$PAIRBENCH_PAIR" | cksum | cut -d' ' -f1) % 20000 ))}
+# pairbench gives every run its own free port (PAIRBENCH_PORT), the same on both sides, so
+# runs at the same time (-j, --repeat, --param) never collide. SERVER_PORT overrides it.
+SERVER_PORT=${SERVER_PORT:-$PAIRBENCH_PORT}

@@ -5,14 +5,12 @@
     BULK n         -> (reads n bytes) GOT n
 """
 import os
-import subprocess
 
 
 def port():
-    out = subprocess.run(
-        ["bash", "-c", 'source "$PAIRBENCH_GROUP_DIR/port.sh"; echo $SERVER_PORT'],
-        capture_output=True, text=True, check=True)
-    return int(out.stdout.strip())
+    """This run's port: pairbench gives each run its own (PAIRBENCH_PORT), the same on both
+    sides; SERVER_PORT overrides it."""
+    return int(os.environ.get("SERVER_PORT") or os.environ["PAIRBENCH_PORT"])
 
 
 def answer(store, line, read_exact):

@@ -208,17 +208,29 @@ pub fn collect(
         }
     }
     if !settings.check.gates.is_empty() {
-        out.metrics = gated_metrics(settings, run_dir);
+        out.metrics = gated_metrics(settings, run_dir, rec);
     }
     (out, problems)
 }
 
-/// The values of the gated metrics both sides reported.
+/// The values of the gated metrics both sides reported, and pairbench's own measurements
+/// of them (docs/resources.md).
 fn gated_metrics(
     settings: &GroupSettings,
     run_dir: &Path,
+    rec: &PairRecord,
 ) -> BTreeMap<String, BTreeMap<String, f64>> {
-    let mut out = BTreeMap::new();
+    let mut out: BTreeMap<String, BTreeMap<String, f64>> = BTreeMap::new();
+    let gated = |name: &str| settings.check.gates.iter().any(|(g, _)| g == name);
+    for (side, values) in &rec.resources {
+        for (name, v) in values {
+            if gated(name) {
+                out.entry(side.clone())
+                    .or_default()
+                    .insert(name.clone(), *v);
+            }
+        }
+    }
     for side in SIDES {
         let Ok(bytes) = nofollow::read_beneath(run_dir, &Path::new(side).join("metrics.csv"))
         else {
@@ -226,20 +238,18 @@ fn gated_metrics(
         };
         let (rows, _) = tables::parse_side_metrics(&bytes);
         let mut sums: BTreeMap<String, (f64, usize)> = BTreeMap::new();
+        let own = rec.resources.get(side);
         for (name, value, _) in rows {
-            if settings.check.gates.iter().any(|(g, _)| *g == name) {
+            if gated(&name) && !own.is_some_and(|o| o.contains_key(&name)) {
                 let e = sums.entry(name).or_default();
                 e.0 += value;
                 e.1 += 1;
             }
         }
         if !sums.is_empty() {
-            out.insert(
-                side.to_string(),
-                sums.into_iter()
-                    .map(|(k, (sum, n))| (k, sum / n as f64))
-                    .collect(),
-            );
+            out.entry(side.to_string())
+                .or_default()
+                .extend(sums.into_iter().map(|(k, (sum, n))| (k, sum / n as f64)));
         }
     }
     out

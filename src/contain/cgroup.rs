@@ -47,6 +47,47 @@ fn unescape(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Where the v1 memory controller is mounted: (root inside the hierarchy, mount point).
+fn v1_memory_mount(mountinfo: &str) -> Option<(String, PathBuf)> {
+    mountinfo.lines().find_map(|line| {
+        let (left, right) = line.split_once(" - ")?;
+        let r: Vec<&str> = right.split_whitespace().collect();
+        if r.first() != Some(&"cgroup") || !r.get(2)?.split(',').any(|o| o == "memory") {
+            return None;
+        }
+        let f: Vec<&str> = left.split_whitespace().collect();
+        Some((unescape(f.get(3)?), PathBuf::from(unescape(f.get(4)?))))
+    })
+}
+
+/// Our cgroup in the v1 memory hierarchy (the `N:memory:` line of /proc/self/cgroup).
+fn own_v1_memory_path(cgroup: &str) -> Option<String> {
+    cgroup.lines().find_map(|l| {
+        let mut f = l.splitn(3, ':');
+        let (_, ctl, path) = (f.next()?, f.next()?, f.next()?);
+        ctl.split(',')
+            .any(|c| c == "memory")
+            .then(|| path.to_string())
+    })
+}
+
+/// The folder of our own cgroup under the v1 memory controller (hybrid machines), for
+/// peak memory; `None` where there is none.
+pub fn own_memory_v1() -> Option<PathBuf> {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let (root, mount) = v1_memory_mount(&mountinfo)?;
+    let own = own_v1_memory_path(&std::fs::read_to_string("/proc/self/cgroup").ok()?)?;
+    let rel = if root == "/" {
+        own.as_str()
+    } else {
+        own.strip_prefix(&root)?
+    };
+    let dir = mount.join(rel.trim_start_matches('/'));
+    dir.join("memory.max_usage_in_bytes")
+        .exists()
+        .then_some(dir)
+}
+
 /// Our cgroup in the unified hierarchy (the `0::` line of /proc/self/cgroup).
 fn own_path(cgroup: &str) -> Option<String> {
     cgroup
@@ -189,6 +230,8 @@ pub fn kill_tree(dir: &Path, limit: Duration) -> io::Result<usize> {
 #[derive(Debug)]
 pub struct RunCgroup {
     dir: PathBuf,
+    /// The run's cgroup under the v1 memory controller, where there is one we can use.
+    mem_v1: Option<PathBuf>,
 }
 
 impl RunCgroup {
@@ -218,7 +261,30 @@ impl RunCgroup {
                 return fail(format!("cannot write {}: {e}", f.display()));
             }
         }
-        Ok(RunCgroup { dir })
+        // Exact memory and I/O where the controllers can be had (docs/resources.md).
+        let controllers =
+            std::fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
+        let wanted: Vec<String> = ["memory", "io"]
+            .iter()
+            .filter(|c| controllers.split_whitespace().any(|x| x == **c))
+            .map(|c| format!("+{c}"))
+            .collect();
+        if !wanted.is_empty() {
+            let _ = write_file(&dir.join("cgroup.subtree_control"), &wanted.join(" "));
+        }
+        let mem_v1 = own_memory_v1().and_then(|own| {
+            let parent = own.join(PARENT);
+            let _ = std::fs::create_dir(&parent);
+            let d = parent.join(name);
+            std::fs::create_dir(&d).ok()?;
+            Some(d)
+        });
+        Ok(RunCgroup { dir, mem_v1 })
+    }
+
+    /// The run's cgroup under the v1 memory controller, if one is used.
+    pub fn mem_v1(&self) -> Option<&Path> {
+        self.mem_v1.as_deref()
     }
 
     pub fn dir(&self) -> &Path {
@@ -240,10 +306,26 @@ impl RunCgroup {
             .read(true)
             .custom_flags(nix::libc::O_DIRECTORY | nix::libc::O_CLOEXEC)
             .open(&dir)?;
+        let mem = self.mem_v1.as_ref().and_then(|m| {
+            let d = m.join(name);
+            std::fs::create_dir(&d).ok()?;
+            match OpenOptions::new()
+                .write(true)
+                .custom_flags(nix::libc::O_CLOEXEC)
+                .open(d.join("cgroup.procs"))
+            {
+                Ok(f) => Some((d, OwnedFd::from(f))),
+                Err(_) => {
+                    let _ = std::fs::remove_dir(&d);
+                    None
+                }
+            }
+        });
         Ok(SideCgroup {
             dir,
             procs: procs.into(),
             dir_fd: dir_fd.into(),
+            mem,
         })
     }
 }
@@ -266,16 +348,9 @@ pub struct SideCgroup {
     procs: OwnedFd,
     /// The cgroup's folder, for clone3's CLONE_INTO_CGROUP.
     dir_fd: OwnedFd,
-}
-
-/// What a side used, from its cgroup (issue 14 turns these into metrics).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Usage {
-    pub cpu_user_us: Option<u64>,
-    pub cpu_system_us: Option<u64>,
-    /// Peak memory: on hybrid machines the v1 memory controller's
-    /// `memory.max_usage_in_bytes` of a per-side v1 cgroup; not measured yet.
-    pub memory_peak_bytes: Option<u64>,
+    /// The side's v1 memory cgroup and its `cgroup.procs`, open for writing: the child
+    /// writes "0" to it before it execs (peak memory on hybrid machines).
+    mem: Option<(PathBuf, OwnedFd)>,
 }
 
 impl SideCgroup {
@@ -310,22 +385,22 @@ impl SideCgroup {
         wait_empty(&self.dir, limit)
     }
 
-    /// CPU time from `cpu.stat` (microseconds).
-    pub fn usage(&self) -> Usage {
-        let stat = std::fs::read_to_string(self.dir.join("cpu.stat")).unwrap_or_default();
-        let field = |name: &str| {
-            stat.lines()
-                .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
-        };
-        Usage {
-            cpu_user_us: field("user_usec "),
-            cpu_system_us: field("system_usec "),
-            memory_peak_bytes: None,
-        }
+    /// The descriptor of the side's v1 memory `cgroup.procs`, if it has one.
+    pub fn mem_procs_fd(&self) -> Option<RawFd> {
+        self.mem.as_ref().map(|(_, fd)| fd.as_raw_fd())
+    }
+
+    /// What the side used: its cgroup files, and `r` (the rusage of its reaped
+    /// processes) for the rest.
+    pub fn usage(&self, r: &super::usage::Rusage) -> (super::usage::Usage, super::usage::Sources) {
+        super::usage::from_cgroup(&self.dir, self.mem.as_ref().map(|(d, _)| d.as_path()), r)
     }
 
     /// Remove the (empty) cgroup and any below it.
     pub fn remove(&self) -> io::Result<()> {
+        if let Some((d, _)) = &self.mem {
+            rmdir_retry(d)?;
+        }
         remove_tree(&self.dir)
     }
 }
@@ -348,6 +423,19 @@ mod tests {
             Some(("/sub".to_string(), PathBuf::from("/mnt/my cg")))
         );
         assert_eq!(v2_mount("1 2 0:1 / / rw - ext4 /dev/x rw\n"), None);
+    }
+
+    #[test]
+    fn finds_the_v1_memory_controller() {
+        let mi = "35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory\n\
+                  41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n";
+        assert_eq!(
+            v1_memory_mount(mi),
+            Some(("/".to_string(), PathBuf::from("/sys/fs/cgroup/memory")))
+        );
+        let c = "5:devices:/\n4:memory:/process_api/93c9\n0::/\n";
+        assert_eq!(own_v1_memory_path(c).as_deref(), Some("/process_api/93c9"));
+        assert_eq!(own_v1_memory_path("0::/\n"), None);
     }
 
     #[test]

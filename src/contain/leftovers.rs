@@ -143,6 +143,18 @@ pub fn clean_dead_runs(tmp: &Path) -> Cleaned {
             }
         }
     }
+    // Their (empty) memory cgroups under the v1 controller, for peak memory
+    // (docs/resources.md): nothing to report, they hold nothing once the run is gone.
+    if let Some(own) = cgroup::own_memory_v1()
+        && let Ok(dir) = std::fs::read_dir(own.join(cgroup::PARENT))
+    {
+        for e in dir.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if e.path().is_dir() && run_over(&name) {
+                let _ = cgroup::remove_tree(&e.path());
+            }
+        }
+    }
     // Processes still marked by a dead run (under the sweep, nothing else names them).
     let stray: Vec<(i32, String)> = procfs::marked()
         .into_iter()

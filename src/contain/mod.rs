@@ -18,6 +18,7 @@ pub mod keeper;
 pub mod leftovers;
 pub mod procfs;
 pub mod sweep;
+pub mod usage;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
@@ -28,7 +29,7 @@ use nix::unistd::Pid;
 use serde::Serialize;
 
 pub use crate::config::{MAX_DURATION, StopSignal};
-pub use cgroup::Usage;
+pub use usage::{Rusage, Sources, Usage};
 
 /// Environment variable that forces a method: `auto` (default), `cgroup2` or `sweep`.
 pub const METHOD_VAR: &str = "PAIRBENCH_CONTAINMENT";
@@ -195,6 +196,31 @@ impl Containment {
         &self.description
     }
 
+    /// Where each side's resource values come from (run.json; docs/resources.md).
+    pub fn accounting(&self) -> Sources {
+        match &self.method {
+            Method::Sweep => Sources::rusage(),
+            Method::Cgroup(run) => {
+                let sub = std::fs::read_to_string(run.dir().join("cgroup.subtree_control"))
+                    .unwrap_or_default();
+                let on = |c: &str| sub.split_whitespace().any(|x| x == c);
+                let mut s = Sources::rusage();
+                s.cpu = "cgroup2 cpu.stat".into();
+                if on("memory") {
+                    s.memory = "cgroup2 memory.peak".into();
+                    s.major_faults = "cgroup2 memory.stat".into();
+                } else if run.mem_v1().is_some() {
+                    s.memory = "cgroup1 memory.max_usage_in_bytes".into();
+                    s.major_faults = "cgroup1 memory.stat".into();
+                }
+                if on("io") {
+                    s.io = "cgroup2 io.stat".into();
+                }
+                s
+            }
+        }
+    }
+
     /// The run's cgroup, under `cgroup2`.
     pub fn cgroup_dir(&self) -> Option<&Path> {
         match &self.method {
@@ -224,6 +250,7 @@ impl Containment {
         Ok(Side {
             kind,
             usage: Mutex::new(None),
+            rusage: std::sync::Arc::new(Mutex::new(Rusage::default())),
         })
     }
 
@@ -256,6 +283,9 @@ impl Containment {
     pub fn finish(&self) {
         if let Method::Cgroup(run) = &self.method {
             let _ = cgroup::kill_tree(run.dir(), Duration::from_secs(5));
+            if let Some(m) = run.mem_v1() {
+                let _ = cgroup::remove_tree(m);
+            }
         }
         keeper::done();
     }
@@ -279,6 +309,8 @@ pub enum PreExec {
 pub struct Side {
     kind: SideKind,
     usage: Mutex<Option<Usage>>,
+    /// The rusage of the side's processes reaped so far (the reaper adds to it).
+    rusage: std::sync::Arc<Mutex<Rusage>>,
 }
 
 /// `killpg`, never on our own group (pid 0 would mean it).
@@ -301,6 +333,20 @@ impl Side {
     pub fn started(&self, pid: i32) {
         if let SideKind::Sweep(s) = &self.kind {
             s.started(pid);
+        }
+    }
+
+    /// Where the reaper adds the rusage of the side's processes.
+    pub fn rusage_sink(&self) -> std::sync::Arc<Mutex<Rusage>> {
+        self.rusage.clone()
+    }
+
+    /// The descriptor of the side's v1 memory `cgroup.procs`, for the child to join
+    /// before it execs.
+    pub fn mem_procs_fd(&self) -> Option<std::os::fd::RawFd> {
+        match &self.kind {
+            SideKind::Cgroup(c) => c.mem_procs_fd(),
+            SideKind::Sweep(_) => None,
         }
     }
 
@@ -402,9 +448,10 @@ impl Side {
             return;
         }
         self.kill_all();
+        let r = *self.rusage.lock().unwrap_or_else(|e| e.into_inner());
         match &self.kind {
             SideKind::Cgroup(c) => {
-                *usage = Some(c.usage());
+                *usage = Some(c.usage(&r).0);
                 if let Err(e) = c.remove() {
                     eprintln!(
                         "pairbench: warning: cannot remove the cgroup {}: {e}",
@@ -413,7 +460,7 @@ impl Side {
                 }
             }
             SideKind::Sweep(s) => {
-                *usage = Some(Usage::default());
+                *usage = Some(Usage::from_rusage(&r));
                 s.forget();
             }
         }
@@ -421,7 +468,15 @@ impl Side {
 
     /// What the side used (known once it is finished).
     pub fn usage(&self) -> Option<Usage> {
-        *self.usage.lock().unwrap_or_else(|e| e.into_inner())
+        self.usage.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Has the side been finished (its usage read)?
+    pub fn finished(&self) -> bool {
+        self.usage
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
     }
 }
 

@@ -433,6 +433,15 @@ fn failure_item(
                 at.tree(&target)
             );
         }
+        for (name, what, slash) in side_extras(&dir, side) {
+            let mut target = parts.clone();
+            target.extend([side, name]);
+            let _ = write!(
+                s,
+                " <a class=\"log\" href=\"{}{slash}\">{side} {what}</a>",
+                at.tree(&target)
+            );
+        }
     }
     diff(s, at, tag_dir, p, diff_budget);
     s.push_str("</li>\n");
@@ -866,6 +875,20 @@ fn cell(s: &mut String, at: At, tag_dir: &Path, c: &Cell) {
     s.push_str("</td>");
 }
 
+/// What else a side's folder holds that pairbench made (docs/resources.md): its
+/// traces (a folder) and its samples, as (name, what, "/" for a folder).
+fn side_extras(run_dir: &Path, side: &str) -> Vec<(&'static str, &'static str, &'static str)> {
+    use crate::tree::nofollow::{Kind, kind};
+    let mut out = Vec::new();
+    if kind(&run_dir.join(side).join("trace")) == Kind::Dir {
+        out.push(("trace", "trace", "/"));
+    }
+    if kind(&run_dir.join(side).join("samples.csv")) == Kind::File {
+        out.push(("samples.csv", "samples", ""));
+    }
+    out
+}
+
 /// Links to one run's logs.
 fn logs(s: &mut String, at: At, tag_dir: &Path, r: &PairRecord) {
     let dir = run_dir(tag_dir, r);
@@ -880,6 +903,14 @@ fn logs(s: &mut String, at: At, tag_dir: &Path, r: &PairRecord) {
                 target.extend([side, stream]);
                 links.push(format!("<a href=\"{}\">{short}</a>", at.tree(&target)));
             }
+        }
+        for (name, what, slash) in side_extras(&dir, side) {
+            let mut target = parts.clone();
+            target.extend([side, name]);
+            links.push(format!(
+                "<a href=\"{}{slash}\">{what}</a>",
+                at.tree(&target)
+            ));
         }
         if links.is_empty() {
             continue;

@@ -40,6 +40,12 @@ pub enum Kind {
     },
     /// The durations of a group's measured SUCCESS runs, a bar per pair.
     Duration,
+    /// The CPU seconds of both sides' processes, a bar per pair and side.
+    Cpu,
+    /// The time series of one run's samples (`--sample`), both sides on one axis.
+    Samples {
+        run: String,
+    },
     /// A metric's mean (of one side) against a numeric parameter, a line per pair.
     Line {
         name: String,
@@ -167,8 +173,10 @@ pub fn draw_all(run: &Run, dir: &Path) -> (Vec<Plot>, Vec<String>) {
     for g in &run.groups {
         jobs.push(Job::Matrix(Matrix::new(g)));
         jobs.extend(Chart::duration(g).map(Job::Chart));
+        jobs.extend(Chart::cpu(g).map(Job::Chart));
         jobs.extend(Chart::all(g).into_iter().map(Job::Chart));
         jobs.extend(lines::all(g).into_iter().map(Job::Line));
+        jobs.extend(lines::samples(g, &run.dir).into_iter().map(Job::Line));
     }
     let done: Vec<(Plot, Option<String>)> = jobs
         .par_iter()
@@ -554,7 +562,12 @@ impl Chart {
         type Values = Vec<((String, String, bool), Vec<f64>)>;
         let mut by_metric: BTreeMap<(String, String), Values> = BTreeMap::new();
         let mut index: HashMap<(String, String, String, String, bool), usize> = HashMap::new();
-        for m in g.metrics.iter().filter(|m| !m.warmup) {
+        // pairbench's own measurements have their own chart (Chart::cpu).
+        for m in g
+            .metrics
+            .iter()
+            .filter(|m| !m.warmup && m.source != crate::tree::record::PAIRBENCH)
+        {
             let params: Vec<String> = m.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
             let params = params.join(",");
             let remote = m.side == "remote";
@@ -590,6 +603,53 @@ impl Chart {
                 Chart::build(g, &name, unit, values, kind, stem)
             })
             .collect()
+    }
+
+    /// CPU per pair: the user + system seconds of each side's processes
+    /// (docs/resources.md), a bar per pair, parameter set and side, client and server
+    /// side by side.
+    fn cpu(g: &GroupRun) -> Option<Chart> {
+        // (pair, params, remote) -> run (variant, attempt) -> seconds
+        type Bar = (String, String, bool);
+        let mut per_run: BTreeMap<Bar, BTreeMap<(String, u32), f64>> = BTreeMap::new();
+        let mut order: Vec<Bar> = Vec::new();
+        for m in g.metrics.iter().filter(|m| {
+            !m.warmup
+                && m.source == crate::tree::record::PAIRBENCH
+                && (m.name == "cpu_user_s" || m.name == "cpu_sys_s")
+        }) {
+            let params: Vec<String> = m.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let key = (m.pair.clone(), params.join(","), m.side == "remote");
+            if !per_run.contains_key(&key) {
+                order.push(key.clone());
+            }
+            *per_run
+                .entry(key)
+                .or_default()
+                .entry((m.variant.clone(), m.attempt))
+                .or_default() += m.value;
+        }
+        if order.is_empty() {
+            return None;
+        }
+        // Each pair's local bar, then its remote bar.
+        order.sort_by(|a, b| (&a.0, &a.1, a.2).cmp(&(&b.0, &b.1, b.2)));
+        let values = order
+            .into_iter()
+            .map(|k| {
+                let v = per_run[&k].values().copied().collect();
+                (k, v)
+            })
+            .collect();
+        let stem = format!("{}.cpu", safe_stem(&g.name));
+        Some(Chart::build(
+            g,
+            "CPU (user + system)",
+            "s".to_string(),
+            values,
+            Kind::Cpu,
+            stem,
+        ))
     }
 
     /// The chart of the durations of the group's measured SUCCESS runs, a bar per pair

@@ -1,5 +1,5 @@
 //! `summary.md`: the run's counts, then per group the local × remote matrix with each
-//! pair's status and duration (collapsed as on the page when it is large, see
+//! pair's status and duration (one mean per parameter set) (collapsed as on the page when it is large, see
 //! [`matrix`]), its counts, and the reason of each pair that did not succeed (at most
 //! 100 per group, so the file stays within what a CI job summary takes), with the diff
 //! of a run whose output differs from its reference (docs/regression.md; capped). Names are
@@ -186,8 +186,26 @@ fn table(s: &mut String, g: &GroupRun, locals: &[String], remotes: &[String]) {
         for r in remotes {
             match g.cell(l, r) {
                 Some(c) => {
-                    s.push_str(&format!(" {} {}", c.status, md(&fmt_duration(c.mean_s))));
-                    if c.runs.len() > 1 {
+                    let sets = per_set(&c.runs);
+                    if sets.len() > 1 {
+                        // One mean per parameter set: values of different sets are not
+                        // mixed.
+                        s.push_str(&format!(" {}", c.status));
+                        for (i, (set, runs)) in sets.iter().enumerate() {
+                            let (mean, ok) = mean_of(runs);
+                            s.push_str(&format!(
+                                "{} {}: {} ({ok}/{} SUCCESS{})",
+                                if i == 0 { "" } else { ";" },
+                                md(set),
+                                md(&fmt_duration(mean)),
+                                runs.len(),
+                                if runs.len() > 1 { ", mean" } else { "" }
+                            ));
+                        }
+                    } else {
+                        s.push_str(&format!(" {} {}", c.status, md(&fmt_duration(c.mean_s))));
+                    }
+                    if sets.len() <= 1 && c.runs.len() > 1 {
                         s.push_str(&format!(
                             " ({}/{} SUCCESS, mean)",
                             c.successes,
@@ -205,4 +223,39 @@ fn table(s: &mut String, g: &GroupRun, locals: &[String], remotes: &[String]) {
         }
         s.push('\n');
     }
+}
+
+/// A cell's runs by parameter set (`A=1,B=2`), in order.
+fn per_set<'a>(
+    runs: &[&'a crate::tree::PairRecord],
+) -> Vec<(String, Vec<&'a crate::tree::PairRecord>)> {
+    let mut sets: std::collections::BTreeMap<String, Vec<&crate::tree::PairRecord>> =
+        std::collections::BTreeMap::new();
+    for r in runs {
+        let key = r
+            .params
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        sets.entry(key).or_default().push(r);
+    }
+    sets.into_iter().collect()
+}
+
+/// The mean duration of the measured runs (warm-ups only when there is nothing else),
+/// and how many runs succeeded.
+fn mean_of(runs: &[&crate::tree::PairRecord]) -> (f64, usize) {
+    let measured: Vec<f64> = runs
+        .iter()
+        .filter(|r| !r.warmup)
+        .map(|r| r.duration_s)
+        .collect();
+    let d: Vec<f64> = if measured.is_empty() {
+        runs.iter().map(|r| r.duration_s).collect()
+    } else {
+        measured
+    };
+    let ok = runs.iter().filter(|r| r.status == Status::Success).count();
+    (d.iter().sum::<f64>() / d.len().max(1) as f64, ok)
 }

@@ -275,27 +275,51 @@ fn run_with_retries(
     let mut attempt = 1;
     let mut failed_before = false;
     loop {
+        let t = pair::Try {
+            attempt,
+            failed_before,
+            last: attempt > g.run.opts.retries || local_error.is_some(),
+            unreached: false,
+        };
+        let down = pair::Try {
+            unreached: true,
+            last: true,
+            ..t
+        };
         let outcome = match local_error {
-            Some(why) => pair::run_pair(g, primary.get(), p, attempt, failed_before, Some(why)),
+            Some(why) => pair::run_pair(g, primary.get(), p, t, Some(why), None),
             None => match pool.acquire() {
-                Err(why) => pair::run_pair(g, primary.get(), p, attempt, failed_before, Some(&why)),
-                Ok(i) => {
+                Err(why) => pair::run_pair(g, primary.get(), p, down, Some(&why), None),
+                Ok(seat) => {
+                    let i = seat.host;
                     // A ready host's context is set before it is marked ready.
                     let rec = match hosts[i].get() {
                         Some(h) => {
                             let before = remote_before(g, h);
-                            let why = before.err();
-                            pair::run_pair(g, h, p, attempt, failed_before, why.as_deref())
+                            let port = match before {
+                                Ok(()) => pool.take_port(seat),
+                                Err(why) => Err(why),
+                            };
+                            let why = port.as_ref().err().cloned();
+                            let at = port.ok().map(|port| pair::At {
+                                slot: seat.slot,
+                                port,
+                            });
+                            let rec = pair::run_pair(g, h, p, t, why.as_deref(), at);
+                            if let Some(at) = at {
+                                pool.free_port(at.port);
+                            }
+                            rec
                         }
                         None => {
                             let why = "the host was not prepared for the group";
-                            pair::run_pair(g, primary.get(), p, attempt, failed_before, Some(why))
+                            pair::run_pair(g, primary.get(), p, down, Some(why), None)
                         }
                     };
                     if let Err(why) = pool.hosts[i].healthy() {
                         pool.mark_down(i, &why);
                     }
-                    pool.release(i);
+                    pool.release(seat);
                     rec
                 }
             },
@@ -304,6 +328,7 @@ fn run_with_retries(
             return false;
         };
         let done = rec.status == Status::Success
+            || rec.unreached
             || attempt > g.run.opts.retries
             || local_error.is_some()
             || g.run.stopping();

@@ -86,6 +86,8 @@ pub fn run(g: &GroupCtx, h: &HostCtx, name: &str) -> Option<HookResult> {
         stdout: out.join("stdout"),
         stderr: out.join("stderr"),
         marker: format!("{}-{}-{name}", g.run.marker_prefix, g.run.next_seq()),
+        trace: None,
+        sample: None,
     };
     let started: Result<Box<dyn Running>, _> = if remote_side {
         h.transport.start(&launch)

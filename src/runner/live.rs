@@ -1,5 +1,6 @@
 //! `-v`: both sides' output, live, each line prefixed with its side and the time it was
-//! seen. Scripts write straight to files; this follows the files.
+//! seen. Scripts write straight to files; this follows the files, in bounded pieces
+//! (docs/running.md, "What you see").
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -14,6 +15,8 @@ struct Watched {
     path: PathBuf,
     offset: u64,
     partial: Vec<u8>,
+    /// The last piece printed ended inside a line.
+    continued: bool,
 }
 
 /// The follower of output files.
@@ -27,6 +30,11 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Read at most this much at a time, and hold at most this much of a line: a longer
+/// line is printed in pieces as it comes (each continuation marked `+`), so a script
+/// that writes a 200 MB line never makes pairbench hold it.
+const CHUNK: usize = 64 * 1024;
+
 fn drain(w: &mut Watched, all: bool) {
     let Ok(mut f) = File::open(&w.path) else {
         return;
@@ -34,24 +42,43 @@ fn drain(w: &mut Watched, all: bool) {
     if f.seek(SeekFrom::Start(w.offset)).is_err() {
         return;
     }
-    let mut buf = Vec::new();
-    if f.read_to_end(&mut buf).is_err() {
-        return;
-    }
-    w.offset += buf.len() as u64;
-    w.partial.extend_from_slice(&buf);
+    let mut buf = vec![0u8; CHUNK];
     let mut out = std::io::stdout().lock();
     let stamp = chrono::Local::now().format("%H:%M:%S%.3f");
-    while let Some(nl) = w.partial.iter().position(|&b| b == b'\n') {
-        let line: Vec<u8> = w.partial.drain(..=nl).collect();
-        let _ = write!(out, "{} {stamp} | ", w.prefix);
-        let _ = out.write_all(&line);
+    loop {
+        let n = match f.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        w.offset += n as u64;
+        w.partial.extend_from_slice(&buf[..n]);
+        while let Some(nl) = w.partial.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = w.partial.drain(..=nl).collect();
+            let _ = write!(out, "{} {stamp} {} ", w.prefix, w.mark());
+            let _ = out.write_all(&line);
+            w.continued = false;
+        }
+        if w.partial.len() >= CHUNK {
+            // A piece of a long line: out now, the rest follows.
+            let _ = write!(out, "{} {stamp} {} ", w.prefix, w.mark());
+            let _ = out.write_all(&w.partial);
+            let _ = out.write_all(b"\n");
+            w.partial.clear();
+            w.continued = true;
+        }
     }
     if all && !w.partial.is_empty() {
-        let _ = write!(out, "{} {stamp} | ", w.prefix);
+        let _ = write!(out, "{} {stamp} {} ", w.prefix, w.mark());
         let _ = out.write_all(&w.partial);
         let _ = out.write_all(b"\n");
         w.partial.clear();
+    }
+}
+
+impl Watched {
+    /// `|` before a line, `+` before the continuation of a long one.
+    fn mark(&self) -> char {
+        if self.continued { '+' } else { '|' }
     }
 }
 
@@ -88,6 +115,7 @@ impl Live {
                 path,
                 offset: 0,
                 partial: Vec::new(),
+                continued: false,
             },
         );
         id

@@ -72,7 +72,7 @@ impl RunCtx {
     }
 
     /// A pair is committed: its results.csv row now (so nothing is lost), and the display.
-    fn record(&self, rec: &PairRecord) {
+    fn record(&self, rec: &PairRecord, last: bool) {
         let mut csv = self.csv.lock().unwrap_or_else(|e| e.into_inner());
         if let Err(e) = csv.append(rec) {
             drop(csv);
@@ -81,7 +81,7 @@ impl RunCtx {
                 WriteError::new(&self.tree.file("results.csv"), e),
             );
         }
-        self.progress.pair_done(rec);
+        self.progress.pair_done(rec, last);
     }
 
     /// Something of the run could not be written: the run stops starting pairs and
@@ -137,7 +137,7 @@ fn make_pool(opts: &RunOptions) -> anyhow::Result<pool::Pool> {
         slots.push(t.slots().unwrap_or(opts.jobs).max(1));
         hosts.push(t);
     }
-    Ok(pool::Pool::new(hosts, slots))
+    Ok(pool::Pool::new(hosts, slots, opts.ports))
 }
 
 fn now() -> String {
@@ -215,6 +215,7 @@ pub fn run(mut opts: RunOptions, command_line: Vec<String>) -> anyhow::Result<Ru
         }
     }
     let mut pairs = plan::pairs(&groups, &opts.filters)?;
+    let nothing_selected = pairs.is_empty();
     let mut suite_pairs = Vec::new();
     if let Some(shard) = opts.shard {
         suite_pairs = plan::pair_plans(&pairs, &groups);
@@ -230,6 +231,11 @@ pub fn run(mut opts: RunOptions, command_line: Vec<String>) -> anyhow::Result<Ru
         .unwrap_or_else(|| layout::time_tag(chrono::Local::now()));
     let tree = Tree::new(&opts.results_dir, &tag);
     let exists = chosen.is_some() && tree.root.is_dir();
+    if nothing_selected {
+        // Refused before anything is made; what dead runs left is still cleaned up.
+        tidy_after_dead_runs(&tree, exists)?;
+        anyhow::bail!("{}", empty_selection(&groups, &opts.filters));
+    }
     let stored = if exists {
         manifest::read(&tree.root).unwrap_or_else(|e| {
             eprintln!("pairbench: warning: tag '{tag}': {e}; its earlier invocations are not kept");
@@ -239,6 +245,16 @@ pub fn run(mut opts: RunOptions, command_line: Vec<String>) -> anyhow::Result<Ru
         None
     };
     let replan = settle_plan(&mut opts, stored.as_ref(), &tag)?;
+    // Counted before anything is made, so a huge --repeat is refused, not allocated.
+    let per_pair = plan::runs_per_pair(&opts.params, opts.repeat, opts.warmup);
+    let total = per_pair.saturating_mul(pairs.len() as u64);
+    if total > plan::MAX_RUNS {
+        anyhow::bail!(
+            "this run would make {total} runs ({} pairs × {per_pair} runs each: --repeat, --warmup and --param multiply): at most {} runs are planned at once; run fewer (or split it with --shard)",
+            pairs.len(),
+            plan::MAX_RUNS
+        );
+    }
     let variants = plan::variants(&opts.params, opts.repeat, opts.warmup);
     plan::check_names(&groups, &variants)?;
     let existing = if exists {
@@ -339,6 +355,7 @@ pub fn run(mut opts: RunOptions, command_line: Vec<String>) -> anyhow::Result<Ru
     }
     let mut here = hostinfo::this_machine("local", "local", "127.0.0.1");
     here.containment = Some(containment.description().to_string());
+    here.accounting = serde_json::to_value(containment.accounting()).ok();
     // The remote hosts join run.json at the end: asking them now would wait for every
     // connection before the first pair.
     let this_machine = vec![here];
@@ -386,9 +403,15 @@ pub fn run(mut opts: RunOptions, command_line: Vec<String>) -> anyhow::Result<Ru
     });
     manifest::write(&tree, &manifest)?;
 
+    let progress_plan = progress::Plan {
+        repeat: opts.repeat,
+        warmup: opts.warmup,
+        retries: opts.retries,
+        variants: variants.iter().any(|v| !v.rel().is_empty()),
+    };
     let ctx = RunCtx {
         live: opts.verbose.then(Live::start),
-        progress: Progress::new(to_run, opts.progress, opts.verbose),
+        progress: Progress::new(to_run, opts.progress, opts.verbose, progress_plan),
         groups,
         tree: tree.clone(),
         control,
@@ -424,6 +447,23 @@ pub fn run(mut opts: RunOptions, command_line: Vec<String>) -> anyhow::Result<Ru
     ctx.progress.finish();
     let mut hosts = this_machine;
     hosts.extend(pool.hosts.iter().map(|t| t.host_info()));
+    // The remote side is measured by the first remote host's agent (or here).
+    let remote_acct = pool
+        .hosts
+        .iter()
+        .zip(hosts.iter().skip(1))
+        .find_map(|(t, h)| {
+            if t.runs_here() {
+                hosts[0].accounting.clone()
+            } else {
+                h.accounting.clone()
+            }
+        })
+        .or_else(|| hosts[0].accounting.clone());
+    manifest.accounting = Some(serde_json::json!({
+        "local": hosts[0].accounting.clone(),
+        "remote": remote_acct,
+    }));
     manifest.hosts = hosts;
     pool.close();
     // Nothing of the run runs any more; the keeper can go.
@@ -472,6 +512,7 @@ pub fn run(mut opts: RunOptions, command_line: Vec<String>) -> anyhow::Result<Ru
         started,
         &tree,
         interrupted,
+        progress_plan,
     );
     let pending = mine
         .iter()
@@ -533,6 +574,63 @@ fn write_tables(ctx: &RunCtx, walked: &Walked) {
     if let Err(e) = crate::stats::write_csv(&path, &stats) {
         ctx.not_recorded("stats.csv", WriteError::new(&path, e));
     }
+}
+
+/// What dead runs left: their cgroups, control folders and processes, and (`exists`)
+/// the unfinished folders of this tag; one line says what went.
+fn tidy_after_dead_runs(tree: &Tree, exists: bool) -> anyhow::Result<()> {
+    let mut cleaned = crate::contain::leftovers::clean_dead_runs(&std::env::temp_dir());
+    if exists {
+        let _lock = lock::lock(tree)?;
+        cleaned.partials = lock::remove_leftovers(tree);
+        cleaned.tag = tree.tag.clone();
+    }
+    if let Some(line) = cleaned.line() {
+        eprintln!("{line}");
+    }
+    Ok(())
+}
+
+/// Why a selection has no pairs, in one line.
+fn empty_selection(groups: &[Group], filters: &[String]) -> String {
+    use crate::terminal::shown;
+    if groups.is_empty() {
+        return "no groups to run: the groups folder has none (`pairbench new NAME` makes one)"
+            .into();
+    }
+    if !filters.is_empty() {
+        let example = groups
+            .iter()
+            .find(|g| !g.local.is_empty() && !g.remote.is_empty())
+            .map(|g| {
+                format!(
+                    "; pair ids look like {}/{}_x_{}",
+                    g.name, g.local[0].name, g.remote[0].name
+                )
+            })
+            .unwrap_or_default();
+        return shown(&format!(
+            "no pair matches -f {}{example} (`pairbench list` shows them)",
+            filters.join(" -f ")
+        ))
+        .into_owned();
+    }
+    let why: Vec<String> = groups
+        .iter()
+        .map(|g| {
+            let side = match (g.local.is_empty(), g.remote.is_empty()) {
+                (true, true) => "no executable tests in local/ or remote/",
+                (true, false) => "no executable tests in local/",
+                _ => "no executable tests in remote/",
+            };
+            format!("{}: {side}", g.name)
+        })
+        .collect();
+    shown(&format!(
+        "nothing to run: the selected groups have no pairs ({}; chmod +x a test to enable it)",
+        why.join("; ")
+    ))
+    .into_owned()
 }
 
 /// On a tag made before run plans were kept: does it hold plain results of pairs that
@@ -609,13 +707,34 @@ fn print_summary(
     started: Instant,
     tree: &Tree,
     interrupted: bool,
+    plan: progress::Plan,
 ) {
     let mut text = String::new();
-    for r in mine.iter().filter(|r| r.status != Status::Success) {
+    // Runs no host could be reached for: each reason once, with how many it stopped.
+    let mut unreached: Vec<(&str, usize)> = Vec::new();
+    for r in mine.iter().filter(|r| r.unreached) {
+        match unreached.iter_mut().find(|(why, _)| *why == r.reason) {
+            Some((_, n)) => *n += 1,
+            None => unreached.push((&r.reason, 1)),
+        }
+    }
+    for (why, n) in &unreached {
         let line = format!(
-            "{:<7} {}: {}",
+            "ERROR   {n} {} not run: {why} (a later run of the tag runs them again)",
+            plan.word()
+        );
+        text.push_str(&crate::terminal::shown(&line));
+        text.push('\n');
+    }
+    for r in mine
+        .iter()
+        .filter(|r| r.status != Status::Success && !r.unreached)
+    {
+        let line = format!(
+            "{:<7} {}{}: {}",
             r.status.marker(),
             crate::tree::record::run_id(&r.group, &r.pair, ""),
+            plan.which(r),
             r.reason
         );
         // Names escaped for the terminal.
@@ -623,8 +742,9 @@ fn print_summary(
         text.push('\n');
     }
     let mut line = format!(
-        "pairbench: {} pairs: {} SUCCESS, {} FAILED, {} ERROR",
+        "pairbench: {} {}: {} SUCCESS, {} FAILED, {} ERROR",
         counts.total(),
+        plan.word(),
         counts.success,
         counts.failed,
         counts.error

@@ -37,6 +37,9 @@ struct PairRun<'a> {
     rec: PairRecord,
     dest: PathBuf,
     staging: PathBuf,
+    at: Option<At>,
+    /// No other try follows this one, whatever its outcome (`--retries`).
+    last_try: bool,
 }
 
 /// The local test while it runs.
@@ -45,23 +48,45 @@ struct Local {
     end: LocalEnd,
 }
 
+/// Where a run sits: its slot on its host (`PAIRBENCH_SLOT`) and its port
+/// (`PAIRBENCH_PORT`), docs/benchmarks.md, "Ports".
+#[derive(Debug, Clone, Copy)]
+pub struct At {
+    pub slot: usize,
+    pub port: u16,
+}
+
+/// Which try of a run this is (`--retries`).
+#[derive(Debug, Clone, Copy)]
+pub struct Try {
+    pub attempt: u32,
+    /// An earlier try failed.
+    pub failed_before: bool,
+    /// No other try follows this one, whatever its outcome.
+    pub last: bool,
+    /// `error` says no remote host could be reached: not a result of the pair.
+    pub unreached: bool,
+}
+
 /// Run one pair. `error`: the pair cannot run (a before-hook failed, no host is left):
 /// it is recorded ERROR with that reason without starting anything.
 pub fn run_pair(
     g: &GroupCtx,
     h: &HostCtx,
     planned: &Planned,
-    attempt: u32,
-    failed_before: bool,
+    t: Try,
     error: Option<&str>,
+    at: Option<At>,
 ) -> PairEnd {
-    let mut p = match PairRun::new(g, h, planned, attempt) {
+    let failed_before = t.failed_before;
+    let mut p = match PairRun::new(g, h, planned, t, at) {
         Ok(p) => p,
         Err(e) => return not_recorded(g, planned, e),
     };
     // A second Ctrl-C removes the staging folder before exiting.
     let _partial = crate::interrupt::Partial::new(&p.staging);
     if let Some(why) = error {
+        p.rec.unreached = t.unreached;
         p.rec.reason = why.to_string();
         return p.record(Exits::none());
     }
@@ -86,6 +111,7 @@ pub fn run_pair(
     let started_wall = chrono::Local::now();
     let interactive = g.run.opts.interactive.is_some();
     let mut local = p.start_local(&remote_dir, &key, interactive);
+    let sampler = p.start_sampling(local.proc.as_ref(), &*remote, &remote_dir);
     if let Some(proc) = &local.proc {
         local.end = if interactive {
             super::interactive::wait(proc, &*remote)
@@ -94,8 +120,14 @@ pub fn run_pair(
         };
     }
     p.rec.duration_s = start.elapsed().as_secs_f64();
+    if let Some(s) = sampler {
+        for problem in s.stop() {
+            p.rec.notes.push(format!("--sample: {problem}"));
+        }
+    }
     let remote_at_end = remote_end_now(&*remote);
     p.end_both(&*remote, local.proc.as_ref(), &key, watches);
+    p.rec.resources = resources(local.proc.as_ref().and_then(|c| c.usage()), remote.usage());
     if matches!(local.end, LocalEnd::NotRun(ref w) if w == INTERRUPTED) {
         commit::discard(&p.staging);
         return PairEnd::Interrupted;
@@ -116,6 +148,9 @@ pub fn run_pair(
     if interactive {
         p.rec.reason = format!("{} (interactive)", p.rec.reason);
     }
+    if p.rec.local_exit.is_some() || p.rec.remote_exit.is_some() {
+        p.read_traces();
+    }
     let events = p.testbed_events(started_wall);
     let mut pair_files = events.map(|e| vec![("events.csv", e)]).unwrap_or_default();
     if !interactive && let Some(diff) = p.check() {
@@ -132,6 +167,26 @@ pub fn run_pair(
     })
 }
 
+/// Both sides' usage as pairbench's own metrics (side → name → value).
+fn resources(
+    local: Option<crate::contain::Usage>,
+    remote: Option<crate::contain::Usage>,
+) -> std::collections::BTreeMap<String, std::collections::BTreeMap<String, f64>> {
+    let mut out = std::collections::BTreeMap::new();
+    for (side, u) in [("local", local), ("remote", remote)] {
+        let Some(u) = u else { continue };
+        let m: std::collections::BTreeMap<String, f64> = u
+            .metrics()
+            .into_iter()
+            .map(|(n, v, _)| (n.to_string(), v))
+            .collect();
+        if !m.is_empty() {
+            out.insert(side.to_string(), m);
+        }
+    }
+    out
+}
+
 fn not_recorded(g: &GroupCtx, planned: &Planned, e: WriteError) -> PairEnd {
     let id = planned.pair.id(&g.run.groups);
     g.run.not_recorded(&id, e);
@@ -146,8 +201,10 @@ impl<'a> PairRun<'a> {
         g: &'a GroupCtx<'a>,
         h: &'a HostCtx<'a>,
         planned: &Planned,
-        attempt: u32,
+        t: Try,
+        at: Option<At>,
     ) -> Result<PairRun<'a>, WriteError> {
+        let attempt = t.attempt;
         let groups = &g.run.groups;
         let pair = &planned.pair;
         let (l, r) = (pair.local_test(groups), pair.remote_test(groups));
@@ -181,6 +238,8 @@ impl<'a> PairRun<'a> {
             notes: Vec::new(),
             places: None,
             check: None,
+            unreached: false,
+            resources: Default::default(),
         };
         Ok(PairRun {
             g,
@@ -190,6 +249,8 @@ impl<'a> PairRun<'a> {
             rec,
             dest,
             staging,
+            at,
+            last_try: t.last,
         })
     }
 
@@ -229,6 +290,10 @@ impl<'a> PairRun<'a> {
         for (k, v) in &self.variant.params {
             e.push((format!("PAIRBENCH_PARAM_{k}"), v.clone()));
         }
+        if let Some(at) = self.at {
+            e.push(("PAIRBENCH_SLOT".into(), at.slot.to_string()));
+            e.push(("PAIRBENCH_PORT".into(), at.port.to_string()));
+        }
         if let Some(n) = self.variant.repetition {
             e.push(("PAIRBENCH_REPETITION".into(), n.to_string()));
         }
@@ -237,6 +302,59 @@ impl<'a> PairRun<'a> {
             if self.variant.warmup { "1" } else { "0" }.into(),
         ));
         e
+    }
+
+    /// `--sample`: the sides on this machine sampled while the pair runs (a remote host's
+    /// side is sampled by its agent).
+    fn start_sampling(
+        &self,
+        local: Option<&crate::process::Child>,
+        remote: &dyn Running,
+        remote_dir: &Path,
+    ) -> Option<crate::sample::Sampler> {
+        let every = self.g.run.opts.sample?;
+        let mut targets = vec![crate::sample::Target {
+            dir: self.staging.join("local"),
+            cgroup: local.and_then(|c| c.cgroup_dir()),
+        }];
+        if self.h.transport.runs_here() {
+            targets.push(crate::sample::Target {
+                dir: remote_dir.to_path_buf(),
+                cgroup: remote.cgroup_dir(),
+            });
+        }
+        Some(crate::sample::Sampler::start(every, targets))
+    }
+
+    /// The tracer side `side` runs under (`--trace`, `--trace-side`).
+    fn trace_for(&self, side: &str) -> Option<crate::config::Trace> {
+        let o = &self.g.run.opts;
+        o.trace.clone().filter(|_| o.trace_side.covers(side))
+    }
+
+    /// What the traces of both sides tell, once they are back: metrics with the
+    /// resources, problems as notes (docs/resources.md).
+    fn read_traces(&mut self) {
+        for side in ["local", "remote"] {
+            let Some(t) = self.trace_for(side) else {
+                continue;
+            };
+            if side == "local" && self.g.run.opts.interactive.is_some() {
+                continue;
+            }
+            let dir = self.staging.join(side);
+            let (metrics, problems) = crate::trace::finish(&t, &dir);
+            if !metrics.is_empty() {
+                self.rec
+                    .resources
+                    .entry(side.to_string())
+                    .or_default()
+                    .extend(metrics);
+            }
+            for p in problems {
+                self.rec.notes.push(format!("{side} trace: {p}"));
+            }
+        }
     }
 
     fn marker(&self, side: &str) -> String {
@@ -268,6 +386,8 @@ impl<'a> PairRun<'a> {
             stdout: remote_dir.join("stdout"),
             stderr: remote_dir.join("stderr"),
             marker: self.marker("remote"),
+            trace: self.trace_for("remote"),
+            sample: self.g.run.opts.sample,
         };
         h.transport
             .start(&launch)
@@ -310,6 +430,12 @@ impl<'a> PairRun<'a> {
             stdout: local_dir.join("stdout"),
             stderr: local_dir.join("stderr"),
             marker: self.marker("local"),
+            trace: if interactive {
+                None
+            } else {
+                self.trace_for("local")
+            },
+            sample: None,
         };
         let started = if interactive {
             super::interactive::start(&launch)
@@ -459,7 +585,9 @@ impl<'a> PairRun<'a> {
     fn record(mut self, exits: Exits) -> PairEnd {
         match commit::commit(&self.staging, &self.dest, &mut self.rec, &exits) {
             Ok(()) => {
-                self.g.run.record(&self.rec);
+                let last =
+                    self.last_try || self.rec.status == Status::Success || self.g.run.stopping();
+                self.g.run.record(&self.rec, last);
                 PairEnd::Recorded(Box::new(self.rec))
             }
             Err(e) => {

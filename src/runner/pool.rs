@@ -1,14 +1,19 @@
 //! The remote hosts of a run (SPEC §7): each with its slots (pairs it runs at once); a
 //! pair takes a free slot on a host that is up and ready for the current group (hosts are
 //! prepared at the same time, and each takes pairs as soon as it is ready), and a host
-//! that fails is taken out so the remaining pairs go to the others.
+//! that fails is taken out so the remaining pairs go to the others. A run holds one
+//! numbered slot of its host (`PAIRBENCH_SLOT`) and a TCP port no other run in flight
+//! holds and that was free on its host (`PAIRBENCH_PORT`, docs/benchmarks.md, "Ports").
 
+use std::collections::HashSet;
 use std::sync::{Condvar, Mutex};
 
 use crate::transport::Transport;
 
 struct State {
     busy: usize,
+    /// Which of the host's numbered slots are held.
+    held: Vec<bool>,
     /// Prepared for the current group: it may take pairs.
     ready: bool,
     /// Why the host is out of the pool.
@@ -21,7 +26,29 @@ pub struct Pool {
     slots: Vec<usize>,
     state: Mutex<Vec<State>>,
     freed: Condvar,
+    /// Ports of the runs in flight, on every host.
+    ports: Mutex<HashSet<u16>>,
+    /// The ports runs are given: `first`, `span` of them.
+    port_first: u16,
+    port_span: u16,
+    /// Where in them this run starts (at random when no range was given, so two
+    /// pairbench runs at the same time seldom try the same ones).
+    port_base: u16,
 }
+
+/// A slot a run holds: its host, and which of that host's slots.
+#[derive(Debug, Clone, Copy)]
+pub struct Seat {
+    pub host: usize,
+    pub slot: usize,
+}
+
+/// The ports runs are given unless `--ports` says: `PORT_FIRST` up to `PORT_FIRST +
+/// PORT_SPAN`, below the kernel's usual range for outgoing connections (32768 and up).
+pub const PORT_FIRST: u16 = 20000;
+pub const PORT_SPAN: u16 = 10000;
+/// Ports tried for one run before it is an ERROR.
+const PORT_TRIES: usize = 64;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -29,11 +56,22 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Pool {
     /// `slots[i]` pairs at once on `hosts[i]`.
-    pub fn new(hosts: Vec<Box<dyn Transport>>, slots: Vec<usize>) -> Pool {
+    /// `ports`: the range of `PAIRBENCH_PORT` (first, last), if given.
+    pub fn new(
+        hosts: Vec<Box<dyn Transport>>,
+        slots: Vec<usize>,
+        ports: Option<(u16, u16)>,
+    ) -> Pool {
+        let (port_first, port_span, port_base) = match ports {
+            Some((a, b)) => (a, (b - a).saturating_add(1).max(1), 0),
+            None => (PORT_FIRST, PORT_SPAN, rand::random_range(0..PORT_SPAN)),
+        };
         let state = hosts
             .iter()
-            .map(|_| State {
+            .zip(&slots)
+            .map(|(_, n)| State {
                 busy: 0,
+                held: vec![false; (*n).max(1)],
                 ready: false,
                 down: None,
             })
@@ -43,6 +81,10 @@ impl Pool {
             slots,
             state: Mutex::new(state),
             freed: Condvar::new(),
+            ports: Mutex::new(HashSet::new()),
+            port_first,
+            port_span,
+            port_base,
         }
     }
 
@@ -91,7 +133,7 @@ impl Pool {
 
     /// A free slot on a host that is up and ready (the least busy), waiting for one if
     /// needed; `Err` with the reasons when every host is down.
-    pub fn acquire(&self) -> Result<usize, String> {
+    pub fn acquire(&self) -> Result<Seat, String> {
         let mut st = lock(&self.state);
         loop {
             if st.iter().all(|s| s.down.is_some()) {
@@ -110,15 +152,69 @@ impl Pool {
                 .map(|(i, _)| i);
             if let Some(i) = free {
                 st[i].busy += 1;
-                return Ok(i);
+                let slot = st[i].held.iter().position(|h| !h).unwrap_or(0);
+                if let Some(h) = st[i].held.get_mut(slot) {
+                    *h = true;
+                }
+                return Ok(Seat { host: i, slot });
             }
             st = self.freed.wait(st).unwrap_or_else(|e| e.into_inner());
         }
     }
 
-    pub fn release(&self, i: usize) {
-        lock(&self.state)[i].busy -= 1;
+    pub fn release(&self, seat: Seat) {
+        let mut st = lock(&self.state);
+        st[seat.host].busy -= 1;
+        if let Some(h) = st[seat.host].held.get_mut(seat.slot) {
+            *h = false;
+        }
+        drop(st);
         self.freed.notify_all();
+    }
+
+    /// A TCP port for a run in `seat`: none of the runs in flight holds it, and the
+    /// host's socket tables show no socket on it (when the host can tell). Held until
+    /// [`Pool::free_port`]. The first port tried is the run's base plus its slot, so a
+    /// slot keeps its port from run to run while that port stays free.
+    pub fn take_port(&self, seat: Seat) -> Result<u16, String> {
+        let stride = self.slots.iter().copied().max().unwrap_or(1).max(1);
+        let span = self.port_span as usize;
+        let mut seen = Vec::new();
+        // The slot's own ports first (slot, slot + stride, ...), then any of the range.
+        let own = (seat.slot..span).step_by(stride);
+        let mut checked = 0;
+        for off in own.chain(0..span) {
+            if checked == PORT_TRIES {
+                break;
+            }
+            let off = (self.port_base as usize + off) % span;
+            let port = self.port_first + off as u16;
+            if !lock(&self.ports).insert(port) {
+                continue;
+            }
+            checked += 1;
+            match self.hosts[seat.host].port_taken(port) {
+                Ok(true) => {
+                    lock(&self.ports).remove(&port);
+                    seen.push(port);
+                }
+                // A host that cannot tell: the port is at least unique among the runs.
+                Ok(false) | Err(_) => return Ok(port),
+            }
+        }
+        let last = self.port_first as usize + span - 1;
+        Err(format!(
+            "no free TCP port for PAIRBENCH_PORT on {} in {}-{last}: every one tried is in use \
+             or held by another run (taken: {:?}); widen --ports",
+            self.hosts[seat.host].name(),
+            self.port_first,
+            &seen[..seen.len().min(5)]
+        ))
+    }
+
+    /// The run that held `port` is over.
+    pub fn free_port(&self, port: u16) {
+        lock(&self.ports).remove(&port);
     }
 
     /// Take host `i` out of the pool.

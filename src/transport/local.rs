@@ -30,6 +30,12 @@ impl Running for process::Child {
     fn terminated_by_us(&self) -> bool {
         process::Child::terminated_by_us(self)
     }
+    fn usage(&self) -> Option<crate::contain::Usage> {
+        process::Child::usage(self)
+    }
+    fn cgroup_dir(&self) -> Option<PathBuf> {
+        process::Child::cgroup_dir(self)
+    }
     fn wait_port(
         &self,
         port: u16,
@@ -46,15 +52,42 @@ impl Running for process::Child {
 
 /// Start a script on this machine.
 pub fn start_here(launch: &Launch) -> Result<process::Child, TransportError> {
+    let (program, args) = traced(
+        launch.trace.as_ref(),
+        &launch.program,
+        &launch.cwd,
+        &launch.env,
+    )
+    .map_err(TransportError::Host)?;
     Ok(process::spawn(&process::Spec {
-        program: launch.program.clone(),
-        args: Vec::new(),
+        program,
+        args,
         cwd: launch.cwd.clone(),
         env: launch.env.clone(),
         stdout: launch.stdout.clone(),
         stderr: launch.stderr.clone(),
         marker: launch.marker.clone(),
     })?)
+}
+
+/// The program and arguments that start `program`: itself, or under its tracer (`env`'s
+/// PATH finds the tracer).
+pub fn traced(
+    trace: Option<&crate::config::Trace>,
+    program: &Path,
+    cwd: &Path,
+    env: &[(String, String)],
+) -> Result<(PathBuf, Vec<String>), String> {
+    let Some(t) = trace else {
+        return Ok((program.to_path_buf(), Vec::new()));
+    };
+    let path = env
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_else(|| std::env::var("PATH").unwrap_or_default());
+    crate::trace::wrap(t, program, cwd, &path)
 }
 
 impl Transport for LocalTransport {
@@ -107,6 +140,9 @@ impl Transport for LocalTransport {
     }
     fn runs_here(&self) -> bool {
         true
+    }
+    fn port_taken(&self, port: u16) -> Result<bool, TransportError> {
+        sockets::tcp_port_taken(port).map_err(TransportError::Host)
     }
     fn exit_may_lag(&self) -> bool {
         false

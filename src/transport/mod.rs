@@ -27,6 +27,12 @@ pub struct Launch {
     pub stderr: PathBuf,
     /// Unique per script; processes carrying it are ended with the script.
     pub marker: String,
+    /// The tracer it runs under (`--trace`; docs/resources.md).
+    pub trace: Option<crate::config::Trace>,
+    /// Sample its host this often while it runs, into `<cwd>/samples.csv` (`--sample`),
+    /// where the transport's host is another machine (this one's are sampled by the
+    /// runner).
+    pub sample: Option<Duration>,
 }
 
 /// Why something could not be done on a transport: becomes an ERROR reason.
@@ -53,6 +59,16 @@ pub trait Running: Send + Sync {
     /// The signal (`SIGTERM`, ...) after which the main process exited, when pairbench
     /// ended it.
     fn stopped_by(&self) -> Option<String> {
+        None
+    }
+    /// What the script's side used (its whole process tree), once it has been stopped
+    /// (docs/resources.md).
+    fn usage(&self) -> Option<crate::contain::Usage> {
+        None
+    }
+    /// The script's cgroup, where it runs on this machine in one (`--sample` reads its
+    /// CPU).
+    fn cgroup_dir(&self) -> Option<PathBuf> {
         None
     }
     /// True if [`Running::terminate`] found the main process still running.
@@ -152,6 +168,14 @@ pub trait Transport: Send + Sync {
     /// Pairs this host runs at once; `None` for as many as `--jobs`.
     fn slots(&self) -> Option<usize> {
         None
+    }
+    /// Is TCP `port` taken on the host (a socket of any state has it), as its socket
+    /// tables say; `Err` when this transport cannot read them.
+    fn port_taken(&self, port: u16) -> Result<bool, TransportError> {
+        let _ = port;
+        Err(TransportError::Host(
+            "this transport cannot read the socket tables of its host".into(),
+        ))
     }
     /// What the host is, for run.json.
     fn host_info(&self) -> crate::hostinfo::HostInfo {

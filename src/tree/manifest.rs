@@ -127,6 +127,11 @@ pub struct Manifest {
     /// or `sweep`), `at` (the run's cgroup) or `why` (docs/containment.md).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub containment: Option<serde_json::Value>,
+    /// Where each side's resource metrics come from: `local` and `remote`, each naming
+    /// the source of `cpu`, `memory`, `major_faults`, `io` and `ctx_switches`
+    /// (docs/resources.md).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accounting: Option<serde_json::Value>,
     /// Groups whose group.toml changed a setting: each value and where it came from.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub group_settings: Option<serde_json::Value>,

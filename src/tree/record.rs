@@ -112,6 +112,15 @@ pub struct PairRecord {
     /// What the regression check made of the run (a group with references).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub check: Option<CheckMark>,
+    /// What each side's processes used (side → metric → value): pairbench's own
+    /// metrics (docs/resources.md), rows of metrics.csv with source `pairbench`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub resources: BTreeMap<String, BTreeMap<String, f64>>,
+    /// pairbench could not run it: no remote host could be reached (down, its key
+    /// refused, the login refused). An ERROR that is not a result of the pair: a later
+    /// run of the tag runs it again (docs/ssh.md).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unreached: bool,
 }
 
 /// The paths and addresses a run's scripts were given (their environment, docs/groups-and-scripts.md):
@@ -192,6 +201,8 @@ impl PairRecord {
             notes: Vec::new(),
             places: None,
             check: None,
+            resources: Default::default(),
+            unreached: false,
         }
     }
 
@@ -234,7 +245,14 @@ pub struct MetricRow {
     pub params: BTreeMap<String, String>,
     /// The run's folder below the pair folder.
     pub variant: String,
+    /// `script` (a side's metrics.csv) or `pairbench` (its own measurements).
+    pub source: &'static str,
 }
+
+/// The source of a metric a script reported.
+pub const SCRIPT: &str = "script";
+/// The source of pairbench's own measurements (docs/resources.md).
+pub const PAIRBENCH: &str = "pairbench";
 
 impl MetricRow {
     /// A value that side `side` of the run `r` reported.
@@ -252,12 +270,56 @@ impl MetricRow {
             warmup: r.warmup,
             params: r.params.clone(),
             variant: r.variant.clone(),
+            source: SCRIPT,
         }
+    }
+
+    /// pairbench's own measurements of run `r`, side by side.
+    pub fn own_of(r: &PairRecord) -> Vec<MetricRow> {
+        let mut out = Vec::new();
+        for (side, values) in &r.resources {
+            for (name, v) in values {
+                let mut m = MetricRow::of(r, side, name.clone(), *v, own_unit(name).into());
+                m.source = PAIRBENCH;
+                out.push(m);
+            }
+        }
+        out
     }
 
     /// The run this value belongs to, as [`PairRecord::id`].
     pub fn run_id(&self) -> String {
         run_id(&self.group, &self.pair, &self.variant)
+    }
+}
+
+/// The names of pairbench's own resource metrics (docs/resources.md).
+pub const RESOURCE_METRICS: [&str; 8] = [
+    "cpu_user_s",
+    "cpu_sys_s",
+    "max_rss_kib",
+    "ctx_switches_voluntary",
+    "ctx_switches_involuntary",
+    "major_faults",
+    "io_read_kib",
+    "io_write_kib",
+];
+
+/// Is `name` one of pairbench's own measurements (resources, `strace.*`, `perf.*`)?
+pub fn is_own_metric(name: &str) -> bool {
+    RESOURCE_METRICS.contains(&name) || name.starts_with("strace.") || name.starts_with("perf.")
+}
+
+/// The unit of one of pairbench's own metrics, from its name.
+pub fn own_unit(name: &str) -> &'static str {
+    if name.ends_with("_s") {
+        "s"
+    } else if name.ends_with("_kib") {
+        "KiB"
+    } else if name.ends_with("_pct") {
+        "%"
+    } else {
+        ""
     }
 }
 

@@ -183,7 +183,8 @@ pub fn write_metrics(path: &Path, rows: &[MetricRow]) -> std::io::Result<()> {
         .iter()
         .map(|c| c.to_string())
         .chain(["repetition".to_string(), "warmup".to_string()])
-        .chain(params.iter().map(|n| format!("param_{n}")));
+        .chain(params.iter().map(|n| format!("param_{n}")))
+        .chain(["source".to_string()]);
     let body = rows.iter().map(|m| {
         [
             m.tag.clone(),
@@ -197,6 +198,7 @@ pub fn write_metrics(path: &Path, rows: &[MetricRow]) -> std::io::Result<()> {
         ]
         .into_iter()
         .chain(variant_columns(m.repetition, m.warmup, &m.params, &params))
+        .chain([m.source.to_string()])
         .collect::<Vec<String>>()
     });
     write_table(path, header, body)
@@ -354,6 +356,8 @@ pub fn read_results(tag_dir: &Path, tag: &str) -> (HashMap<RunKey, PairRecord>, 
             notes: Vec::new(),
             places: None,
             check: None,
+            resources: Default::default(),
+            unreached: false,
         };
         let key = run_key(group, pair, &variant);
         // Earlier attempts are rows too: keep the latest.

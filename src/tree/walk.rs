@@ -75,7 +75,7 @@ impl Walked {
         let per_run: Vec<(Vec<MetricRow>, Vec<String>)> = found
             .par_iter()
             .map(|f| {
-                let mut rows = Vec::new();
+                let mut rows = MetricRow::own_of(&f.rec);
                 let mut problems = Vec::new();
                 for side in SIDES {
                     let rel = Path::new(side).join("metrics.csv");
@@ -90,11 +90,23 @@ impl Walked {
                             if bad == 1 { " is" } else { "s are" }
                         ));
                     }
-                    rows.extend(
-                        found
-                            .into_iter()
-                            .map(|(name, value, unit)| MetricRow::of(&f.rec, side, name, value, unit)),
-                    );
+                    let own = f.rec.resources.get(side);
+                    let mut taken = 0;
+                    for (name, value, unit) in found {
+                        // pairbench's own names are its own measurements.
+                        if own.is_some_and(|o| o.contains_key(&name)) {
+                            taken += 1;
+                            continue;
+                        }
+                        rows.push(MetricRow::of(&f.rec, side, name, value, unit));
+                    }
+                    if taken > 0 {
+                        problems.push(format!(
+                            "{}: {side}/metrics.csv: {taken} value{} under the name of pairbench's own measurements skipped (docs/resources.md)",
+                            f.rec.id(),
+                            if taken == 1 { "" } else { "s" }
+                        ));
+                    }
                 }
                 (rows, problems)
             })

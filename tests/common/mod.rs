@@ -82,6 +82,15 @@ impl Project {
     }
 }
 
+/// The rows of a run's metrics.csv that scripts reported (pairbench's own resource
+/// metrics, source `pairbench`, left out: tests/resources.rs checks those).
+pub fn script_metrics(path: &Path) -> Vec<std::collections::HashMap<String, String>> {
+    read_csv(path)
+        .into_iter()
+        .filter(|r| r["source"] == "script")
+        .collect()
+}
+
 /// Rows of a CSV file with a header, as maps.
 pub fn read_csv(path: &Path) -> Vec<std::collections::HashMap<String, String>> {
     let mut r = csv::Reader::from_path(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));

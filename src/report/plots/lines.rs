@@ -78,6 +78,125 @@ pub(super) struct LineChart {
     x_desc: String,
     y_desc: String,
     series: Vec<Series>,
+    /// Spans of x shaded behind the lines (testbed events: from one to the next).
+    shade: Vec<(f64, f64)>,
+}
+
+/// The time series of one run with samples (`--sample`; docs/resources.md): both sides'
+/// host CPU busy and their own processes' CPU on one time axis, the testbed's events
+/// shaded (from each to the next).
+pub(super) fn samples(g: &GroupRun, tag_dir: &std::path::Path) -> Vec<LineChart> {
+    use crate::tree::nofollow;
+    let mut out = Vec::new();
+    for r in &g.runs {
+        let dir = crate::report::load::run_dir(tag_dir, r);
+        let mut series = Vec::new();
+        for side in ["local", "remote"] {
+            let rel = std::path::Path::new(side).join(crate::sample::FILE);
+            let Ok(bytes) = nofollow::read_beneath(&dir, &rel) else {
+                continue;
+            };
+            let mut host = Vec::new();
+            let mut own = Vec::new();
+            let mut rdr = csv::Reader::from_reader(bytes.as_slice());
+            for rec in rdr.records().flatten() {
+                let (Some(t), Some(name), Some(v)) = (rec.get(0), rec.get(1), rec.get(2)) else {
+                    continue;
+                };
+                let (Ok(t), Ok(v)) = (t.parse::<f64>(), v.parse::<f64>()) else {
+                    continue;
+                };
+                if !t.is_finite() || !v.is_finite() {
+                    continue;
+                }
+                let p = Point {
+                    x: t,
+                    mean: v,
+                    sd: 0.0,
+                    n: 1,
+                    min: v,
+                };
+                match name {
+                    "cpu_busy_pct" => host.push(p),
+                    "side_cpu_pct" => own.push(p),
+                    _ => {}
+                }
+            }
+            for (what, mut points) in [("host CPU busy", host), ("its processes' CPU", own)] {
+                if points.is_empty() {
+                    continue;
+                }
+                points.sort_by(|a, b| a.x.total_cmp(&b.x));
+                series.push(Series {
+                    label: format!("{side}: {what}"),
+                    points,
+                });
+            }
+        }
+        if series.is_empty() {
+            continue;
+        }
+        let mut events: Vec<f64> = nofollow::read_beneath(&dir, std::path::Path::new("events.csv"))
+            .map(|b| {
+                csv::Reader::from_reader(b.as_slice())
+                    .records()
+                    .flatten()
+                    .filter_map(|rec| rec.get(0)?.parse::<f64>().ok())
+                    .filter(|t| t.is_finite())
+                    .collect()
+            })
+            .unwrap_or_default();
+        events.sort_by(f64::total_cmp);
+        let end = series
+            .iter()
+            .flat_map(|s| s.points.iter().map(|p| p.x))
+            .fold(0.0, f64::max);
+        let shade = events
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (*t, events.get(i + 1).copied().unwrap_or(end).max(*t)))
+            .collect();
+        let label = crate::report::load::run_label(r);
+        let title = format!("{}: {} — CPU over time", g.name, printable(&label));
+        let key = format!("{}\u{0}{}", r.pair, r.variant);
+        let rows = series
+            .iter()
+            .map(|s| {
+                let v: Vec<f64> = s.points.iter().map(|p| p.mean).collect();
+                let sm = summarize(&v);
+                Row {
+                    label: s.label.clone(),
+                    mean: sm.mean,
+                    sd: sm.stddev,
+                    n: sm.n,
+                }
+            })
+            .collect();
+        out.push(LineChart {
+            plot: Plot {
+                group: g.name.clone(),
+                kind: Kind::Samples { run: r.id() },
+                title: title.clone(),
+                stem: format!(
+                    "{}.samples.{}",
+                    safe_stem(&g.name),
+                    safe_stem_named(&label, &key)
+                ),
+                size: (0, 0),
+                svg: false,
+                png: false,
+                no_png: None,
+                rows,
+                unit: "%".into(),
+            },
+            title,
+            x_desc: "seconds since the pair started".into(),
+            y_desc: "CPU (%; a side's processes: % of one CPU)".into(),
+            series,
+            shade,
+        });
+    }
+    out
 }
 
 /// The parameters of `g` whose values (in its measured metrics) all read as finite
@@ -114,7 +233,11 @@ pub(super) fn all(g: &GroupRun) -> Vec<LineChart> {
     }
     // (name, unit, side) -> the sides a metric has, to name the side only when both exist.
     let mut sides: BTreeMap<(&str, &str), BTreeSet<&str>> = BTreeMap::new();
-    for m in g.metrics.iter().filter(|m| !m.warmup) {
+    for m in g
+        .metrics
+        .iter()
+        .filter(|m| !m.warmup && m.source != crate::tree::record::PAIRBENCH)
+    {
         sides.entry((&m.name, &m.unit)).or_default().insert(&m.side);
     }
     let mut out = Vec::new();
@@ -250,6 +373,7 @@ fn chart(
         x_desc: printable(param),
         y_desc,
         series,
+        shade: Vec::new(),
     })
 }
 
@@ -316,6 +440,27 @@ impl Painter for LineChart {
             .axis_desc_style(font_of(13.0))
             .draw()
             .map_err(err)?;
+        // Testbed events: each span shaded, from one event to the next.
+        for (i, (a, b)) in self.shade.iter().enumerate() {
+            let (a, b) = (&a.max(x_lo), &b.min(x_hi));
+            if a >= b {
+                continue;
+            }
+            let tint = if i % 2 == 0 {
+                RGBColor(252, 233, 79).mix(0.25)
+            } else {
+                RGBColor(252, 175, 62).mix(0.25)
+            };
+            chart
+                .draw_series([Rectangle::new([(*a, y_lo), (*b, y_hi)], tint.filled())])
+                .map_err(err)?;
+            chart
+                .draw_series([PathElement::new(
+                    vec![(*a, y_lo), (*a, y_hi)],
+                    RGBColor(193, 125, 17).stroke_width(1),
+                )])
+                .map_err(err)?;
+        }
         // Whisker half-width in x units: 6 pixels.
         let (px0, _) = chart.backend_coord(&(x_lo, y_lo));
         let (px1, _) = chart.backend_coord(&(x_hi, y_lo));

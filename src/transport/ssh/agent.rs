@@ -164,6 +164,8 @@ struct Proc {
     child: Arc<Child>,
     follower: Mutex<Option<std::thread::JoinHandle<()>>>,
     exit_pack: Mutex<ExitPack>,
+    /// `--sample`: the host sampled while the script runs.
+    sampler: Mutex<Option<crate::sample::Sampler>>,
 }
 
 /// The folder a script's end sends back on its own (`pack_on_exit`).
@@ -295,6 +297,7 @@ fn hello(containment: contain::Description, cleaned: Option<String>) -> Event {
         home: std::env::var("HOME").unwrap_or_default(),
         containment,
         cleaned,
+        accounting: Some(contain::current().accounting()),
     }
 }
 
@@ -319,19 +322,21 @@ fn done(re: u64) -> Event {
         terminated: None,
         exit: None,
         stopped_by: None,
+        usage: None,
         pack_error: None,
         packed: None,
     }
 }
 
-/// The answer to a `pack_on_exit`.
-fn packed(re: u64, sent: bool, pack_error: Option<String>) -> Event {
+/// The answer to a `pack_on_exit` (with what the side used, when it was sent).
+fn packed(re: u64, sent: bool, pack_error: Option<String>, usage: Option<contain::Usage>) -> Event {
     Event::Done {
         re,
         pid: None,
         terminated: None,
         exit: None,
         stopped_by: None,
+        usage,
         pack_error,
         packed: Some(sent),
     }
@@ -404,15 +409,29 @@ fn handle(req: Request, out: &Out, procs: &Procs, helpers: Option<&Path>) {
             marker,
             stream,
             pack_on_exit,
+            trace,
+            sample_ms,
         } => {
             let mut env = env;
             if let Some(dir) = helpers {
                 let path = crate::helpers::path_with(dir, &env);
                 env.push(("PATH".into(), path));
             }
+            let (program, args) = match crate::transport::local::traced(
+                trace.as_ref(),
+                Path::new(&program),
+                Path::new(&cwd),
+                &env,
+            ) {
+                Ok(pa) => pa,
+                Err(e) => {
+                    out.send(&failed(id, e));
+                    return;
+                }
+            };
             let spec = process::Spec {
-                program: program.into(),
-                args: Vec::new(),
+                program,
+                args,
                 cwd: cwd.into(),
                 env,
                 stdout: stdout.into(),
@@ -424,11 +443,20 @@ fn handle(req: Request, out: &Out, procs: &Procs, helpers: Option<&Path>) {
                 Err(e) => {
                     out.send(&failed(id, e.to_string()));
                     if let Some((pack_id, _)) = pack_on_exit {
-                        out.send(&packed(pack_id, false, None));
+                        out.send(&packed(pack_id, false, None, None));
                     }
                 }
                 Ok(child) => {
                     let child = Arc::new(child);
+                    let sampler = sample_ms.map(|ms| {
+                        crate::sample::Sampler::start(
+                            Duration::from_millis(ms),
+                            vec![crate::sample::Target {
+                                dir: spec.cwd.clone(),
+                                cgroup: child.cgroup_dir(),
+                            }],
+                        )
+                    });
                     let proc = Arc::new(Proc {
                         child: child.clone(),
                         follower: Mutex::new(None),
@@ -436,6 +464,7 @@ fn handle(req: Request, out: &Out, procs: &Procs, helpers: Option<&Path>) {
                             Some((pack_id, p)) => ExitPack::Asked(pack_id, p),
                             None => ExitPack::No,
                         }),
+                        sampler: Mutex::new(sampler),
                     });
                     lock(procs).insert(id, proc.clone());
                     out.send(&Event::Done {
@@ -444,6 +473,7 @@ fn handle(req: Request, out: &Out, procs: &Procs, helpers: Option<&Path>) {
                         terminated: None,
                         exit: None,
                         stopped_by: None,
+                        usage: None,
                         pack_error: None,
                         packed: None,
                     });
@@ -497,6 +527,13 @@ fn handle(req: Request, out: &Out, procs: &Procs, helpers: Option<&Path>) {
                     });
                 });
         }
+        Request::PortTaken { id, port } => out.send(&match crate::sockets::tcp_port_taken(port) {
+            Ok(t) => Event::Port {
+                re: id,
+                state: if t { "taken" } else { "free" }.into(),
+            },
+            Err(e) => failed(id, e),
+        }),
         Request::Terminate {
             id,
             proc_id,
@@ -522,7 +559,7 @@ fn handle(req: Request, out: &Out, procs: &Procs, helpers: Option<&Path>) {
             {
                 let mut ep = lock(&proc.exit_pack);
                 if let ExitPack::Asked(pack_id, _) = &*ep {
-                    out.send(&packed(*pack_id, false, None));
+                    out.send(&packed(*pack_id, false, None, None));
                     *ep = ExitPack::No;
                 }
             }
@@ -537,6 +574,11 @@ fn handle(req: Request, out: &Out, procs: &Procs, helpers: Option<&Path>) {
                     });
                     // The group is gone; give the reaper a moment to record the exit.
                     let exit = child.wait_timeout(Duration::from_secs(2));
+                    if let Some(s) = lock(&proc.sampler).take() {
+                        for p in s.stop() {
+                            eprintln!("pairbench agent: {p}");
+                        }
+                    }
                     // All its output is sent before the answer (it ends with the process).
                     if exit.is_some()
                         && let Some(f) = lock(&proc.follower).take()
@@ -557,6 +599,7 @@ fn handle(req: Request, out: &Out, procs: &Procs, helpers: Option<&Path>) {
                         terminated: Some(child.terminated_by_us()),
                         exit: exit.map(|e| e.file_text()),
                         stopped_by: child.stopped_by().map(|s| s.as_str().to_string()),
+                        usage: child.usage(),
                         pack_error,
                         packed: Some(did_pack),
                     });
@@ -613,7 +656,7 @@ fn report_exit(id: u64, proc: &Proc, out: &Out) {
                     *ep = ExitPack::Sent;
                     Some((pack_id, p))
                 } else {
-                    out.send(&packed(pack_id, false, None));
+                    out.send(&packed(pack_id, false, None, None));
                     None
                 }
             }
@@ -630,12 +673,17 @@ fn report_exit(id: u64, proc: &Proc, out: &Out) {
         grace: Duration::ZERO,
         signal: StopSignal::DEFAULT,
     });
+    if let Some(s) = lock(&proc.sampler).take() {
+        for p in s.stop() {
+            eprintln!("pairbench agent: {p}");
+        }
+    }
     if let Some(f) = lock(&proc.follower).take() {
         let _ = f.join();
     }
     let mut batch = out.batch();
     let pack_error = pack_and_remove(pack_id, &p.path, &[], p.remove, &mut batch).err();
-    batch.push(&packed(pack_id, true, pack_error));
+    batch.push(&packed(pack_id, true, pack_error, child.usage()));
     batch.finish();
 }
 

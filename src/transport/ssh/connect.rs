@@ -342,6 +342,10 @@ fn check_host_key(sess: &Session, t: &Target, accept_new: bool) -> Result<(), Co
     let mut kh = sess
         .known_hosts()
         .map_err(|e| other(format!("ssh: cannot check host keys: {e}")))?;
+    let offered = proto::b64_encode(key);
+    // A @cert-authority line that names this host: (file) — host certificates are not
+    // checked, which the refusal says.
+    let mut ca_for_host: Option<PathBuf> = None;
     for file in [path.as_path(), Path::new("/etc/ssh/ssh_known_hosts")] {
         let Ok(text) = std::fs::read_to_string(file) else {
             continue;
@@ -350,7 +354,28 @@ fn check_host_key(sess: &Session, t: &Target, accept_new: bool) -> Result<(), Co
         // key type it lacks) does not hide the others.
         for line in text.lines() {
             let l = line.trim();
-            if l.is_empty() || l.starts_with('#') || l.starts_with('@') {
+            if l.is_empty() || l.starts_with('#') {
+                continue;
+            }
+            if let Some(rest) = l.strip_prefix("@revoked") {
+                // `@revoked PATTERNS TYPE KEY`: that key is never accepted, for any host.
+                let words: Vec<&str> = rest.split_whitespace().collect();
+                if words.get(2) == Some(&offered.as_str()) {
+                    return Err(other(format!(
+                        "ssh: the host key of {name} ({kind} {fp}) is marked @revoked in {}: refusing to connect (--accept-new-host-keys never adds a revoked key); if the host has a new key, add that one",
+                        file.display()
+                    )));
+                }
+                continue;
+            }
+            if let Some(rest) = l.strip_prefix("@cert-authority") {
+                let patterns = rest.split_whitespace().next().unwrap_or("");
+                if known_hosts_pattern_matches(patterns, &name) {
+                    ca_for_host.get_or_insert_with(|| file.to_path_buf());
+                }
+                continue;
+            }
+            if l.starts_with('@') {
                 continue;
             }
             let _ = kh.read_str(l, KnownHostFileKind::OpenSSH);
@@ -365,14 +390,28 @@ fn check_host_key(sess: &Session, t: &Target, accept_new: bool) -> Result<(), Co
             file: path,
         }),
         CheckResult::NotFound if accept_new => {
-            let line = format!("{name} {kind} {}\n", proto::b64_encode(key));
+            let line = format!("{name} {kind} {offered}\n");
             append_known_host(&path, &line).map_err(|e| {
                 other(format!(
                     "ssh: cannot add the host key of {name} to {}: {e}",
                     path.display()
                 ))
-            })
+            })?;
+            // As OpenSSH says it.
+            eprintln!(
+                "Warning: Permanently added '{name}' ({}) to the list of known hosts.",
+                short_key_type(kind)
+            );
+            Ok(())
         }
+        CheckResult::NotFound if ca_for_host.is_some() => Err(other(format!(
+            "ssh: {name} is to be checked by a @cert-authority line in {}, but pairbench does not check host certificates: add the host's own key to {} (`ssh-keyscan -p {} {} >> {}`), or run once with --accept-new-host-keys",
+            ca_for_host.as_deref().unwrap_or(&path).display(),
+            path.display(),
+            t.port,
+            t.host,
+            path.display()
+        ))),
         CheckResult::NotFound => Err(ConnectError::UnknownHostKey {
             name,
             kind,
@@ -383,6 +422,35 @@ fn check_host_key(sess: &Session, t: &Target, accept_new: bool) -> Result<(), Co
         }),
         CheckResult::Failure => Err(other(format!("ssh: cannot check the host key of {name}"))),
     }
+}
+
+/// OpenSSH's short name of a key type, as in "Permanently added 'h' (ED25519)".
+fn short_key_type(kind: &str) -> &'static str {
+    match kind {
+        "ssh-ed25519" => "ED25519",
+        "ssh-rsa" => "RSA",
+        "ssh-dss" => "DSA",
+        k if k.starts_with("ecdsa-") => "ECDSA",
+        _ => "UNKNOWN",
+    }
+}
+
+/// Does a known_hosts pattern list (`a.example,*.lab,!bad.lab`, `[h]:2222`) name `host`?
+/// Hashed entries (`|1|…`) do not name anyone here.
+fn known_hosts_pattern_matches(patterns: &str, host: &str) -> bool {
+    let host = host.to_ascii_lowercase();
+    let mut hit = false;
+    for p in patterns.split(',') {
+        let p = p.to_ascii_lowercase();
+        if let Some(neg) = p.strip_prefix('!') {
+            if super::target::glob_match(neg.as_bytes(), host.as_bytes()) {
+                return false;
+            }
+        } else if super::target::glob_match(p.as_bytes(), host.as_bytes()) {
+            hit = true;
+        }
+    }
+    hit
 }
 
 fn append_known_host(path: &Path, line: &str) -> std::io::Result<()> {

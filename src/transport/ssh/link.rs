@@ -340,6 +340,7 @@ struct ProcInner {
     terminated_by_us: bool,
     terminate_done: bool,
     stopped_by: Option<String>,
+    usage: Option<crate::contain::Usage>,
 }
 
 impl ProcState {
@@ -477,9 +478,12 @@ impl Running for RemoteProc {
         };
         if let Some(p) = early {
             match self.receive(p, limit) {
-                Ok((_, Some(came))) => {
+                Ok((ev, Some(came))) => {
                     self.keep(Some(came));
                     let mut i = lock(&self.st.m);
+                    if let Event::Done { usage, .. } = ev {
+                        i.usage = usage;
+                    }
                     i.terminate_done = true;
                     self.st.cv.notify_all();
                     return;
@@ -541,10 +545,12 @@ impl Running for RemoteProc {
                 terminated,
                 exit,
                 stopped_by,
+                usage,
                 ..
             }) => {
                 i.terminated_by_us = terminated.unwrap_or(false);
                 i.stopped_by = stopped_by;
+                i.usage = usage;
                 if i.exit.is_none() {
                     i.exit = exit.as_deref().and_then(Exit::parse_file_text);
                 }
@@ -599,6 +605,10 @@ impl Running for RemoteProc {
 
     fn stopped_by(&self) -> Option<String> {
         lock(&self.st.m).stopped_by.clone()
+    }
+
+    fn usage(&self) -> Option<crate::contain::Usage> {
+        lock(&self.st.m).usage.clone()
     }
 
     fn failure(&self) -> Option<String> {

@@ -272,6 +272,7 @@ fn connect(target: &Target, opts: &connect::Opts, run_id: &str) -> Result<Conn, 
             ssh_connection,
             containment,
             cleaned,
+            accounting,
             ..
         } => {
             if let Some(line) = cleaned {
@@ -279,6 +280,9 @@ fn connect(target: &Target, opts: &connect::Opts, run_id: &str) -> Result<Conn, 
             }
             let mut info = hostinfo::from_parts(uname, cpuinfo, meminfo);
             info.containment = Some(containment.to_string());
+            info.accounting = accounting
+                .as_ref()
+                .and_then(|a| serde_json::to_value(a).ok());
             (
                 ssh_connection
                     .split_whitespace()
@@ -389,6 +393,17 @@ impl Transport for SshTransport {
 
     fn slots(&self) -> Option<usize> {
         Some(self.target.slots)
+    }
+
+    fn port_taken(&self, port: u16) -> Result<bool, TransportError> {
+        let c = self.conn()?;
+        match self.call(&c, |id| Request::PortTaken { id, port })? {
+            Event::Port { state, .. } if state == "taken" => Ok(true),
+            Event::Port { state, .. } if state == "free" => Ok(false),
+            _ => Err(TransportError::Host(
+                "the agent did not say whether the port is taken".into(),
+            )),
+        }
     }
 
     fn host_info(&self) -> HostInfo {
@@ -514,6 +529,8 @@ impl Transport for SshTransport {
             marker: launch.marker.clone(),
             stream,
             pack_on_exit,
+            trace: launch.trace.clone(),
+            sample_ms: launch.sample.map(|d| d.as_millis().max(1) as u64),
         };
         let answer = shared.begin_as(id, req).and_then(|p| {
             let folder = made.map(|m| {

@@ -39,6 +39,12 @@ pub enum Request {
         /// true; false when it is left to `terminate`): no round trip to end it.
         #[serde(default)]
         pack_on_exit: Option<(u64, PackAfter)>,
+        /// Run it under this tracer (docs/resources.md).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        trace: Option<crate::config::Trace>,
+        /// Sample the host this often while it runs, into `<cwd>/samples.csv`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sample_ms: Option<u64>,
     },
     /// End process `proc_id`'s side: the grace sequence starting with `signal`
     /// (default SIGHUP), then whatever is left at once.
@@ -77,6 +83,12 @@ pub enum Request {
         open: bool,
         timeout_ms: u64,
     },
+    /// Is TCP `port` taken on the remote host (a socket of any state has it)? Answered
+    /// with a `port` event, state `taken` or `free`.
+    PortTaken {
+        id: u64,
+        port: u16,
+    },
 }
 
 /// The folder a `terminate` sends back once the side is gone.
@@ -106,6 +118,9 @@ pub enum Event {
         /// What it cleaned up after runs that are over (one line), if anything.
         #[serde(default)]
         cleaned: Option<String>,
+        /// Where its sides' resource metrics come from (docs/resources.md).
+        #[serde(default)]
+        accounting: Option<crate::contain::Sources>,
     },
     /// The agent is alive.
     Tick,
@@ -122,6 +137,9 @@ pub enum Event {
         /// The signal after which the main process exited (`SIGTERM`), when ended.
         #[serde(default)]
         stopped_by: Option<String>,
+        /// What the script's side used, once it was ended (docs/resources.md).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        usage: Option<crate::contain::Usage>,
         /// A `terminate` with `pack`: why the folder could not be sent (all of it).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pack_error: Option<String>,
@@ -272,6 +290,8 @@ mod tests {
                     remove: true,
                 },
             )),
+            trace: None,
+            sample_ms: None,
         };
         let s = serde_json::to_string(&r).unwrap();
         assert!(!s.contains('\n'));

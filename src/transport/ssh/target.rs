@@ -279,7 +279,7 @@ fn host_matches(patterns: &str, alias: &str) -> bool {
 }
 
 /// `*` and `?` wildcards.
-fn glob_match(p: &[u8], s: &[u8]) -> bool {
+pub(super) fn glob_match(p: &[u8], s: &[u8]) -> bool {
     match (p.first(), s.first()) {
         (None, None) => true,
         (Some(b'*'), _) => glob_match(&p[1..], s) || (!s.is_empty() && glob_match(p, &s[1..])),
