@@ -3,9 +3,10 @@
 //! `cargo bench --bench ssh_overhead` starts a real sshd on 127.0.0.1 and, as root, one
 //! in a network namespace of its own (the test fixture of tests/common/sshd.rs; needs
 //! openssh-server), then runs 100 trivial pairs (`exit 0` × `exit 0`) and 1 such pair on
-//! this machine and on each host, and prints what a pair costs beyond the run's fixed
-//! cost ((100-pair run − 1-pair run) / 99) on each, side by side, and the 1-pair run
-//! (connect, log in, start the agent, clean up: once per run and host).
+//! this machine and on each host, and prints what a pair costs on each, side by side:
+//! the time from one pair's start to the next in the 100-pair run (its results.csv, so
+//! the run's fixed costs are left out), and the wall time of the 1-pair run (connect,
+//! log in, start the agent, clean up: once per run and host).
 //! `PAIRBENCH_BENCH_BIN` runs another pairbench executable (an older build, to compare);
 //! `PAIRBENCH_BENCH_ROUNDS` sets the rounds (default 5).
 
@@ -19,19 +20,15 @@ use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_pairbench");
 
-fn bin() -> String {
-    std::env::var("PAIRBENCH_BENCH_BIN").unwrap_or_else(|_| BIN.to_string())
-}
-
 fn script(path: &Path, body: &str) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(path, body).unwrap();
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
-fn pairbench(dir: &Path, home: &Path, args: &[&str]) -> Duration {
+fn pairbench(bin: &str, dir: &Path, home: &Path, args: &[&str]) -> Duration {
     let start = Instant::now();
-    let out = Command::new(bin())
+    let out = Command::new(bin)
         .args(args)
         .current_dir(dir)
         .env("HOME", home)
@@ -66,28 +63,36 @@ fn entry(name: &str, s: &sshd::Sshd, work: &Path) -> String {
     )
 }
 
-/// Median wall time (ms) of the 100-pair and the 1-pair run to `remote` (`None`: this
-/// machine), over `rounds` rounds.
-fn measure(
-    dir: &Path,
-    home: &Path,
-    remote: Option<&str>,
-    rounds: usize,
-    n: &mut u32,
-) -> (f64, f64) {
-    let (mut many, mut one) = (Vec::new(), Vec::new());
-    for _ in 0..rounds {
-        for (group, into) in [("trivial", &mut many), ("one", &mut one)] {
-            *n += 1;
-            let tag = format!("t{n}");
-            let mut args = vec!["run", "--progress", "never", "--tag", &tag, group];
-            if let Some(r) = remote {
-                args.extend(["--remote", r]);
-            }
-            into.push(pairbench(dir, home, &args).as_secs_f64() * 1000.0);
+/// Of a 100-pair run of `bin` to `remote` (`None`: this machine): the time from one
+/// pair's start to the next (the first pair's start to the last's, / 99, from its
+/// results.csv: the run's fixed costs left out); and the wall time (ms) of a 1-pair run.
+fn measure(bin: &str, dir: &Path, home: &Path, remote: Option<&str>, n: &mut u32) -> (f64, f64) {
+    let mut t = [0.0; 2];
+    for (i, group) in ["trivial", "one"].into_iter().enumerate() {
+        *n += 1;
+        let tag = format!("t{n}");
+        let mut args = vec!["run", "--progress", "never", "--tag", &tag, group];
+        if let Some(r) = remote {
+            args.extend(["--remote", r]);
+        }
+        t[i] = pairbench(bin, dir, home, &args).as_secs_f64() * 1000.0;
+        if i == 0 {
+            let mut starts: Vec<f64> =
+                csv::Reader::from_path(dir.join("results").join(&tag).join("results.csv"))
+                    .unwrap()
+                    .deserialize::<std::collections::HashMap<String, String>>()
+                    .map(|r| {
+                        chrono::DateTime::parse_from_rfc3339(&r.unwrap()["started_at"])
+                            .unwrap()
+                            .timestamp_micros() as f64
+                            / 1000.0
+                    })
+                    .collect();
+            starts.sort_by(|a, b| a.partial_cmp(b).unwrap());
+            t[0] = (starts[starts.len() - 1] - starts[0]) / (starts.len() - 1) as f64;
         }
     }
-    (median(many), median(one))
+    (t[0], t[1])
 }
 
 fn main() {
@@ -124,66 +129,50 @@ fn main() {
     }
     std::fs::write(dir.join("pairbench.toml"), toml).unwrap();
     let home = s.home.clone();
-    // First runs: upload the agent (once per build and host).
-    let first = pairbench(
-        dir,
-        &home,
-        &[
-            "run",
-            "--progress",
-            "never",
-            "--remote",
-            "bench",
-            "--tag",
-            "w",
-            "one",
-        ],
-    );
+    // The builds measured, one round of each after the other (the machine's load changes
+    // slowly, so back to back they see the same).
+    let mut bins = vec![("this build".to_string(), BIN.to_string())];
+    if let Ok(before) = std::env::var("PAIRBENCH_BENCH_BEFORE") {
+        bins.insert(0, ("before".to_string(), before));
+    }
     let mut hosts: Vec<(&str, Option<&str>)> = vec![
         ("this machine (--remote local)", None),
         ("sshd on 127.0.0.1", Some("bench")),
     ];
     if ns.is_some() {
-        pairbench(
-            dir,
-            &home,
-            &[
-                "run",
-                "--progress",
-                "never",
-                "--remote",
-                "netns",
-                "--tag",
-                "wn",
-                "one",
-            ],
-        );
         hosts.push(("sshd in a network namespace", Some("netns")));
     } else {
         println!("ssh overhead: no network namespace here (needs root): loopback only");
     }
+    // First runs: upload the agent (once per build and host).
+    let mut n = 0;
+    for (_, bin) in &bins {
+        for (_, remote) in &hosts[1..] {
+            measure(bin, dir, &home, *remote, &mut n);
+        }
+    }
     let rounds: usize = std::env::var("PAIRBENCH_BENCH_ROUNDS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(5);
-    let mut n = 0;
-    let mut local_pair = 0.0;
+        .unwrap_or(7);
     println!(
-        "per pair of `exit 0` x `exit 0` (100 pairs minus 1 pair, / 99; median of {rounds}), and per run:"
+        "per pair of `exit 0` x `exit 0` (one pair's start to the next's in a run of 100; median of {rounds} rounds), and a run of 1 pair:"
     );
-    for (name, remote) in hosts {
-        let (many, one) = measure(dir, &home, remote, rounds, &mut n);
-        let per_pair = (many - one) / 99.0;
-        if remote.is_none() {
-            local_pair = per_pair;
+    // Every host and build in each round, so that they all see the same load.
+    let mut got = vec![vec![(Vec::new(), Vec::new()); bins.len()]; hosts.len()];
+    for _ in 0..rounds {
+        for (h, (_, remote)) in hosts.iter().enumerate() {
+            for (b, (_, bin)) in bins.iter().enumerate() {
+                let (per_pair, one) = measure(bin, dir, &home, *remote, &mut n);
+                got[h][b].0.push(per_pair);
+                got[h][b].1.push(one);
+            }
         }
-        println!(
-            "  {name:32} {per_pair:6.2} ms/pair ({:+.2} ms over this machine's), run of 1 pair {one:5.0} ms, of 100 {many:5.0} ms",
-            per_pair - local_pair
-        );
     }
-    println!(
-        "  the first run over ssh, which uploads the agent, took {:.0} ms in all",
-        first.as_secs_f64() * 1000.0
-    );
+    for (h, (name, _)) in hosts.iter().enumerate() {
+        for (b, (label, _)) in bins.iter().enumerate() {
+            let (per_pair, one) = (median(got[h][b].0.clone()), median(got[h][b].1.clone()));
+            println!("  {name:30} {label:10} {per_pair:6.2} ms/pair, run of 1 pair {one:5.0} ms");
+        }
+    }
 }

@@ -863,6 +863,12 @@ impl Child {
         *lock(&self.stopped_by)
     }
 
+    /// Is everything of the side gone, or gone within `limit`? (Most scripts leave
+    /// nothing behind: their side empties right after them.)
+    pub fn side_gone(&self, limit: Duration) -> bool {
+        self.side.usage().is_some() || self.side.wait_gone(limit)
+    }
+
     /// What the side used (known once it has been ended).
     pub fn usage(&self) -> Option<contain::Usage> {
         self.side.usage()

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::proto::{self, Event, Request};
+use super::proto::{self, Event, PackAfter, Request};
 use crate::contain::{self, Stop, StopSignal};
 use crate::process::{self, Child};
 
@@ -115,11 +115,46 @@ struct Out(Arc<Mutex<std::io::Stdout>>);
 
 impl Out {
     fn send(&self, ev: &Event) {
-        if let Ok(mut line) = serde_json::to_vec(ev) {
-            line.push(b'\n');
-            let mut o = lock(&self.0);
-            // A dead stdout means a dead connection: stdin will tell us too.
-            let _ = o.write_all(&line).and_then(|_| o.flush());
+        let mut b = self.batch();
+        b.push(ev);
+        b.finish();
+    }
+
+    fn write(&self, bytes: &[u8]) {
+        let mut o = lock(&self.0);
+        // A dead stdout means a dead connection: stdin will tell us too.
+        let _ = o.write_all(bytes).and_then(|_| o.flush());
+    }
+
+    /// Events written together: one write (one SSH packet, mostly) for the many small
+    /// events of a folder sent back, and its answer.
+    fn batch(&self) -> Batch<'_> {
+        Batch {
+            out: self,
+            buf: Vec::new(),
+        }
+    }
+}
+
+struct Batch<'a> {
+    out: &'a Out,
+    buf: Vec<u8>,
+}
+
+impl Batch<'_> {
+    fn push(&mut self, ev: &Event) {
+        if serde_json::to_writer(&mut self.buf, ev).is_ok() {
+            self.buf.push(b'\n');
+        }
+        if self.buf.len() >= proto::CHUNK {
+            self.out.write(&self.buf);
+            self.buf.clear();
+        }
+    }
+
+    fn finish(self) {
+        if !self.buf.is_empty() {
+            self.out.write(&self.buf);
         }
     }
 }
@@ -128,8 +163,18 @@ impl Out {
 struct Proc {
     child: Arc<Child>,
     follower: Mutex<Option<std::thread::JoinHandle<()>>>,
+    exit_pack: Mutex<ExitPack>,
     /// `--sample`: the host sampled while the script runs.
     sampler: Mutex<Option<crate::sample::Sampler>>,
+}
+
+/// The folder a script's end sends back on its own (`pack_on_exit`).
+enum ExitPack {
+    /// Not asked for, declined, or a `terminate` came first: `terminate` sends it.
+    No,
+    Asked(u64, PackAfter),
+    /// Sent with the answer to `pack_on_exit`.
+    Sent,
 }
 
 type Procs = Arc<Mutex<HashMap<u64, Arc<Proc>>>>;
@@ -279,6 +324,21 @@ fn done(re: u64) -> Event {
         stopped_by: None,
         usage: None,
         pack_error: None,
+        packed: None,
+    }
+}
+
+/// The answer to a `pack_on_exit` (with what the side used, when it was sent).
+fn packed(re: u64, sent: bool, pack_error: Option<String>, usage: Option<contain::Usage>) -> Event {
+    Event::Done {
+        re,
+        pid: None,
+        terminated: None,
+        exit: None,
+        stopped_by: None,
+        usage,
+        pack_error,
+        packed: Some(sent),
     }
 }
 
@@ -331,11 +391,13 @@ fn handle(req: Request, out: &Out, procs: &Procs, helpers: Option<&Path>) {
             exclude,
             remove,
         } => {
-            let ev = match pack_and_remove(id, &path, &exclude, remove, out) {
+            let mut batch = out.batch();
+            let ev = match pack_and_remove(id, &path, &exclude, remove, &mut batch) {
                 Ok(()) => done(id),
                 Err(e) => failed(id, e),
             };
-            out.send(&ev);
+            batch.push(&ev);
+            batch.finish();
         }
         Request::Start {
             id,
@@ -346,6 +408,7 @@ fn handle(req: Request, out: &Out, procs: &Procs, helpers: Option<&Path>) {
             stderr,
             marker,
             stream,
+            pack_on_exit,
             trace,
             sample_ms,
         } => {
@@ -377,7 +440,12 @@ fn handle(req: Request, out: &Out, procs: &Procs, helpers: Option<&Path>) {
                 marker: format!("{}-{marker}", contain::current().name()),
             };
             match process::spawn(&spec) {
-                Err(e) => out.send(&failed(id, e.to_string())),
+                Err(e) => {
+                    out.send(&failed(id, e.to_string()));
+                    if let Some((pack_id, _)) = pack_on_exit {
+                        out.send(&packed(pack_id, false, None, None));
+                    }
+                }
                 Ok(child) => {
                     let child = Arc::new(child);
                     let sampler = sample_ms.map(|ms| {
@@ -392,6 +460,10 @@ fn handle(req: Request, out: &Out, procs: &Procs, helpers: Option<&Path>) {
                     let proc = Arc::new(Proc {
                         child: child.clone(),
                         follower: Mutex::new(None),
+                        exit_pack: Mutex::new(match pack_on_exit {
+                            Some((pack_id, p)) => ExitPack::Asked(pack_id, p),
+                            None => ExitPack::No,
+                        }),
                         sampler: Mutex::new(sampler),
                     });
                     lock(procs).insert(id, proc.clone());
@@ -403,6 +475,7 @@ fn handle(req: Request, out: &Out, procs: &Procs, helpers: Option<&Path>) {
                         stopped_by: None,
                         usage: None,
                         pack_error: None,
+                        packed: None,
                     });
                     if stream {
                         let (out, child) = (out.clone(), child.clone());
@@ -415,7 +488,7 @@ fn handle(req: Request, out: &Out, procs: &Procs, helpers: Option<&Path>) {
                     let out = out.clone();
                     let _ = std::thread::Builder::new()
                         .name("agent-wait".into())
-                        .spawn(move || report_exit(id, &child, &out));
+                        .spawn(move || report_exit(id, &proc, &out));
                 }
             }
         }
@@ -481,6 +554,15 @@ fn handle(req: Request, out: &Out, procs: &Procs, helpers: Option<&Path>) {
                 out.send(&failed(id, format!("no process {proc_id}")));
                 return;
             };
+            // From now on the folder goes with this answer, unless the script's end sent
+            // it already.
+            {
+                let mut ep = lock(&proc.exit_pack);
+                if let ExitPack::Asked(pack_id, _) = &*ep {
+                    out.send(&packed(*pack_id, false, None, None));
+                    *ep = ExitPack::No;
+                }
+            }
             let out = out.clone();
             let _ = std::thread::Builder::new()
                 .name("agent-terminate".into())
@@ -504,9 +586,14 @@ fn handle(req: Request, out: &Out, procs: &Procs, helpers: Option<&Path>) {
                         let _ = f.join();
                     }
                     // The side is gone: its folder changes no more.
-                    let pack_error =
-                        pack.and_then(|p| pack_and_remove(id, &p.path, &[], p.remove, &out).err());
-                    out.send(&Event::Done {
+                    let mut batch = out.batch();
+                    let sent_at_exit = matches!(*lock(&proc.exit_pack), ExitPack::Sent);
+                    let pack = pack.filter(|_| !sent_at_exit);
+                    let did_pack = pack.is_some();
+                    let pack_error = pack.and_then(|p| {
+                        pack_and_remove(id, &p.path, &[], p.remove, &mut batch).err()
+                    });
+                    batch.push(&Event::Done {
                         re: id,
                         pid: None,
                         terminated: Some(child.terminated_by_us()),
@@ -514,7 +601,9 @@ fn handle(req: Request, out: &Out, procs: &Procs, helpers: Option<&Path>) {
                         stopped_by: child.stopped_by().map(|s| s.as_str().to_string()),
                         usage: child.usage(),
                         pack_error,
+                        packed: Some(did_pack),
                     });
+                    batch.finish();
                 });
         }
     }
@@ -528,7 +617,7 @@ fn pack_and_remove(
     path: &str,
     exclude: &[String],
     remove: bool,
-    out: &Out,
+    out: &mut Batch,
 ) -> Result<(), String> {
     let p = Path::new(path);
     pack(id, p, exclude, out).map_err(|e| format!("cannot read {path}: {e}"))?;
@@ -541,17 +630,61 @@ fn pack_and_remove(
     Ok(())
 }
 
-/// Send `exited` when the script's main process ends.
-fn report_exit(id: u64, child: &Child, out: &Out) {
+/// Send `exited` when the script's main process ends; then, when it left nothing
+/// running and nobody has come to end it, its folder (`pack_on_exit`).
+fn report_exit(id: u64, proc: &Proc, out: &Out) {
+    let child = &proc.child;
     loop {
         if let Some(e) = child.wait_timeout(Duration::from_secs(3600)) {
             out.send(&Event::Exited {
                 proc_id: id,
                 exit: e.file_text(),
             });
-            return;
+            break;
         }
     }
+    if !matches!(*lock(&proc.exit_pack), ExitPack::Asked(..)) {
+        return;
+    }
+    // Not under the lock: a `terminate` may come meanwhile (and then sends the folder).
+    let gone = child.side_gone(Duration::from_millis(5));
+    let asked = {
+        let mut ep = lock(&proc.exit_pack);
+        match std::mem::replace(&mut *ep, ExitPack::No) {
+            ExitPack::Asked(pack_id, p) => {
+                if gone {
+                    *ep = ExitPack::Sent;
+                    Some((pack_id, p))
+                } else {
+                    out.send(&packed(pack_id, false, None, None));
+                    None
+                }
+            }
+            other => {
+                *ep = other;
+                None
+            }
+        }
+    };
+    let Some((pack_id, p)) = asked else { return };
+    // Nothing of the side is left: end it (its usage read, its cgroup gone), and send
+    // its folder, which nothing changes any more.
+    child.stop(Stop {
+        grace: Duration::ZERO,
+        signal: StopSignal::DEFAULT,
+    });
+    if let Some(s) = lock(&proc.sampler).take() {
+        for p in s.stop() {
+            eprintln!("pairbench agent: {p}");
+        }
+    }
+    if let Some(f) = lock(&proc.follower).take() {
+        let _ = f.join();
+    }
+    let mut batch = out.batch();
+    let pack_error = pack_and_remove(pack_id, &p.path, &[], p.remove, &mut batch).err();
+    batch.push(&packed(pack_id, true, pack_error, child.usage()));
+    batch.finish();
 }
 
 /// Send what the script writes to its output files, until its main process has ended.
@@ -616,15 +749,17 @@ fn holds_excluded(rel: &Path, exclude: &[String]) -> bool {
         .any(|x| Path::new(x).starts_with(rel) && Path::new(x) != rel)
 }
 
-fn pack(id: u64, root: &Path, exclude: &[String], out: &Out) -> std::io::Result<()> {
+fn pack(id: u64, root: &Path, exclude: &[String], out: &mut Batch) -> std::io::Result<()> {
     std::fs::metadata(root)?;
+    // One buffer for all files, as large as the largest small file needs.
+    let mut buf = Vec::new();
     let mut stack: Vec<PathBuf> = vec![PathBuf::new()];
     while let Some(rel) = stack.pop() {
         let dir = root.join(&rel);
         let mut entries: Vec<_> = std::fs::read_dir(&dir)?.flatten().collect();
         entries.sort_by_key(|e| e.file_name());
         if entries.is_empty() && !rel.as_os_str().is_empty() && !holds_excluded(&rel, exclude) {
-            out.send(&Event::Dir {
+            out.push(&Event::Dir {
                 re: id,
                 rel: rel.to_string_lossy().into_owned(),
             });
@@ -640,26 +775,34 @@ fn pack(id: u64, root: &Path, exclude: &[String], out: &Out) -> std::io::Result<
                 stack.push(r);
             } else if ft.is_symlink() {
                 if let Ok(t) = std::fs::read_link(e.path()) {
-                    out.send(&Event::Link {
+                    out.push(&Event::Link {
                         re: id,
                         rel: rels,
                         target: t.to_string_lossy().into_owned(),
                     });
                 }
             } else if ft.is_file() {
-                let mode = e
-                    .metadata()
+                let meta = e.metadata();
+                let mode = meta
+                    .as_ref()
                     .map(|m| m.permissions().mode())
                     .unwrap_or(0o644);
+                let len = meta.map(|m| m.len()).unwrap_or(u64::MAX);
                 let mut f = std::fs::File::open(e.path())?;
-                let mut buf = vec![0u8; proto::CHUNK];
+                // One more byte than the file has: a file read whole is known to end.
+                let mut want = usize::try_from(len.saturating_add(1))
+                    .unwrap_or(proto::CHUNK)
+                    .min(proto::CHUNK);
+                if buf.len() < want {
+                    buf.resize(want, 0);
+                }
                 let mut first = true;
                 loop {
-                    let n = read_full(&mut f, &mut buf)?;
+                    let n = read_full(&mut f, &mut buf[..want])?;
                     if n == 0 && !first {
                         break;
                     }
-                    out.send(&Event::File {
+                    out.push(&Event::File {
                         re: id,
                         rel: rels.clone(),
                         mode,
@@ -667,8 +810,13 @@ fn pack(id: u64, root: &Path, exclude: &[String], out: &Out) -> std::io::Result<
                         append: !first,
                     });
                     first = false;
-                    if n < buf.len() {
+                    if n < want {
                         break;
+                    }
+                    // It grew since: the rest in full chunks.
+                    if want < proto::CHUNK {
+                        want = proto::CHUNK;
+                        buf.resize(want, 0);
                     }
                 }
             }

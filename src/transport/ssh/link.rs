@@ -170,6 +170,22 @@ impl Shared {
         })
     }
 
+    /// Wait for the answer to request `id`, sent by someone else (a `pack_on_exit`).
+    pub fn expect(self: &Arc<Self>, id: u64) -> Result<Pending, TransportError> {
+        let (tx, rx) = mpsc::channel();
+        let dead = lock(&self.dead);
+        if dead.is_some() {
+            drop(dead);
+            return Err(self.dead_error());
+        }
+        lock(&self.pending).insert(id, tx);
+        Ok(Pending {
+            shared: self.clone(),
+            id,
+            rx,
+        })
+    }
+
     /// A request and its answer.
     pub fn call(
         self: &Arc<Self>,
@@ -356,6 +372,8 @@ pub struct RemoteProc {
     st: Arc<ProcState>,
     terminating: Mutex<()>,
     pack: Option<PackTo>,
+    /// The answer to its `pack_on_exit`: its folder, when it ended on its own.
+    exit_pack: Mutex<Option<Pending>>,
 }
 
 impl RemoteProc {
@@ -364,6 +382,7 @@ impl RemoteProc {
         id: u64,
         st: Arc<ProcState>,
         pack: Option<PackTo>,
+        exit_pack: Option<Pending>,
     ) -> RemoteProc {
         RemoteProc {
             shared,
@@ -371,6 +390,43 @@ impl RemoteProc {
             st,
             terminating: Mutex::new(()),
             pack,
+            exit_pack: Mutex::new(exit_pack),
+        }
+    }
+
+    /// Read the answer to `p`, the side's folder written into `to.local` as it comes:
+    /// the answer, and how the folder came back (when it did).
+    fn receive(
+        &self,
+        p: Pending,
+        limit: Duration,
+    ) -> Result<(Event, Option<Result<Fetched, TransportError>>), TransportError> {
+        let mut fetched = Fetched::default();
+        let mut write_error = None;
+        let ev = p.finish(limit, |ev| {
+            if let Some(to) = &self.pack
+                && let Err(e) = super::write_entry(&to.local, ev, &mut fetched)
+            {
+                write_error.get_or_insert(e);
+            }
+            Ok(())
+        })?;
+        let came = match &ev {
+            Event::Done {
+                pack_error, packed, ..
+            } if *packed != Some(false) => Some(match (pack_error, write_error) {
+                (Some(e), _) => Err(TransportError::Host(e.clone())),
+                (None, Some(e)) => Err(TransportError::Io(e)),
+                (None, None) => Ok(fetched),
+            }),
+            _ => None,
+        };
+        Ok((ev, came))
+    }
+
+    fn keep(&self, came: Option<Result<Fetched, TransportError>>) {
+        if let (Some(to), Some(result)) = (&self.pack, came) {
+            lock(&to.into).insert(to.remote.clone(), (to.local.clone(), result));
         }
     }
 }
@@ -412,13 +468,42 @@ impl Running for RemoteProc {
         let proc_id = self.id;
         let grace_ms = u64::try_from(grace.as_millis()).unwrap_or(u64::MAX);
         let signal = Some(stop.signal.name().to_string());
+        // Ended on its own, nothing of it left: its folder is on its way already, and
+        // there is nothing to end.
+        let exited = lock(&self.st.m).exit.is_some();
+        let early = if exited {
+            lock(&self.exit_pack).take()
+        } else {
+            None
+        };
+        if let Some(p) = early {
+            match self.receive(p, limit) {
+                Ok((ev, Some(came))) => {
+                    self.keep(Some(came));
+                    let mut i = lock(&self.st.m);
+                    if let Event::Done { usage, .. } = ev {
+                        i.usage = usage;
+                    }
+                    i.terminate_done = true;
+                    self.st.cv.notify_all();
+                    return;
+                }
+                Ok((_, None)) => {}
+                Err(e) => {
+                    let mut i = lock(&self.st.m);
+                    if i.lost.is_none() {
+                        i.lost = Some(e.to_string());
+                    }
+                    self.st.cv.notify_all();
+                    return;
+                }
+            }
+        }
         // The side's folder comes back with the answer: no `pack` round trip after it.
         let pack = self.pack.as_ref().map(|p| PackAfter {
             path: p.remote.to_string_lossy().into_owned(),
             remove: p.remove,
         });
-        let mut fetched = Fetched::default();
-        let mut write_error = None;
         let answer = self
             .shared
             .begin(|id| Request::Terminate {
@@ -428,24 +513,32 @@ impl Running for RemoteProc {
                 signal,
                 pack,
             })
-            .and_then(|p| {
-                p.finish(limit, |ev| {
-                    if let Some(to) = &self.pack
-                        && let Err(e) = super::write_entry(&to.local, ev, &mut fetched)
-                    {
-                        write_error.get_or_insert(e);
+            .and_then(|p| self.receive(p, limit));
+        let answer = match answer {
+            Ok((
+                ev @ Event::Done {
+                    packed: Some(false),
+                    ..
+                },
+                _,
+            )) if self.pack.is_some() => {
+                // The folder went with the answer to its `pack_on_exit`.
+                let early = lock(&self.exit_pack).take();
+                match early.map(|p| self.receive(p, limit)) {
+                    Some(Ok((_, came))) => {
+                        self.keep(came);
+                        Ok(ev)
                     }
-                    Ok(())
-                })
-            });
-        if let (Some(to), Ok(Event::Done { pack_error, .. })) = (&self.pack, &answer) {
-            let result = match (pack_error, write_error) {
-                (Some(e), _) => Err(TransportError::Host(e.clone())),
-                (None, Some(e)) => Err(TransportError::Io(e)),
-                (None, None) => Ok(fetched),
-            };
-            lock(&to.into).insert(to.remote.clone(), (to.local.clone(), result));
-        }
+                    Some(Err(e)) => Err(e),
+                    None => Ok(ev),
+                }
+            }
+            Ok((ev, came)) => {
+                self.keep(came);
+                Ok(ev)
+            }
+            Err(e) => Err(e),
+        };
         let mut i = lock(&self.st.m);
         match answer {
             Ok(Event::Done {

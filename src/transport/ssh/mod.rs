@@ -481,18 +481,6 @@ impl Transport for SshTransport {
         });
         let stream = mirror.is_some();
         let st = shared.track(id, mirror);
-        let req = Request::Start {
-            id,
-            program: s(&launch.program),
-            cwd: s(&launch.cwd),
-            env: launch.env.clone(),
-            stdout: s(&launch.stdout),
-            stderr: s(&launch.stderr),
-            marker: launch.marker.clone(),
-            stream,
-            trace: launch.trace.clone(),
-            sample_ms: launch.sample.map(|d| d.as_millis().max(1) as u64),
-        };
         // The script's side folder (its output goes there), made by a `mkdir` sent
         // before and answered by now.
         let side = launch.stdout.parent().map(Path::to_path_buf);
@@ -504,6 +492,46 @@ impl Transport for SshTransport {
                     .map(|(l, m)| (Some(l.clone()), m.take()))
             })
             .unwrap_or((None, None));
+        let pack = side.zip(local).map(|(remote, local)| PackTo {
+            remote,
+            local,
+            remove: !self.keep_remote,
+            into: self.packed.clone(),
+        });
+        // Its folder comes back as soon as it ends, when it ends on its own.
+        let exit_pack = match &pack {
+            Some(p) => {
+                let pack_id = shared.next_id();
+                Some((
+                    shared.expect(pack_id)?,
+                    (
+                        pack_id,
+                        proto::PackAfter {
+                            path: s(&p.remote),
+                            remove: p.remove,
+                        },
+                    ),
+                ))
+            }
+            None => None,
+        };
+        let (exit_pending, pack_on_exit) = match exit_pack {
+            Some((p, a)) => (Some(p), Some(a)),
+            None => (None, None),
+        };
+        let req = Request::Start {
+            id,
+            program: s(&launch.program),
+            cwd: s(&launch.cwd),
+            env: launch.env.clone(),
+            stdout: s(&launch.stdout),
+            stderr: s(&launch.stderr),
+            marker: launch.marker.clone(),
+            stream,
+            pack_on_exit,
+            trace: launch.trace.clone(),
+            sample_ms: launch.sample.map(|d| d.as_millis().max(1) as u64),
+        };
         let answer = shared.begin_as(id, req).and_then(|p| {
             let folder = made.map(|m| {
                 m.finish(self.limit(), |_| Ok(()))
@@ -515,14 +543,14 @@ impl Transport for SshTransport {
                 _ => started,
             }
         });
-        let pack = side.zip(local).map(|(remote, local)| PackTo {
-            remote,
-            local,
-            remove: !self.keep_remote,
-            into: self.packed.clone(),
-        });
         match answer {
-            Ok(_) => Ok(Box::new(RemoteProc::new(shared.clone(), id, st, pack))),
+            Ok(_) => Ok(Box::new(RemoteProc::new(
+                shared.clone(),
+                id,
+                st,
+                pack,
+                exit_pending,
+            ))),
             Err(e) => {
                 shared.untrack(id);
                 Err(e)

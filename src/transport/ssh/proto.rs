@@ -34,6 +34,11 @@ pub enum Request {
         /// Send the script's output as it comes (`output` events), for `-v`.
         #[serde(default)]
         stream: bool,
+        /// When the script ends on its own and leaves nothing running, send this folder
+        /// back at once, as the answer to request `pack_id` (`done` with `packed`
+        /// true; false when it is left to `terminate`): no round trip to end it.
+        #[serde(default)]
+        pack_on_exit: Option<(u64, PackAfter)>,
         /// Run it under this tracer (docs/resources.md).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         trace: Option<crate::config::Trace>,
@@ -138,6 +143,10 @@ pub enum Event {
         /// A `terminate` with `pack`: why the folder could not be sent (all of it).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pack_error: Option<String>,
+        /// The answer to a `pack_on_exit`: was the folder sent? For a `terminate`:
+        /// false when the folder went with the `pack_on_exit` answer instead.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        packed: Option<bool>,
     },
     /// Request `re` failed.
     Failed { re: u64, error: String },
@@ -274,6 +283,13 @@ mod tests {
             stderr: "e".into(),
             marker: "m".into(),
             stream: false,
+            pack_on_exit: Some((
+                2,
+                PackAfter {
+                    path: "/r/a b".into(),
+                    remove: true,
+                },
+            )),
             trace: None,
             sample_ms: None,
         };
