@@ -120,10 +120,65 @@ pub fn listening(pid: i32, port: u16, proto: Proto) -> Result<bool, String> {
 }
 
 /// Is TCP `port` taken on this machine (in this process's network namespace): a socket
-/// in any state (listening, connected, closing) has it as its local port. Read from the
-/// socket tables, like [`listening`]; used to choose a run's `PAIRBENCH_PORT`
-/// (docs/benchmarks.md, "Ports").
+/// in any state (listening, connected, closing) has it as its local port. Asked of the
+/// kernel by binding the port without `SO_REUSEADDR` (IPv4 and IPv6), which any socket on
+/// it refuses — a few microseconds, where reading the socket tables costs milliseconds
+/// on a busy machine; the tables are read only where binding cannot tell (a port this
+/// user may not bind). Used to choose a run's `PAIRBENCH_PORT` (docs/benchmarks.md,
+/// "Ports").
 pub fn tcp_port_taken(port: u16) -> Result<bool, String> {
+    use nix::errno::Errno;
+    use nix::sys::socket::{
+        AddressFamily, SockFlag, SockType, SockaddrIn, SockaddrIn6, bind, setsockopt, socket,
+        sockopt::Ipv6V6Only,
+    };
+    let v4 = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .and_then(|fd| {
+        bind(
+            std::os::fd::AsRawFd::as_raw_fd(&fd),
+            &SockaddrIn::new(0, 0, 0, 0, port),
+        )
+    });
+    let v6 = || {
+        socket(
+            AddressFamily::Inet6,
+            SockType::Stream,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .and_then(|fd| {
+            setsockopt(&fd, Ipv6V6Only, &true)?;
+            bind(
+                std::os::fd::AsRawFd::as_raw_fd(&fd),
+                &SockaddrIn6::from(std::net::SocketAddrV6::new(
+                    std::net::Ipv6Addr::UNSPECIFIED,
+                    port,
+                    0,
+                    0,
+                )),
+            )
+        })
+    };
+    match v4 {
+        Err(Errno::EADDRINUSE) => return Ok(true),
+        Ok(()) => match v6() {
+            Err(Errno::EADDRINUSE) => return Ok(true),
+            // No IPv6 here: IPv4 has told.
+            Ok(()) | Err(Errno::EAFNOSUPPORT | Errno::EADDRNOTAVAIL) => return Ok(false),
+            Err(_) => {}
+        },
+        Err(_) => {}
+    }
+    tcp_port_in_tables(port)
+}
+
+/// [`tcp_port_taken`] from the socket tables.
+fn tcp_port_in_tables(port: u16) -> Result<bool, String> {
     let mut errors = Vec::new();
     for table in [procfs::net::tcp(), procfs::net::tcp6()] {
         match table {
@@ -212,5 +267,27 @@ mod tests {
         let client = std::net::TcpStream::connect(server.local_addr().unwrap()).unwrap();
         let client_port = client.local_addr().unwrap().port();
         assert_eq!(listening(me, client_port, Proto::Tcp), Ok(false));
+    }
+
+    #[test]
+    fn a_port_is_taken_by_a_socket_of_any_state_on_any_address() {
+        let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = server.local_addr().unwrap().port();
+        assert_eq!(tcp_port_taken(port), Ok(true), "a listener on one address");
+        let client = std::net::TcpStream::connect(server.local_addr().unwrap()).unwrap();
+        let client_port = client.local_addr().unwrap().port();
+        assert_eq!(
+            tcp_port_taken(client_port),
+            Ok(true),
+            "a client's connection"
+        );
+        let v6 = std::net::TcpListener::bind("[::1]:0").unwrap();
+        let v6_port = v6.local_addr().unwrap().port();
+        assert_eq!(tcp_port_taken(v6_port), Ok(true), "an IPv6 listener");
+        drop(v6);
+        // Freed, and checking it leaves nothing behind: it can be taken twice in a row.
+        assert_eq!(tcp_port_taken(v6_port), Ok(false));
+        assert_eq!(tcp_port_taken(v6_port), Ok(false));
+        assert_eq!(tcp_port_in_tables(port), Ok(true), "the tables agree");
     }
 }
