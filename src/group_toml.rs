@@ -19,7 +19,8 @@ use crate::contain::{Stop, StopSignal};
 /// The file's name in a group folder.
 pub const FILE: &str = "group.toml";
 
-const KEYS: &str = "timeout, hook_timeout, kill_grace, stop_signal, [env], [metrics], [check]";
+const KEYS: &str =
+    "timeout, hook_timeout, kill_grace, stop_signal, cpu_per, [env], [metrics], [check]";
 
 /// What `[check] files` is when not given: the side's stdout and everything under `out/`.
 pub const DEFAULT_CHECK_FILES: [&str; 2] = ["stdout", "out/**"];
@@ -65,6 +66,10 @@ pub struct GroupSettings {
     /// What a regression run compares (`[check]`, or the defaults).
     #[serde(skip)]
     pub check: CheckRules,
+    /// `cpu_per`: metrics (a count a side reports, e.g. `requests`) that each side's CPU
+    /// is divided by, into `cpu_us_per_<name>` (docs/resources.md).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cpu_per: Vec<String>,
     pub sources: Sources,
 }
 
@@ -148,6 +153,7 @@ impl GroupSettings {
             env: opts.env.clone(),
             metrics: opts.metrics.clone(),
             check: CheckRules::default(),
+            cpu_per: Vec::new(),
             sources: Sources {
                 timeout: opts.given.timeout,
                 hook_timeout: opts.given.hook_timeout,
@@ -192,6 +198,7 @@ impl GroupSettings {
             env: Vec::new(),
             metrics: directions.clone(),
             check: CheckRules::default(),
+            cpu_per: Vec::new(),
             sources: Sources::default(),
         };
         base.read_over(group_dir, &config::Given::default())
@@ -293,6 +300,26 @@ impl GroupSettings {
                     }
                 }
                 "check" => s.check = check_rules(v, &bad)?,
+                "cpu_per" => {
+                    let names: Vec<String> = match v {
+                        toml::Value::String(n) => vec![n.clone()],
+                        toml::Value::Array(a) => a
+                            .iter()
+                            .map(|n| n.as_str().map(str::to_string))
+                            .collect::<Option<_>>()
+                            .ok_or_else(|| bad(key, "must be a metric name or a list of them"))?,
+                        _ => return Err(bad(key, "must be a metric name or a list of them")),
+                    };
+                    if let Some(n) = names.iter().find(|n| {
+                        n.is_empty() || !n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                    }) {
+                        return Err(bad(
+                            key,
+                            &format!("names '{n}': use a metric name of letters, digits and _"),
+                        ));
+                    }
+                    s.cpu_per = names;
+                }
                 _ => {
                     return Err(GroupTomlError::Unknown {
                         path: path.clone(),

@@ -689,6 +689,22 @@ unsafe fn child_after_clone(
             fail();
         }
         if mem_v1 >= 0 {
+            // Joining a v1 cgroup can wait on the kernel for a while: first let go of
+            // pairbench's descriptors (all close-on-exec: the tag's lock among them), so
+            // a pairbench killed meanwhile leaves nothing holding them. Only the error
+            // pipe and the v1 cgroup.procs stay, as exec would leave them.
+            let (lo, hi) = (
+                err.min(mem_v1) as libc::c_uint,
+                err.max(mem_v1) as libc::c_uint,
+            );
+            let close = |a: libc::c_uint, b: libc::c_uint| {
+                if a <= b {
+                    libc::syscall(libc::SYS_close_range, a, b, 0 as libc::c_uint);
+                }
+            };
+            close(3, lo.saturating_sub(1));
+            close(lo + 1, hi.saturating_sub(1));
+            close(hi + 1, libc::c_uint::MAX);
             // Peak memory only: a failure leaves it unmeasured.
             libc::write(mem_v1, b"0".as_ptr().cast(), 1);
         }

@@ -176,7 +176,12 @@ fn the_nginx_example_runs_green_four_at_a_time_with_metrics_and_plots() {
         "examples/nginx",
         &["--env", "WRK_TIME=2s"],
         6,
-        &["requests", "mean_download"],
+        &[
+            "requests",
+            "requests_per_s",
+            "mean_download",
+            "cpu_us_per_requests",
+        ],
     );
 }
 
@@ -186,7 +191,13 @@ fn the_kv_store_group_runs_green_four_at_a_time_with_metrics_and_plots() {
         "groups",
         &["kv-store"],
         12,
-        &["latency_mean", "latency_p99", "throughput"],
+        &[
+            "latency_mean",
+            "latency_p99",
+            "throughput",
+            "request_rate",
+            "cpu_us_per_requests",
+        ],
     );
 }
 

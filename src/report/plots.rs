@@ -563,11 +563,12 @@ impl Chart {
         let mut by_metric: BTreeMap<(String, String), Values> = BTreeMap::new();
         let mut index: HashMap<(String, String, String, String, bool), usize> = HashMap::new();
         // pairbench's own measurements have their own chart (Chart::cpu).
-        for m in g
-            .metrics
-            .iter()
-            .filter(|m| !m.warmup && m.source != crate::tree::record::PAIRBENCH)
-        {
+        // (pairbench's CPU per unit of work is charted beside what the scripts reported).
+        for m in g.metrics.iter().filter(|m| {
+            !m.warmup
+                && (m.source != crate::tree::record::PAIRBENCH
+                    || m.name.starts_with(crate::tree::record::CPU_PER))
+        }) {
             let params: Vec<String> = m.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
             let params = params.join(",");
             let remote = m.side == "remote";

@@ -151,6 +151,7 @@ pub fn run_pair(
     if p.rec.local_exit.is_some() || p.rec.remote_exit.is_some() {
         p.read_traces();
     }
+    p.cpu_per();
     let events = p.testbed_events(started_wall);
     let mut pair_files = events.map(|e| vec![("events.csv", e)]).unwrap_or_default();
     if !interactive && let Some(diff) = p.check() {
@@ -324,6 +325,38 @@ impl<'a> PairRun<'a> {
             });
         }
         Some(crate::sample::Sampler::start(every, targets))
+    }
+
+    /// group.toml's `cpu_per`: each side's CPU (user + system) per unit of a metric the
+    /// scripts reported (e.g. `requests`), as `cpu_us_per_<name>` (docs/resources.md).
+    fn cpu_per(&mut self) {
+        let names = &self.g.settings.cpu_per;
+        if names.is_empty() {
+            return;
+        }
+        // What the scripts reported (the local side's value first).
+        let mut reported: std::collections::BTreeMap<String, f64> = Default::default();
+        for side in ["remote", "local"] {
+            let rel = Path::new(side).join("metrics.csv");
+            if let Ok(bytes) = crate::tree::nofollow::read_beneath(&self.staging, &rel) {
+                let (rows, _) = crate::tree::tables::parse_side_metrics(&bytes);
+                for (name, v, _) in rows {
+                    reported.insert(name, v);
+                }
+            }
+        }
+        for name in names {
+            let Some(count) = reported.get(name).copied().filter(|c| *c > 0.0) else {
+                continue;
+            };
+            for values in self.rec.resources.values_mut() {
+                let (Some(u), Some(s)) = (values.get("cpu_user_s"), values.get("cpu_sys_s")) else {
+                    continue;
+                };
+                let per = (u + s) * 1e6 / count;
+                values.insert(format!("{}{name}", crate::tree::record::CPU_PER), per);
+            }
+        }
     }
 
     /// The tracer side `side` runs under (`--trace`, `--trace-side`).

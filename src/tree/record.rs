@@ -305,14 +305,23 @@ pub const RESOURCE_METRICS: [&str; 8] = [
     "io_write_kib",
 ];
 
-/// Is `name` one of pairbench's own measurements (resources, `strace.*`, `perf.*`)?
+/// The prefix of the CPU per unit of work (group.toml `cpu_per`; docs/resources.md).
+pub const CPU_PER: &str = "cpu_us_per_";
+
+/// Is `name` one of pairbench's own measurements (resources, `cpu_us_per_*`, `strace.*`,
+/// `perf.*`)?
 pub fn is_own_metric(name: &str) -> bool {
-    RESOURCE_METRICS.contains(&name) || name.starts_with("strace.") || name.starts_with("perf.")
+    RESOURCE_METRICS.contains(&name)
+        || name.starts_with(CPU_PER)
+        || name.starts_with("strace.")
+        || name.starts_with("perf.")
 }
 
 /// The unit of one of pairbench's own metrics, from its name.
 pub fn own_unit(name: &str) -> &'static str {
-    if name.ends_with("_s") {
+    if name.starts_with(CPU_PER) {
+        "us"
+    } else if name.ends_with("_s") {
         "s"
     } else if name.ends_with("_kib") {
         "KiB"
