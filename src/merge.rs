@@ -278,6 +278,8 @@ pub fn merge(
             return Err(e).with_context(|| format!("cannot create '{}'", tree.root.display()));
         }
     }
+    // A merge that fails on the way leaves no half-made tag behind.
+    let mut unfinished = Unfinished(Some(tree.root.clone()));
     let _lock = lock::lock(&tree)?;
     let merged_at = chrono::Local::now().to_rfc3339();
 
@@ -391,6 +393,7 @@ pub fn merge(
         missing_pairs: missing_pairs.clone(),
     });
     manifest::write(&tree, &m)?;
+    unfinished.0 = None;
     lock::link_latest(&results, tag)
         .with_context(|| format!("cannot link '{}'", results.join("latest").display()))?;
 
@@ -454,6 +457,17 @@ pub fn merge(
         tag_dir: tree.root.clone(),
         walked,
     })
+}
+
+/// The tag folder a merge made, removed unless the merge got to its end.
+struct Unfinished(Option<PathBuf>);
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.take() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
 }
 
 /// `(group, hook)` → how many trees ran that hook.
