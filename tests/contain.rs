@@ -607,13 +607,7 @@ fn durations_that_would_overflow_and_a_zero_timeout_are_refused_up_front() {
 
 /// `pairbench ARGS` against sshd `s` (its client HOME), with containment `method`.
 fn ssh_run(p: &Project, s: &sshd::Sshd, args: &[&str]) -> common::Run {
-    let mut cmd = p.cmd();
-    s.client(&mut cmd);
-    let out = cmd.args(args).output().expect("run pairbench");
-    common::Run {
-        out,
-        project_dir: p.path().to_path_buf(),
-    }
+    p.run_with(|c| s.client(c), args)
 }
 
 /// The SSH tests share one remote work folder (in the build's temporary folder, so the

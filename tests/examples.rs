@@ -3,25 +3,33 @@
 mod common;
 use common::read_csv;
 
-#[test]
-fn the_example_groups_run_green_and_report_metrics() {
+/// `pairbench run -g <repo>/<groups> -o <fresh folder> --tag TAG ARGS`, which must exit 0;
+/// the folder it wrote into.
+fn run_green(groups: &str, tag: &str, args: &[&str]) -> tempfile::TempDir {
     let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let out = tempfile::tempdir().unwrap();
-    let status = std::process::Command::new(assert_cmd::cargo::cargo_bin!("pairbench"))
+    let run = std::process::Command::new(assert_cmd::cargo::cargo_bin!("pairbench"))
         .args(["run", "-g"])
-        .arg(repo.join("groups"))
+        .arg(repo.join(groups))
         .arg("-o")
         .arg(out.path())
-        .args(["--tag", "examples", "-j", "2"])
+        .args(["--tag", tag, "--progress", "never"])
+        .args(args)
         .output()
         .unwrap();
     assert_eq!(
-        status.status.code(),
+        run.status.code(),
         Some(0),
         "{}\n{}",
-        String::from_utf8_lossy(&status.stdout),
-        String::from_utf8_lossy(&status.stderr)
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
     );
+    out
+}
+
+#[test]
+fn the_example_groups_run_green_and_report_metrics() {
+    let out = run_green("groups", "examples", &["-j", "2"]);
     let rows = read_csv(&out.path().join("examples/results.csv"));
     assert!(rows.len() >= 8);
     assert!(rows.iter().all(|r| r["status"] == "SUCCESS"));
@@ -35,32 +43,7 @@ fn the_example_groups_run_green_and_report_metrics() {
 #[test]
 fn kv_store_runs_green_with_four_runs_at_once_and_four_repetitions() {
     // Concurrent runs of one pair each listen on their own PAIRBENCH_PORT.
-    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = tempfile::tempdir().unwrap();
-    let run = std::process::Command::new(assert_cmd::cargo::cargo_bin!("pairbench"))
-        .args(["run", "kv-store", "-g"])
-        .arg(repo.join("groups"))
-        .arg("-o")
-        .arg(out.path())
-        .args([
-            "--tag",
-            "kv",
-            "-j",
-            "4",
-            "--repeat",
-            "4",
-            "--progress",
-            "never",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(
-        run.status.code(),
-        Some(0),
-        "{}\n{}",
-        String::from_utf8_lossy(&run.stdout),
-        String::from_utf8_lossy(&run.stderr)
-    );
+    let out = run_green("groups", "kv", &["kv-store", "-j", "4", "--repeat", "4"]);
     let rows = read_csv(&out.path().join("kv/results.csv"));
     assert_eq!(rows.len(), 16);
     assert!(rows.iter().all(|r| r["status"] == "SUCCESS"), "{rows:?}");
@@ -98,33 +81,9 @@ fn have_tools(tools: &[&str]) -> bool {
 /// every metric of `metrics` reported 3 times per pair that reports it, and a plot of
 /// each in plots/.
 fn runs_green_with_plots(groups: &str, args: &[&str], runs: usize, metrics: &[&str]) {
-    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = tempfile::tempdir().unwrap();
-    let run = std::process::Command::new(assert_cmd::cargo::cargo_bin!("pairbench"))
-        .args(["run", "-g"])
-        .arg(repo.join(groups))
-        .arg("-o")
-        .arg(out.path())
-        .args([
-            "--tag",
-            "t",
-            "-j",
-            "4",
-            "--repeat",
-            "3",
-            "--progress",
-            "never",
-        ])
-        .args(args)
-        .output()
-        .unwrap();
-    assert_eq!(
-        run.status.code(),
-        Some(0),
-        "{}\n{}",
-        String::from_utf8_lossy(&run.stdout),
-        String::from_utf8_lossy(&run.stderr)
-    );
+    let mut all = vec!["-j", "4", "--repeat", "3"];
+    all.extend_from_slice(args);
+    let out = run_green(groups, "t", &all);
     let rows = read_csv(&out.path().join("t/results.csv"));
     assert_eq!(rows.len(), runs, "{rows:?}");
     assert!(rows.iter().all(|r| r["status"] == "SUCCESS"), "{rows:?}");

@@ -26,13 +26,7 @@ fn entry(name: &str, s: &Sshd, work: &str) -> String {
 }
 
 fn run(p: &Project, s: &Sshd, args: &[&str]) -> common::Run {
-    let mut cmd = p.cmd();
-    s.client(&mut cmd);
-    let out = cmd.args(args).output().expect("run pairbench");
-    common::Run {
-        out,
-        project_dir: p.path().to_path_buf(),
-    }
+    p.run_with(|c| s.client(c), args)
 }
 
 fn time_of(rfc3339: &str) -> chrono::DateTime<chrono::FixedOffset> {

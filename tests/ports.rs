@@ -120,10 +120,9 @@ fn a_one_shot_nc_server_over_ssh_is_waited_for_on_the_remote_host() {
         ),
     )
     .unwrap();
-    let mut cmd = p.cmd();
-    s.client(&mut cmd);
-    let out = cmd
-        .args([
+    p.run_with(
+        |c| s.client(c),
+        &[
             "run",
             "--progress",
             "never",
@@ -131,13 +130,8 @@ fn a_one_shot_nc_server_over_ssh_is_waited_for_on_the_remote_host() {
             "nc",
             "--remote",
             "box",
-        ])
-        .output()
-        .unwrap();
-    common::Run {
-        out,
-        project_dir: p.path().to_path_buf(),
-    }
+        ],
+    )
     .expect_code(0);
     check_nc_run(&p, "nc");
 }
@@ -473,10 +467,9 @@ fn runs_over_ssh_get_a_port_free_on_the_remote_host() {
         ),
     )
     .unwrap();
-    let mut cmd = p.cmd();
-    s.client(&mut cmd);
-    let out = cmd
-        .args([
+    p.run_with(
+        |c| s.client(c),
+        &[
             "run",
             "--progress",
             "never",
@@ -484,13 +477,8 @@ fn runs_over_ssh_get_a_port_free_on_the_remote_host() {
             "box",
             "--repeat",
             "6",
-        ])
-        .output()
-        .unwrap();
-    common::Run {
-        out,
-        project_dir: p.path().to_path_buf(),
-    }
+        ],
+    )
     .expect_code(0);
     check_ports(&p, 6, 3);
 }

@@ -106,16 +106,10 @@ fn a_detached_grandchild_is_counted_on_a_remote_host() {
     s.trust();
     let p = Project::new();
     burn_and_touch_group(&p);
-    let mut cmd = p.cmd();
-    s.client(&mut cmd);
-    let out = cmd
-        .args(["run", "--progress", "never", "--remote", &s.spec()])
-        .output()
-        .unwrap();
-    let r = common::Run {
-        out,
-        project_dir: p.path().to_path_buf(),
-    };
+    let r = p.run_with(
+        |c| s.client(c),
+        &["run", "--progress", "never", "--remote", &s.spec()],
+    );
     r.expect_code(0);
     let pair = p.pair("g", "client_x_server");
     assert_eq!(pair.status(), "SUCCESS", "{}", pair.reason());

@@ -98,10 +98,9 @@ fn a_remote_host_is_sampled_by_its_agent() {
     s.trust();
     let p = Project::new();
     group(&p);
-    let mut cmd = p.cmd();
-    s.client(&mut cmd);
-    let out = cmd
-        .args([
+    p.run_with(
+        |c| s.client(c),
+        &[
             "run",
             "--progress",
             "never",
@@ -109,13 +108,8 @@ fn a_remote_host_is_sampled_by_its_agent() {
             &s.spec(),
             "--sample",
             "100ms",
-        ])
-        .output()
-        .unwrap();
-    common::Run {
-        out,
-        project_dir: p.path().to_path_buf(),
-    }
+        ],
+    )
     .expect_code(0);
     check_samples(&p);
 }

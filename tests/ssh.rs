@@ -15,13 +15,7 @@ use sshd::Sshd;
 
 /// `pairbench ARGS` with the test's HOME (its ~/.ssh) and no ssh-agent.
 fn run(p: &Project, s: &Sshd, args: &[&str]) -> common::Run {
-    let mut cmd = p.cmd();
-    s.client(&mut cmd);
-    let out = cmd.args(args).output().expect("run pairbench");
-    common::Run {
-        out,
-        project_dir: p.path().to_path_buf(),
-    }
+    p.run_with(|c| s.client(c), args)
 }
 
 /// A `[[remote]]` entry called `name` with its own work folder and `slots`.

@@ -286,11 +286,13 @@ echo "healed $(rtt)""#,
             .to_string()
     };
     let ms = |k: &str| value(k).parse::<f64>().unwrap();
-    // A connect waits for one round trip: both directions are delayed.
-    assert!(ms("base") >= 20.0 && ms("base") < 50.0, "{out}");
-    assert!(ms("shaped") >= 60.0 && ms("shaped") < 120.0, "{out}");
+    // A connect waits for one round trip: both directions are delayed. tc rounds a
+    // delay to its clock ticks, so a round trip may be a little under 2 × delay (19.83 ms
+    // for 2 × 10 ms was seen in CI): the lower bounds keep 10 % of slack.
+    assert!(ms("base") >= 18.0 && ms("base") < 50.0, "{out}");
+    assert!(ms("shaped") >= 54.0 && ms("shaped") < 120.0, "{out}");
     assert_eq!(value("cut"), "unreachable", "{out}");
-    assert!(ms("healed") >= 60.0, "{out}");
+    assert!(ms("healed") >= 54.0, "{out}");
 
     let events = read_csv(&pair.path().join("events.csv"));
     let changes: Vec<&str> = events.iter().map(|e| e["change"].as_str()).collect();
@@ -319,7 +321,7 @@ echo "healed $(rtt)""#,
     assert_eq!(st["hosts"][0]["link"]["delay_ms"], 10.0);
     assert_eq!(st["hosts"][0]["cut"], false);
     let rtt = bed::connect_ms(&format!("{}:22", b.addr(1)), 5);
-    assert!((20.0..50.0).contains(&rtt), "{rtt}");
+    assert!((18.0..50.0).contains(&rtt), "{rtt}");
 }
 
 #[test]
@@ -648,9 +650,9 @@ fn the_testbed_example_runs_with_its_shaped_link_and_fault_and_draws_the_fault_w
             .parse()
             .unwrap()
     };
-    // 10 ms each way: a connect takes at least 20 ms; the cut loses probes.
-    assert!(metric("rtt_before_ms") >= 20.0, "{metrics:?}");
-    assert!(metric("rtt_after_ms") >= 20.0, "{metrics:?}");
+    // 10 ms each way: a connect takes about 20 ms (tc rounds: 10 % slack); the cut loses probes.
+    assert!(metric("rtt_before_ms") >= 18.0, "{metrics:?}");
+    assert!(metric("rtt_after_ms") >= 18.0, "{metrics:?}");
     assert!(metric("probes_lost") >= 1.0, "{metrics:?}");
     let events = read_csv(&pair.path().join("events.csv"));
     let changes: Vec<&str> = events.iter().map(|e| e["change"].as_str()).collect();

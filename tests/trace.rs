@@ -101,10 +101,9 @@ fn strace_on_a_remote_host_comes_back_with_the_remote_folder() {
     let p = Project::new();
     p.bash("g/local/client", &format!("{FORKS}\nwait_for_remote"));
     p.bash("g/remote/server", FORKS);
-    let mut cmd = p.cmd();
-    s.client(&mut cmd);
-    let out = cmd
-        .args([
+    p.run_with(
+        |c| s.client(c),
+        &[
             "run",
             "--progress",
             "never",
@@ -112,13 +111,8 @@ fn strace_on_a_remote_host_comes_back_with_the_remote_folder() {
             &s.spec(),
             "--trace",
             "strace",
-        ])
-        .output()
-        .unwrap();
-    common::Run {
-        out,
-        project_dir: p.path().to_path_buf(),
-    }
+        ],
+    )
     .expect_code(0);
     check_forks_traced(&p, &["local", "remote"]);
 }

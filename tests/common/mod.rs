@@ -51,7 +51,15 @@ impl Project {
 
     /// Run `pairbench ARGS` in the project folder.
     pub fn run(&self, args: &[&str]) -> Run {
-        let out = self.cmd().args(args).output().expect("run pairbench");
+        self.run_with(|_| {}, args)
+    }
+
+    /// Run `pairbench ARGS` in the project folder, its command first set up by `setup`
+    /// (an environment, an SSH client's home: `p.run_with(|c| s.client(c), ARGS)`).
+    pub fn run_with(&self, setup: impl FnOnce(&mut std::process::Command), args: &[&str]) -> Run {
+        let mut cmd = self.cmd();
+        setup(&mut cmd);
+        let out = cmd.args(args).output().expect("run pairbench");
         Run {
             out,
             project_dir: self.path().to_path_buf(),
