@@ -151,6 +151,9 @@ fn reap_loop() {
                 } else {
                     side_of_orphan(r, pid.as_raw())
                 };
+                // From here until its rusage is added, the process is neither a zombie
+                // nor counted: settle_reaper waits for REAPING to be zero too.
+                REAPING.fetch_add(1, Ordering::SeqCst);
                 let (exit, usage) = wait4(pid.as_raw());
                 let waited = if exit.is_some() {
                     table.remove(&pid.as_raw())
@@ -163,6 +166,7 @@ fn reap_loop() {
                         lock(sink).add(&u);
                     }
                 }
+                REAPING.fetch_sub(1, Ordering::SeqCst);
                 if let (Some(exit), Some(w)) = (exit, waited) {
                     *lock(&w.slot.exit) = Some(exit);
                     w.slot.cv.notify_all();
@@ -230,11 +234,16 @@ fn side_of_orphan(r: &Reaper, pid: i32) -> Option<Arc<Mutex<Rusage>>> {
     }
 }
 
-/// Wait (briefly) until the reaper has reaped every child that has exited, so a side's
-/// rusage holds its last orphans.
+/// Processes the reaper has reaped whose rusage it has not added yet.
+static REAPING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Wait until the reaper has reaped every child that has exited and added its rusage, so
+/// a side's rusage holds its last processes. The bound is generous: it is only reached
+/// when the reaper thread is starved (a loaded machine), and waiting less would record a
+/// side's usage without them.
 fn settle_reaper() {
     use nix::libc;
-    let end = std::time::Instant::now() + Duration::from_millis(200);
+    let end = std::time::Instant::now() + Duration::from_secs(2);
     loop {
         // SAFETY: siginfo_t is plain data the kernel fills in.
         let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
@@ -248,7 +257,8 @@ fn settle_reaper() {
             )
         };
         // SAFETY: si_pid is set by waitid (0 when no child has exited).
-        if r != 0 || unsafe { info.si_pid() } == 0 || std::time::Instant::now() >= end {
+        let zombie = r == 0 && unsafe { info.si_pid() } != 0;
+        if (!zombie && REAPING.load(Ordering::SeqCst) == 0) || std::time::Instant::now() >= end {
             return;
         }
         std::thread::sleep(Duration::from_micros(100));
@@ -835,11 +845,11 @@ impl Child {
         self.finish_side();
     }
 
-    /// The side is empty: its last orphans reaped into its rusage, then its usage read.
+    /// Empty the side, let the reaper add its last processes to its rusage, then read its
+    /// usage.
     fn finish_side(&self) {
-        if !self.side.alive() {
-            settle_reaper();
-        }
+        self.side.kill_all();
+        settle_reaper();
         self.side.finish();
         if let Some(k) = &self.cgroup_key {
             lock(&reaper().by_cgroup).remove(k);
