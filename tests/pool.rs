@@ -252,3 +252,75 @@ fn remote_hooks_of_the_hosts_run_at_the_same_time() {
         );
     }
 }
+
+#[test]
+fn a_host_given_twice_keeps_both_hook_logs() {
+    let Some(a) = Sshd::start() else { return };
+    sshd::one_client(&[&a]);
+    let p = Project::new();
+    std::fs::write(
+        p.path().join("pairbench.toml"),
+        entry("a", &a, "pool-twice-hooks"),
+    )
+    .unwrap();
+    p.bash("g/before_first_test_remote", "echo before");
+    // Each pair holds its host a while: the second pair goes to the other slot.
+    p.bash("g/local/l1", "sleep 1");
+    p.bash("g/local/l2", "sleep 1");
+    p.bash("g/remote/r", "true");
+    // The agent is uploaded first (once per build): a host still uploading is not ready.
+    p.bash("warm/local/l", "true");
+    p.bash("warm/remote/r", "true");
+    run(
+        &p,
+        &a,
+        &[
+            "run",
+            "--progress",
+            "never",
+            "--tag",
+            "warm",
+            "--remote",
+            "a",
+            "warm",
+        ],
+    )
+    .expect_code(0);
+    let r = run(
+        &p,
+        &a,
+        &[
+            "run",
+            "--progress",
+            "never",
+            "--tag",
+            "twice",
+            "-j",
+            "2",
+            "--remote",
+            "a",
+            "--remote",
+            "a",
+            "g",
+        ],
+    );
+    r.expect_code(0);
+    let hooks = p
+        .path()
+        .join("results/twice/g/hooks/before_first_test_remote");
+    let mut folders: Vec<String> = std::fs::read_dir(&hooks)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    folders.sort();
+    assert_eq!(folders, ["a", "a-2"], "one folder per host given");
+    for f in &folders {
+        assert_eq!(
+            std::fs::read_to_string(hooks.join(f).join("stdout"))
+                .unwrap()
+                .trim(),
+            "before",
+            "{f}"
+        );
+    }
+}

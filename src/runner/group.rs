@@ -41,7 +41,10 @@ impl<'a> HostCtx<'a> {
     fn new(pool: &'a Pool, i: usize, remote_paths: GroupPaths, prepared: bool) -> HostCtx<'a> {
         let t = pool.hosts[i].as_ref();
         HostCtx {
-            hook_folder: (pool.hosts.len() > 1).then(|| hook_folder(t.name(), i)),
+            hook_folder: (pool.hosts.len() > 1).then(|| {
+                let names: Vec<&str> = pool.hosts.iter().map(|h| h.name()).collect();
+                hook_folders(&names).swap_remove(i)
+            }),
             transport: t,
             remote_paths,
             remote_host: t.address(),
@@ -61,20 +64,32 @@ impl<'a> HostCtx<'a> {
     }
 }
 
-/// A file-name-safe folder for host `i` named `name`: the name itself when it is one,
-/// else `host-<i+1>`.
-fn hook_folder(name: &str, i: usize) -> String {
-    let safe = !name.is_empty()
-        && name.len() <= 100
-        && !name.starts_with('.')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c));
-    if safe {
-        name.to_string()
-    } else {
-        format!("host-{}", i + 1)
-    }
+/// A file-name-safe folder for each host of a pool, by position: the host's name when it
+/// is one, else `host-<i+1>`; a folder already taken (the same host given twice, or a
+/// host named `host-2`) gets `-<i+1>` added until it is free.
+fn hook_folders(names: &[&str]) -> Vec<String> {
+    let mut taken = std::collections::HashSet::new();
+    names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let safe = !name.is_empty()
+                && name.len() <= 100
+                && !name.starts_with('.')
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c));
+            let mut folder = if safe {
+                name.to_string()
+            } else {
+                format!("host-{}", i + 1)
+            };
+            while !taken.insert(folder.clone()) {
+                folder = format!("{folder}-{}", i + 1);
+            }
+            folder
+        })
+        .collect()
 }
 
 fn warn(ctx: &RunCtx, group: &Group, what: &str) {
