@@ -242,23 +242,37 @@ pub fn strace_counts(files: &[String]) -> BTreeMap<String, f64> {
     let mut calls: BTreeMap<String, (u64, u64)> = BTreeMap::new();
     for text in files {
         for line in text.lines() {
-            // `<... read resumed>` continues a call counted when it started; signals
-            // (`--- SIG`) and exits (`+++`) are not calls.
+            // Signals (`--- SIG`) and exits (`+++`) are not calls.
             let line = line.trim_start();
-            if line.starts_with('<') || line.starts_with("---") || line.starts_with("+++") {
+            if line.starts_with("---") || line.starts_with("+++") {
                 continue;
             }
-            let Some(open) = line.find('(') else { continue };
-            let name = &line[..open];
+            // `<... read resumed>` continues a call counted when it started: only its
+            // result is new.
+            let (name, resumed) = match line.strip_prefix("<... ") {
+                Some(rest) => match rest.split_once(" resumed>") {
+                    Some((name, _)) => (name, true),
+                    None => continue,
+                },
+                None => match line.find('(') {
+                    Some(open) => (&line[..open], false),
+                    None => continue,
+                },
+            };
             if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
                 continue;
             }
             let e = calls.entry(name.to_string()).or_default();
-            e.0 += 1;
-            if line
-                .rsplit_once(") = ")
-                .is_some_and(|(_, r)| r.starts_with("-1 ") || r.starts_with("? "))
-            {
+            if !resumed {
+                e.0 += 1;
+            }
+            // strace pads short calls to a column: `close(3)       = 0`. The result is
+            // after the last ` = `; `= -1 ENOENT (...)` failed, `= ? ERESTARTSYS (...)`
+            // was interrupted, `= ?` alone (exit_group) never returns and did not fail.
+            if line.rsplit_once(" = ").is_some_and(|(_, r)| {
+                let r = r.trim_start();
+                r.starts_with("-1 ") || r.starts_with("? E")
+            }) {
                 e.1 += 1;
             }
         }
@@ -322,12 +336,27 @@ mod tests {
                  <... read resumed>\"x\", 1) = 1\n\
                  --- SIGCHLD {si_signo=SIGCHLD} ---\n\
                  +++ exited with 0 +++\n";
-        let b = "openat(AT_FDCWD, \"/etc\", O_RDONLY) = 3\n";
+        let b = "openat(AT_FDCWD, \"/etc\", O_RDONLY) = 3\n\
+                 close(3)                                = 0\n\
+                 access(\"/x\", F_OK)                      = -1 ENOENT (No such file or directory)\n\
+                 write(1, \"a = -1 b\", 8)                 = 8\n\
+                 wait4(-1,  <unfinished ...>\n\
+                 <... wait4 resumed>0x7ffc, 0, NULL) = ? ERESTARTSYS (To be restarted)\n\
+                 exit_group(0)                           = ?\n";
         let m = strace_counts(&[a.to_string(), b.to_string()]);
         assert_eq!(m["strace.openat.calls"], 2.0);
         assert_eq!(m["strace.openat.errors"], 1.0);
         assert_eq!(m["strace.read.calls"], 1.0);
-        assert_eq!(m["strace.calls"], 4.0);
+        // Padded results are read like unpadded ones.
+        assert_eq!(m["strace.access.errors"], 1.0);
+        assert!(!m.contains_key("strace.close.errors"));
+        // ` = ` inside an argument is not the result.
+        assert!(!m.contains_key("strace.write.errors"));
+        // An interrupted call counts as an error where it started; exit_group never returns.
+        assert_eq!(m["strace.wait4.errors"], 1.0);
+        assert_eq!(m["strace.exit_group.calls"], 1.0);
+        assert!(!m.contains_key("strace.exit_group.errors"));
+        assert_eq!(m["strace.calls"], 9.0);
         assert_eq!(m["strace.processes"], 2.0);
         assert!(!m.contains_key("strace.execve.errors"));
     }
