@@ -196,28 +196,24 @@ impl Containment {
         &self.description
     }
 
-    /// Where each side's resource values come from (run.json; docs/resources.md).
+    /// Where each side's resource values come from (run.json; docs/resources.md): read
+    /// from a side's cgroup made for the question, so it names the files a side has.
     pub fn accounting(&self) -> Sources {
         match &self.method {
             Method::Sweep => Sources::rusage(),
-            Method::Cgroup(run) => {
-                let sub = std::fs::read_to_string(run.dir().join("cgroup.subtree_control"))
-                    .unwrap_or_default();
-                let on = |c: &str| sub.split_whitespace().any(|x| x == c);
-                let mut s = Sources::rusage();
-                s.cpu = "cgroup2 cpu.stat".into();
-                if on("memory") {
-                    s.memory = "cgroup2 memory.peak".into();
-                    s.major_faults = "cgroup2 memory.stat".into();
-                } else if run.mem_v1().is_some() {
-                    s.memory = "cgroup1 memory.max_usage_in_bytes".into();
-                    s.major_faults = "cgroup1 memory.stat".into();
+            Method::Cgroup(run) => match run.side("accounting-probe") {
+                Ok(probe) => {
+                    let (_, sources) = probe.usage(&Rusage::default());
+                    if let Err(e) = probe.remove() {
+                        eprintln!(
+                            "pairbench: warning: cannot remove the cgroup {}: {e}",
+                            probe.dir().display()
+                        );
+                    }
+                    sources
                 }
-                if on("io") {
-                    s.io = "cgroup2 io.stat".into();
-                }
-                s
-            }
+                Err(_) => Sources::rusage(),
+            },
         }
     }
 
