@@ -29,7 +29,8 @@ type Row = (f64, String, f64, &'static str);
 /// The sampling of one pair's sides on this host, until [`Sampler::stop`].
 pub struct Sampler {
     stop: Arc<(Mutex<bool>, Condvar)>,
-    thread: Option<JoinHandle<Vec<Vec<Row>>>>,
+    /// The sampling thread, or why it could not start.
+    thread: Result<JoinHandle<Vec<Vec<Row>>>, String>,
     targets: Vec<Target>,
 }
 
@@ -91,9 +92,7 @@ fn read_net(text: &str) -> BTreeMap<String, [u64; 4]> {
 
 fn cgroup_usage(dir: &Path) -> Option<u64> {
     let text = std::fs::read_to_string(dir.join("cpu.stat")).ok()?;
-    text.lines()
-        .find_map(|l| l.strip_prefix("usage_usec "))
-        .and_then(|v| v.trim().parse().ok())
+    crate::contain::usage::stat_field(&text, "usage_usec")
 }
 
 fn snapshot(at: f64, targets: &[Target]) -> Snapshot {
@@ -214,7 +213,7 @@ impl Sampler {
                     k = k.max((start.elapsed().as_secs_f64() / every.as_secs_f64()) as u32) + 1;
                 }
             })
-            .ok();
+            .map_err(|e| e.to_string());
         Sampler {
             stop,
             thread,
@@ -223,16 +222,19 @@ impl Sampler {
     }
 
     /// Stop, and write each side's samples.csv; one line per problem.
-    pub fn stop(mut self) -> Vec<String> {
+    pub fn stop(self) -> Vec<String> {
         {
             let (m, cv) = &*self.stop;
             *m.lock().unwrap_or_else(|e| e.into_inner()) = true;
             cv.notify_all();
         }
-        let Some(thread) = self.thread.take() else {
-            return vec!["the sampling thread could not start".into()];
+        let thread = match self.thread {
+            Ok(t) => t,
+            Err(e) => return vec![format!("the sampling thread could not start: {e}")],
         };
-        let rows = thread.join().unwrap_or_default();
+        let Ok(rows) = thread.join() else {
+            return vec!["the sampling thread failed: no samples were written".into()];
+        };
         let mut problems = Vec::new();
         for (t, r) in self.targets.iter().zip(rows) {
             if let Err(e) = write(&t.dir, &r) {

@@ -142,7 +142,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("terminal", &[]),
     ("testbed", &["config", "tree"]),
     ("trace", &["config", "process", "tree"]),
-    ("sample", &["tree"]),
+    ("sample", &["contain", "tree"]),
     ("tree", &["hostinfo"]),
 ];
 

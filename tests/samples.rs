@@ -17,6 +17,10 @@ const BURN: &str = "perl -MTime::HiRes=time -e '$end = time + 1; while (time < $
 fn check_samples(p: &Project) {
     let pair = p.pair("g", "client_x_server");
     assert_eq!(pair.status(), "SUCCESS", "{}", pair.reason());
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(p.latest().join("run.json")).unwrap())
+            .unwrap();
+    let cgroups = manifest["accounting"]["local"]["cpu"] == "cgroup2 cpu.stat";
     for side in ["local", "remote"] {
         let rows: Vec<HashMap<String, String>> =
             read_csv(&pair.path().join(side).join("samples.csv"));
@@ -47,6 +51,13 @@ fn check_samples(p: &Project) {
             "{side}: the loopback interface"
         );
         let side_cpu = values("side_cpu_pct");
+        // A side's own CPU is its cgroup's: sampled whenever the side has one.
+        if cgroups {
+            assert!(
+                side_cpu.len() + 2 >= times.len(),
+                "{side}: side_cpu_pct at (nearly) every moment: {side_cpu:?}"
+            );
+        }
         let max = side_cpu.iter().cloned().fold(0.0, f64::max);
         // The local side spins on a CPU for a second (getting what a shared machine
         // leaves it); the remote one sleeps.
