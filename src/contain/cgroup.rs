@@ -396,12 +396,17 @@ impl SideCgroup {
         super::usage::from_cgroup(&self.dir, self.mem.as_ref().map(|(d, _)| d.as_path()), r)
     }
 
-    /// Remove the (empty) cgroup and any below it.
+    /// Remove the (empty) cgroup and any below it, and its v1 memory cgroup: both are
+    /// tried; an error names the folder that stayed.
     pub fn remove(&self) -> io::Result<()> {
-        if let Some((d, _)) = &self.mem {
-            rmdir_retry(d)?;
-        }
-        remove_tree(&self.dir)
+        let named =
+            |d: &Path, e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", d.display()));
+        let mem = match &self.mem {
+            Some((d, _)) => rmdir_retry(d).map_err(|e| named(d, e)),
+            None => Ok(()),
+        };
+        remove_tree(&self.dir).map_err(|e| named(&self.dir, e))?;
+        mem
     }
 }
 

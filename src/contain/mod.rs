@@ -205,10 +205,7 @@ impl Containment {
                 Ok(probe) => {
                     let (_, sources) = probe.usage(&Rusage::default());
                     if let Err(e) = probe.remove() {
-                        eprintln!(
-                            "pairbench: warning: cannot remove the cgroup {}: {e}",
-                            probe.dir().display()
-                        );
+                        eprintln!("pairbench: warning: cannot remove a cgroup: {e}");
                     }
                     sources
                 }
@@ -449,10 +446,7 @@ impl Side {
             SideKind::Cgroup(c) => {
                 *usage = Some(c.usage(&r).0);
                 if let Err(e) = c.remove() {
-                    eprintln!(
-                        "pairbench: warning: cannot remove the cgroup {}: {e}",
-                        c.dir().display()
-                    );
+                    eprintln!("pairbench: warning: cannot remove a side's cgroup: {e}");
                 }
             }
             SideKind::Sweep(s) => {
