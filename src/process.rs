@@ -466,9 +466,8 @@ fn spawn_in(spec: &Spec, on_terminal: bool) -> Result<Child, SpawnError> {
     };
     side.started(pid.as_raw());
     let was_empty = table.is_empty();
-    // Its orphans come to us: they are known by its cgroup (read while it cannot have
-    // been reaped: the table is locked).
-    let cgroup_key = side.cgroup_dir_fd().and_then(|_| cgroup_of(pid.as_raw()));
+    // Its orphans come to us: they are known by its cgroup.
+    let cgroup_key = side.cgroup_path().map(str::to_string);
     if let Some(k) = &cgroup_key {
         lock(&r.by_cgroup).insert(k.clone(), side.rusage_sink());
     }
@@ -945,6 +944,17 @@ mod tests {
             stderr: dir.join("stderr"),
             marker: "unit-usage-local".into(),
         };
+        let mut spec_sleep = spec.clone();
+        spec_sleep.args = vec!["-c".into(), "sleep 0.3".into()];
+        let sleeping = spawn(&spec_sleep).unwrap();
+        // Its orphans are known by the cgroup path the kernel gives its processes.
+        assert_eq!(
+            sleeping.cgroup_key.as_deref(),
+            cgroup_of(sleeping.pid.as_raw())
+                .filter(|_| sleeping.cgroup_dir().is_some())
+                .as_deref()
+        );
+        sleeping.terminate(Duration::from_millis(100));
         let child = spawn(&spec).unwrap();
         assert_eq!(
             child.wait_timeout(Duration::from_secs(60)),

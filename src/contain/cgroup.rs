@@ -98,6 +98,11 @@ fn own_path(cgroup: &str) -> Option<String> {
 
 /// The folder of our own v2 cgroup, or why there is none.
 pub fn own_cgroup() -> Result<PathBuf, String> {
+    own_cgroup_and_path().map(|(dir, _)| dir)
+}
+
+/// The folder of our own v2 cgroup and its path as /proc/<pid>/cgroup writes it.
+fn own_cgroup_and_path() -> Result<(PathBuf, String), String> {
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
         .map_err(|e| format!("cannot read /proc/self/mountinfo: {e}"))?;
     let (root, mount) =
@@ -119,7 +124,7 @@ pub fn own_cgroup() -> Result<PathBuf, String> {
     if !dir.join("cgroup.procs").exists() {
         return Err(format!("our cgroup {} is not there", dir.display()));
     }
-    Ok(dir)
+    Ok((dir, own))
 }
 
 fn write_file(path: &Path, text: &str) -> io::Result<()> {
@@ -230,13 +235,18 @@ pub fn kill_tree(dir: &Path, limit: Duration) -> io::Result<usize> {
 #[derive(Debug)]
 pub struct RunCgroup {
     dir: PathBuf,
+    /// Its path as /proc/<pid>/cgroup writes it (`0::<path>`).
+    path: String,
     /// The run's cgroup under the v1 memory controller, where there is one we can use.
     mem_v1: Option<PathBuf>,
 }
 
 impl RunCgroup {
-    /// Make the run's cgroup, or say why it cannot be used.
-    pub fn create(own: &Path, name: &str) -> Result<RunCgroup, String> {
+    /// Make the run's cgroup below our own, or say why it cannot be used.
+    pub fn create(name: &str) -> Result<RunCgroup, String> {
+        let (own, own_path) = own_cgroup_and_path()?;
+        let own = own.as_path();
+        let path = format!("{}/{PARENT}/{name}", own_path.trim_end_matches('/'));
         let parent = own.join(PARENT);
         match std::fs::create_dir(&parent) {
             Ok(()) => {}
@@ -279,7 +289,7 @@ impl RunCgroup {
             std::fs::create_dir(&d).ok()?;
             Some(d)
         });
-        Ok(RunCgroup { dir, mem_v1 })
+        Ok(RunCgroup { dir, path, mem_v1 })
     }
 
     /// The run's cgroup under the v1 memory controller, if one is used.
@@ -323,6 +333,7 @@ impl RunCgroup {
         });
         Ok(SideCgroup {
             dir,
+            path: format!("{}/{name}", self.path),
             procs: procs.into(),
             dir_fd: dir_fd.into(),
             mem,
@@ -343,6 +354,8 @@ fn cannot_create(dir: &Path, e: &io::Error) -> String {
 #[derive(Debug)]
 pub struct SideCgroup {
     dir: PathBuf,
+    /// Its path as /proc/<pid>/cgroup writes it (`0::<path>`).
+    path: String,
     /// `cgroup.procs`, open for writing: the child writes "0" to it before it execs
     /// (where it cannot be born in the cgroup).
     procs: OwnedFd,
@@ -356,6 +369,11 @@ pub struct SideCgroup {
 impl SideCgroup {
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Its path as /proc/<pid>/cgroup writes it, for a process in it (`0::<path>`).
+    pub fn path(&self) -> &str {
+        &self.path
     }
 
     /// The descriptor a child writes "0" to (in `pre_exec`) to join this cgroup.

@@ -152,7 +152,7 @@ fn choose() -> Result<Containment, String> {
             ));
         }
     }
-    let made = cgroup::own_cgroup().and_then(|own| cgroup::RunCgroup::create(&own, &name));
+    let made = cgroup::RunCgroup::create(&name);
     match made {
         Ok(run) => Ok(Containment {
             description: Description {
@@ -351,7 +351,16 @@ impl Side {
         }
     }
 
-    /// The cgroup, under `cgroup2` (for issue 14's accounting and for tests).
+    /// The side's cgroup as /proc/<pid>/cgroup names it for its processes, under
+    /// `cgroup2`.
+    pub fn cgroup_path(&self) -> Option<&str> {
+        match &self.kind {
+            SideKind::Cgroup(c) => Some(c.path()),
+            SideKind::Sweep(_) => None,
+        }
+    }
+
+    /// The cgroup, under `cgroup2` (for the accounting and for tests).
     pub fn cgroup_dir(&self) -> Option<PathBuf> {
         match &self.kind {
             SideKind::Cgroup(c) => Some(c.dir().to_path_buf()),
