@@ -193,3 +193,44 @@ fn a_check_gate_on_cpu_fails_a_pair_that_burns_too_much() {
     );
     r.expect_code(1);
 }
+
+#[test]
+fn cpu_per_divides_each_side_s_cpu_by_the_count_and_the_page_charts_cpu() {
+    let p = Project::new();
+    p.file("g/group.toml", "cpu_per = \"requests\"\n");
+    p.bash(
+        "g/local/client",
+        &format!("{BURN}\nreport_metric requests 1000\nwait_for_remote"),
+    );
+    p.bash("g/remote/server", BURN);
+    p.run(&["run", "--progress", "never"]).expect_code(0);
+    let rows = read_csv(&p.latest().join("metrics.csv"));
+    for side in ["local", "remote"] {
+        let cpu = own(&rows, side, "cpu_user_s") + own(&rows, side, "cpu_sys_s");
+        let per = own(&rows, side, "cpu_us_per_requests");
+        // The client's count is used for both sides: µs of CPU per request.
+        let want = cpu * 1e6 / 1000.0;
+        assert!(
+            (per - want).abs() <= want * 1e-6 + 1e-3,
+            "{side}: {per} µs per request, want {want}"
+        );
+        assert!(
+            per > 500.0,
+            "{side}: a second of CPU over 1000 requests: {per}"
+        );
+    }
+    // The page has a CPU chart: a bar per pair and side.
+    let plots: Vec<String> = std::fs::read_dir(p.latest().join("plots"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        plots
+            .iter()
+            .any(|n| n.starts_with("g-") && n.ends_with(".cpu.svg")),
+        "a CPU chart: {plots:?}"
+    );
+    let page = std::fs::read_to_string(p.latest().join("index.html")).unwrap();
+    assert!(page.contains(".cpu.svg"), "the page shows the CPU chart");
+}

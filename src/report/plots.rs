@@ -169,6 +169,12 @@ pub fn draw_all(run: &Run, dir: &Path) -> (Vec<Plot>, Vec<String>) {
         Chart(Chart),
         Line(lines::LineChart),
     }
+    // Only a run with --sample has samples to look for (unknown options: look).
+    let sampled = run
+        .manifest
+        .options
+        .get("sample")
+        .is_none_or(|v| !v.is_null());
     let mut jobs = Vec::new();
     for g in &run.groups {
         jobs.push(Job::Matrix(Matrix::new(g)));
@@ -176,7 +182,9 @@ pub fn draw_all(run: &Run, dir: &Path) -> (Vec<Plot>, Vec<String>) {
         jobs.extend(Chart::cpu(g).map(Job::Chart));
         jobs.extend(Chart::all(g).into_iter().map(Job::Chart));
         jobs.extend(lines::all(g).into_iter().map(Job::Line));
-        jobs.extend(lines::samples(g, &run.dir).into_iter().map(Job::Line));
+        if sampled {
+            jobs.extend(lines::samples(g, &run.dir).into_iter().map(Job::Line));
+        }
     }
     let done: Vec<(Plot, Option<String>)> = jobs
         .par_iter()
@@ -613,7 +621,6 @@ impl Chart {
         // (pair, params, remote) -> run (variant, attempt) -> seconds
         type Bar = (String, String, bool);
         let mut per_run: BTreeMap<Bar, BTreeMap<(String, u32), f64>> = BTreeMap::new();
-        let mut order: Vec<Bar> = Vec::new();
         for m in g.metrics.iter().filter(|m| {
             !m.warmup
                 && m.source == crate::tree::record::PAIRBENCH
@@ -621,26 +628,19 @@ impl Chart {
         }) {
             let params: Vec<String> = m.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
             let key = (m.pair.clone(), params.join(","), m.side == "remote");
-            if !per_run.contains_key(&key) {
-                order.push(key.clone());
-            }
             *per_run
                 .entry(key)
                 .or_default()
                 .entry((m.variant.clone(), m.attempt))
                 .or_default() += m.value;
         }
-        if order.is_empty() {
+        if per_run.is_empty() {
             return None;
         }
-        // Each pair's local bar, then its remote bar.
-        order.sort_by(|a, b| (&a.0, &a.1, a.2).cmp(&(&b.0, &b.1, b.2)));
-        let values = order
+        // In key order: each pair's local bar, then its remote bar.
+        let values = per_run
             .into_iter()
-            .map(|k| {
-                let v = per_run[&k].values().copied().collect();
-                (k, v)
-            })
+            .map(|(k, runs)| (k, runs.into_values().collect()))
             .collect();
         let stem = format!("{}.cpu", safe_stem(&g.name));
         Some(Chart::build(

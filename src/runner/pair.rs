@@ -360,9 +360,14 @@ impl<'a> PairRun<'a> {
     }
 
     /// The tracer side `side` runs under (`--trace`, `--trace-side`).
+    /// The tracer of `side`, if any (`--interactive` hands the local side to a shell:
+    /// it is not traced).
     fn trace_for(&self, side: &str) -> Option<crate::config::Trace> {
         let o = &self.g.run.opts;
-        o.trace.clone().filter(|_| o.trace_side.covers(side))
+        let interactive_shell = side == "local" && o.interactive.is_some();
+        o.trace
+            .clone()
+            .filter(|_| o.trace_side.covers(side) && !interactive_shell)
     }
 
     /// What the traces of both sides tell, once they are back: metrics with the
@@ -372,9 +377,6 @@ impl<'a> PairRun<'a> {
             let Some(t) = self.trace_for(side) else {
                 continue;
             };
-            if side == "local" && self.g.run.opts.interactive.is_some() {
-                continue;
-            }
             let dir = self.staging.join(side);
             let (metrics, problems) = crate::trace::finish(&t, &dir);
             if !metrics.is_empty() {
@@ -463,11 +465,7 @@ impl<'a> PairRun<'a> {
             stdout: local_dir.join("stdout"),
             stderr: local_dir.join("stderr"),
             marker: self.marker("local"),
-            trace: if interactive {
-                None
-            } else {
-                self.trace_for("local")
-            },
+            trace: self.trace_for("local"),
             sample: None,
         };
         let started = if interactive {
