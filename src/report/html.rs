@@ -250,7 +250,7 @@ fn footer(s: &mut String, run: &Run, at: At) {
     ];
     let links: Vec<String> = files
         .iter()
-        .filter(|f| run.dir.join(f).is_file())
+        .filter(|f| is_file(&run.dir.join(f)))
         .map(|f| format!("<a href=\"{}\">{}</a>", at.tree(&[f]), h(f)))
         .collect();
     s.push_str(&links.join(" · "));
@@ -422,7 +422,7 @@ fn failure_item(
     let dir = run_dir(tag_dir, p);
     for side in ["local", "remote"] {
         for stream in ["stdout", "stderr"] {
-            if !dir.join(side).join(stream).is_file() {
+            if !is_file(&dir.join(side).join(stream)) {
                 continue;
             }
             let mut target = parts.clone();
@@ -898,7 +898,7 @@ fn logs(s: &mut String, at: At, tag_dir: &Path, r: &PairRecord) {
     for side in ["local", "remote"] {
         let mut links = Vec::new();
         for (stream, short) in [("stdout", "out"), ("stderr", "err")] {
-            if dir.join(side).join(stream).is_file() {
+            if is_file(&dir.join(side).join(stream)) {
                 let mut target = parts.clone();
                 target.extend([side, stream]);
                 links.push(format!("<a href=\"{}\">{short}</a>", at.tree(&target)));
@@ -922,12 +922,17 @@ fn logs(s: &mut String, at: At, tag_dir: &Path, r: &PairRecord) {
         let _ = write!(s, "{side}: {}", links.join(" "));
     }
     // What the pair's scripts did to the testbed (docs/testbed.md, "From scripts").
-    if dir.join("events.csv").is_file() {
+    if is_file(&dir.join("events.csv")) {
         let mut target = parts.clone();
         target.push("events.csv");
         let _ = write!(s, " · <a href=\"{}\">testbed events</a>", href(&target));
     }
     s.push_str("</span>");
+}
+
+/// A regular file, not a link to one (the page never links through a link a script made).
+fn is_file(path: &Path) -> bool {
+    crate::tree::nofollow::kind(path) == crate::tree::nofollow::Kind::File
 }
 
 fn hooks(s: &mut String, at: At, tag_dir: &Path, g: &GroupRun) {
@@ -949,7 +954,9 @@ fn hooks(s: &mut String, at: At, tag_dir: &Path, g: &GroupRun) {
     for name in folders(&dir) {
         let here = dir.join(&name);
         let hosts = folders(&here);
-        if here.join("exit_code").exists() || hosts.is_empty() {
+        if crate::tree::nofollow::kind(&here.join("exit_code")) != crate::tree::nofollow::Kind::Missing
+            || hosts.is_empty()
+        {
             runs.push(vec![name]);
         } else {
             runs.extend(hosts.into_iter().map(|host| vec![name.clone(), host]));
@@ -974,7 +981,7 @@ fn hooks(s: &mut String, at: At, tag_dir: &Path, g: &GroupRun) {
             h(&exit)
         );
         for stream in ["stdout", "stderr"] {
-            if dir.join(&rel).join(stream).is_file() {
+            if is_file(&dir.join(&rel).join(stream)) {
                 let mut target = parts.clone();
                 target.push(stream);
                 let _ = write!(s, " <a href=\"{}\">{stream}</a>", at.tree(&target));
