@@ -29,6 +29,19 @@ fn run(p: &Project, s: &Sshd, args: &[&str]) -> common::Run {
     p.run_with(|c| s.client(c), args)
 }
 
+/// The agent is uploaded first (once per build): a host still uploading is not ready,
+/// and its pairs would go to another. A run of a trivial group over `remotes` first.
+fn warm_up(p: &Project, s: &Sshd, remotes: &[&str]) {
+    p.bash("warm/local/l", "true");
+    p.bash("warm/remote/r", "true");
+    let mut args = vec!["run", "--progress", "never", "--tag", "warm", "-j", "2"];
+    for r in remotes {
+        args.extend(["--remote", r]);
+    }
+    args.push("warm");
+    run(p, s, &args).expect_code(0);
+}
+
 fn time_of(rfc3339: &str) -> chrono::DateTime<chrono::FixedOffset> {
     chrono::DateTime::parse_from_rfc3339(rfc3339).unwrap()
 }
@@ -173,29 +186,7 @@ fn remote_hooks_of_the_hosts_run_at_the_same_time() {
         p.bash(&format!("g/local/{l}"), "sleep 0.2");
     }
     p.bash("g/remote/r", "exec sleep 60");
-    // The agent is uploaded first (once per build): a host still uploading is not ready,
-    // and its pairs would go to the other.
-    p.bash("warm/local/l", "true");
-    p.bash("warm/remote/r", "true");
-    run(
-        &p,
-        &a,
-        &[
-            "run",
-            "--progress",
-            "never",
-            "--tag",
-            "warm",
-            "-j",
-            "2",
-            "--remote",
-            "a",
-            "--remote",
-            "b",
-            "warm",
-        ],
-    )
-    .expect_code(0);
+    warm_up(&p, &a, &["a", "b"]);
     let r = run(
         &p,
         &a,
@@ -268,24 +259,7 @@ fn a_host_given_twice_keeps_both_hook_logs() {
     p.bash("g/local/l1", "sleep 1");
     p.bash("g/local/l2", "sleep 1");
     p.bash("g/remote/r", "true");
-    // The agent is uploaded first (once per build): a host still uploading is not ready.
-    p.bash("warm/local/l", "true");
-    p.bash("warm/remote/r", "true");
-    run(
-        &p,
-        &a,
-        &[
-            "run",
-            "--progress",
-            "never",
-            "--tag",
-            "warm",
-            "--remote",
-            "a",
-            "warm",
-        ],
-    )
-    .expect_code(0);
+    warm_up(&p, &a, &["a"]);
     let r = run(
         &p,
         &a,

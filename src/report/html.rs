@@ -954,7 +954,8 @@ fn hooks(s: &mut String, at: At, tag_dir: &Path, g: &GroupRun) {
     for name in folders(&dir) {
         let here = dir.join(&name);
         let hosts = folders(&here);
-        if crate::tree::nofollow::kind(&here.join("exit_code")) != crate::tree::nofollow::Kind::Missing
+        if crate::tree::nofollow::kind(&here.join("exit_code"))
+            != crate::tree::nofollow::Kind::Missing
             || hosts.is_empty()
         {
             runs.push(vec![name]);
