@@ -351,6 +351,7 @@ pub fn merge(
         options: first.options.clone(),
         plan: first.plan.clone(),
         containment: first.containment.clone(),
+        accounting: first.accounting.clone(),
         group_settings: first.group_settings.clone(),
         counts,
         shuffle_seed: first.shuffle_seed,

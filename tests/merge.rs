@@ -65,6 +65,11 @@ fn outcomes(path: &Path) -> BTreeSet<(String, String, String)> {
         .collect()
 }
 
+/// The run.json of a tag folder.
+fn run_json(tag_dir: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(tag_dir.join("run.json")).unwrap()).unwrap()
+}
+
 fn pairs_of_shard(p: &Project, k: u32) -> Vec<String> {
     read_csv(&p.path().join(format!("s{k}/T/results.csv")))
         .into_iter()
@@ -131,9 +136,12 @@ fn four_shards_merge_into_the_pairs_outcomes_and_tables_of_a_plain_run() {
     assert_eq!(junit.matches("<testcase ").count(), 12, "{junit}");
     assert!(m.join("index.html").is_file() && m.join("summary.md").is_file());
     // run.json keeps every shard's invocation and says what was merged.
-    let run: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(m.join("run.json")).unwrap()).unwrap();
+    let run = run_json(&m);
     assert_eq!(run["invocations"].as_array().unwrap().len(), 4);
+    // How resources were measured, as the shards say.
+    let s1 = run_json(&p.path().join("s1/T"));
+    assert!(s1["accounting"].is_object(), "{s1}");
+    assert_eq!(run["accounting"], s1["accounting"]);
     let ks: Vec<u64> = run["merged"]["shards"]
         .as_array()
         .unwrap()
@@ -250,8 +258,7 @@ fn a_missing_shard_and_its_pairs_are_named_and_the_merge_is_not_green() {
         summary.contains(&format!("{} not run", gone.len())),
         "{summary}"
     );
-    let run: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(m.join("run.json")).unwrap()).unwrap();
+    let run = run_json(&m);
     assert_eq!(run["merged"]["missing_shards"], serde_json::json!([k]));
 }
 
