@@ -465,9 +465,23 @@ struct Unfinished(Option<PathBuf>);
 
 impl Drop for Unfinished {
     fn drop(&mut self) {
-        if let Some(dir) = self.0.take() {
-            let _ = std::fs::remove_dir_all(dir);
+        if let Some(dir) = self.0.take()
+            && let Some(warning) = left_behind(&dir, std::fs::remove_dir_all(&dir))
+        {
+            eprintln!("{warning}");
         }
+    }
+}
+
+/// The warning for a half-made tag folder that `removed` did not remove (none when it is
+/// gone).
+fn left_behind(dir: &Path, removed: std::io::Result<()>) -> Option<String> {
+    match removed {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Some(format!(
+            "pairbench: warning: cannot remove the half-made merge '{}' ({e}): remove it by hand",
+            crate::terminal::shown(&dir.display().to_string())
+        )),
+        _ => None,
     }
 }
 
@@ -630,4 +644,27 @@ fn retag(tree: &Tree, tag: &str) -> anyhow::Result<()> {
             .with_context(|| format!("cannot write '{}'", path.display()))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_half_made_merge_left_behind_is_named_with_what_to_do() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("file");
+        std::fs::write(&file, "").unwrap();
+        // A folder beneath a file cannot be removed, even by root.
+        let dir = file.join("M");
+        let w = left_behind(&dir, std::fs::remove_dir_all(&dir)).unwrap();
+        assert!(w.contains(&format!("'{}'", dir.display())), "{w}");
+        assert!(w.ends_with("remove it by hand"), "{w}");
+        assert_eq!(w.lines().count(), 1, "{w}");
+        // Removed, or gone already: nothing to say.
+        std::fs::create_dir(tmp.path().join("gone")).unwrap();
+        let gone = tmp.path().join("gone");
+        assert_eq!(left_behind(&gone, std::fs::remove_dir_all(&gone)), None);
+        assert_eq!(left_behind(&gone, std::fs::remove_dir_all(&gone)), None);
+    }
 }
