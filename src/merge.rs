@@ -260,6 +260,8 @@ pub fn merge(
     let results = std::fs::canonicalize(results)
         .with_context(|| format!("cannot resolve '{}'", results.display()))?;
     let tree = Tree::new(&results, tag);
+    // Before the refusal of a tag that exists: its advice, remove it, would remove a tree
+    // being merged.
     for s in &sources {
         if std::fs::canonicalize(&s.dir).is_ok_and(|d| d == tree.root) {
             bail!(

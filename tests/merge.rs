@@ -70,6 +70,16 @@ fn run_json(tag_dir: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(tag_dir.join("run.json")).unwrap()).unwrap()
 }
 
+/// `out` is a merge into tag `D` refused with one line that says `says`, exit 2, and no
+/// `results/D` made.
+fn refused(p: &Project, out: &common::Run, says: &str) {
+    out.expect_code(2);
+    let err = out.stderr();
+    assert!(err.contains(says), "{says}: {err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(!p.path().join("results/D").exists(), "{err}");
+}
+
 fn pairs_of_shard(p: &Project, k: u32) -> Vec<String> {
     read_csv(&p.path().join(format!("s{k}/T/results.csv")))
         .into_iter()
@@ -228,6 +238,83 @@ fn a_pair_in_two_trees_is_refused_and_named() {
         out.stderr()
     );
     assert!(!p.path().join("results/D").exists());
+}
+
+#[test]
+fn shards_of_other_splits_or_other_options_are_refused() {
+    let p = suite();
+    shard(&p, 1, 2).expect_code(0);
+    let other = |args: &[&str], out: &str| {
+        let mut a = vec!["run", "--progress", "never", "--tag", "T", "-o", out];
+        a.extend(args);
+        p.run(&a).expect_code(0);
+    };
+    other(&["--shard", "2/3"], "third");
+    let out = merge(&p, "D", &["s1", "third"]);
+    refused(
+        &p,
+        &out,
+        "the trees are shards of different splits (of 2, of 3)",
+    );
+    other(&["--shard", "2/2", "--repeat", "2"], "twice");
+    let out = merge(&p, "D", &["s1", "twice"]);
+    refused(
+        &p,
+        &out,
+        "shard 1/2 ('s1') was run with --repeat 1 and shard 2/2 ('twice') with --repeat 2",
+    );
+}
+
+#[test]
+fn the_merges_own_tag_is_refused_and_left_as_it_is() {
+    let p = suite();
+    p.run(&["run", "--progress", "never", "--shard", "1/1", "--tag", "S"])
+        .expect_code(0);
+    let s = p.path().join("results/S");
+    let before = std::fs::read(s.join("run.json")).unwrap();
+    // `results` is the shard's tree too: its `latest` is S.
+    for tree in ["results/S", "results"] {
+        let out = merge(&p, "S", &[tree]);
+        out.expect_code(2);
+        let err = out.stderr();
+        assert!(
+            err.contains("is the merge's own tag: merge into another --tag"),
+            "{err}"
+        );
+        // Not "remove it first": it is the tree being merged.
+        assert!(!err.contains("remove it"), "{err}");
+    }
+    assert_eq!(std::fs::read(s.join("run.json")).unwrap(), before);
+    assert_eq!(read_csv(&s.join("results.csv")).len(), 12);
+}
+
+#[test]
+fn a_file_two_trees_have_in_a_group_folder_is_kept_as_shard_k() {
+    let p = suite();
+    for k in 1..=2 {
+        shard(&p, k, 2).expect_code(0);
+        let g = p.path().join(format!("s{k}/T/g"));
+        std::fs::create_dir_all(&g).unwrap();
+        std::fs::write(g.join("notes.txt"), format!("shard {k}")).unwrap();
+    }
+    let out = merge(&p, "M", &["s1", "s2"]);
+    out.expect_code(0);
+    assert!(
+        out.stderr().contains(
+            "'g/notes.txt' is in more than one tree: this one is kept as 'g/notes.txt.shard-2'"
+        ),
+        "{}",
+        out.stderr()
+    );
+    let g = p.path().join("results/M/g");
+    assert_eq!(
+        std::fs::read_to_string(g.join("notes.txt")).unwrap(),
+        "shard 1"
+    );
+    assert_eq!(
+        std::fs::read_to_string(g.join("notes.txt.shard-2")).unwrap(),
+        "shard 2"
+    );
 }
 
 #[test]
