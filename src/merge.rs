@@ -27,6 +27,7 @@ struct Source {
     /// `shard-K`, or `tree-I` for a tree that is no shard: where its hook logs go when
     /// several trees ran the same hook.
     label: String,
+    _read_lock: lock::ReadLock,
 }
 
 /// What a merge made.
@@ -154,12 +155,13 @@ pub fn merge(
     for (i, given) in dirs.iter().enumerate() {
         let dir = tag_dir_of(given)?;
         let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
-        if lock::in_use(&dir) {
+        // Held to the end of the merge: no run writes the tree while it is copied.
+        let Some(read_lock) = lock::read_lock(&dir) else {
             bail!(
                 "'{}' is being run right now: merge it once its run has ended",
                 dir.display()
             );
-        }
+        };
         let manifest = manifest::read(&dir)
             .map_err(|e| anyhow::anyhow!("'{}': {e}", dir.display()))?
             .unwrap_or_default();
@@ -174,6 +176,7 @@ pub fn merge(
             manifest,
             walked,
             label,
+            _read_lock: read_lock,
         });
     }
 

@@ -318,6 +318,57 @@ fn a_file_two_trees_have_in_a_group_folder_is_kept_as_shard_k() {
 }
 
 #[test]
+fn a_shard_being_run_is_not_merged() {
+    let p = suite();
+    let (started, go) = (p.path().join("started"), p.path().join("go"));
+    p.bash(
+        "g/local/l1",
+        &format!(
+            "touch '{}'\nwhile [ ! -e '{}' ]; do sleep 0.05; done",
+            started.display(),
+            go.display()
+        ),
+    );
+    let mut running = p
+        .cmd()
+        .args([
+            "run",
+            "--progress",
+            "never",
+            "--shard",
+            "1/1",
+            "--tag",
+            "T",
+            "-o",
+            "s1",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !started.exists() {
+        if std::time::Instant::now() > until {
+            std::fs::write(&go, "").unwrap();
+            running.kill().unwrap();
+            panic!("the run never started its pair");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = merge(&p, "D", &["s1"]);
+    std::fs::write(&go, "").unwrap();
+    let ended = running.wait().unwrap();
+    refused(
+        &p,
+        &out,
+        "is being run right now: merge it once its run has ended",
+    );
+    assert_eq!(ended.code(), Some(0));
+    // Once it has ended, it merges.
+    merge(&p, "D", &["s1"]).expect_code(0);
+}
+
+#[test]
 fn a_missing_shard_and_its_pairs_are_named_and_the_merge_is_not_green() {
     let p = suite();
     for k in 1..=3 {
