@@ -27,6 +27,7 @@ struct Source {
     /// `shard-K`, or `tree-I` for a tree that is no shard: where its hook logs go when
     /// several trees ran the same hook.
     label: String,
+    _read_lock: lock::ReadLock,
 }
 
 /// What a merge made.
@@ -154,12 +155,13 @@ pub fn merge(
     for (i, given) in dirs.iter().enumerate() {
         let dir = tag_dir_of(given)?;
         let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
-        if lock::in_use(&dir) {
+        // Held to the end of the merge: no run writes the tree while it is copied.
+        let Some(read_lock) = lock::read_lock(&dir) else {
             bail!(
                 "'{}' is being run right now: merge it once its run has ended",
                 dir.display()
             );
-        }
+        };
         let manifest = manifest::read(&dir)
             .map_err(|e| anyhow::anyhow!("'{}': {e}", dir.display()))?
             .unwrap_or_default();
@@ -174,6 +176,7 @@ pub fn merge(
             manifest,
             walked,
             label,
+            _read_lock: read_lock,
         });
     }
 
@@ -260,6 +263,8 @@ pub fn merge(
     let results = std::fs::canonicalize(results)
         .with_context(|| format!("cannot resolve '{}'", results.display()))?;
     let tree = Tree::new(&results, tag);
+    // Before the refusal of a tag that exists: its advice, remove it, would remove a tree
+    // being merged.
     for s in &sources {
         if std::fs::canonicalize(&s.dir).is_ok_and(|d| d == tree.root) {
             bail!(
@@ -351,6 +356,7 @@ pub fn merge(
         options: first.options.clone(),
         plan: first.plan.clone(),
         containment: first.containment.clone(),
+        accounting: first.accounting.clone(),
         group_settings: first.group_settings.clone(),
         counts,
         shuffle_seed: first.shuffle_seed,
@@ -464,9 +470,23 @@ struct Unfinished(Option<PathBuf>);
 
 impl Drop for Unfinished {
     fn drop(&mut self) {
-        if let Some(dir) = self.0.take() {
-            let _ = std::fs::remove_dir_all(dir);
+        if let Some(dir) = self.0.take()
+            && let Some(warning) = left_behind(&dir, std::fs::remove_dir_all(&dir))
+        {
+            eprintln!("{warning}");
         }
+    }
+}
+
+/// The warning for a half-made tag folder that `removed` did not remove (none when it is
+/// gone).
+fn left_behind(dir: &Path, removed: std::io::Result<()>) -> Option<String> {
+    match removed {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Some(format!(
+            "pairbench: warning: cannot remove the half-made merge '{}' ({e}): remove it by hand",
+            crate::terminal::shown(&dir.display().to_string())
+        )),
+        _ => None,
     }
 }
 
@@ -629,4 +649,27 @@ fn retag(tree: &Tree, tag: &str) -> anyhow::Result<()> {
             .with_context(|| format!("cannot write '{}'", path.display()))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_half_made_merge_left_behind_is_named_with_what_to_do() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("file");
+        std::fs::write(&file, "").unwrap();
+        // A folder beneath a file cannot be removed, even by root.
+        let dir = file.join("M");
+        let w = left_behind(&dir, std::fs::remove_dir_all(&dir)).unwrap();
+        assert!(w.contains(&format!("'{}'", dir.display())), "{w}");
+        assert!(w.ends_with("remove it by hand"), "{w}");
+        assert_eq!(w.lines().count(), 1, "{w}");
+        // Removed, or gone already: nothing to say.
+        std::fs::create_dir(tmp.path().join("gone")).unwrap();
+        let gone = tmp.path().join("gone");
+        assert_eq!(left_behind(&gone, std::fs::remove_dir_all(&gone)), None);
+        assert_eq!(left_behind(&gone, std::fs::remove_dir_all(&gone)), None);
+    }
 }

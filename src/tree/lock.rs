@@ -74,13 +74,26 @@ pub fn lock(tree: &Tree) -> Result<TagLock, TagError> {
     }
 }
 
+/// A tag's lock held shared, by a reader: no run can take it meanwhile.
+pub struct ReadLock {
+    _lock: Option<Flock<std::fs::File>>,
+}
+
+/// Hold the lock of `tag_dir` shared, so that no run starts writing the tag while it is
+/// read; `None` while a run holds it. A tag without a lock file holds nothing.
+pub fn read_lock(tag_dir: &Path) -> Option<ReadLock> {
+    let Ok(file) = std::fs::File::open(Tree::at(tag_dir).lock_file()) else {
+        return Some(ReadLock { _lock: None });
+    };
+    Flock::lock(file, FlockArg::LockSharedNonblock)
+        .ok()
+        .map(|l| ReadLock { _lock: Some(l) })
+}
+
 /// Is a `pairbench run` writing into this tag folder right now (it holds the lock)?
 pub fn in_use(tag_dir: &Path) -> bool {
-    let Ok(file) = std::fs::File::open(tag_dir.join(".pairbench.lock")) else {
-        return false;
-    };
     // Probe only: the lock is released at once, so a run can start right after.
-    Flock::lock(file, FlockArg::LockSharedNonblock).is_err()
+    read_lock(tag_dir).is_none()
 }
 
 /// Point `results/latest` at `tag` (atomically replaced).
@@ -158,4 +171,25 @@ pub fn remove_leftovers(tree: &Tree) -> usize {
         }
     }
     n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tag_held_for_reading_is_refused_to_a_run_and_a_run_s_to_a_reader() {
+        let tmp = tempfile::tempdir().unwrap();
+        let tree = Tree::new(tmp.path(), "T");
+        std::fs::create_dir(&tree.root).unwrap();
+        let run = lock(&tree).unwrap();
+        assert!(read_lock(&tree.root).is_none());
+        assert!(in_use(&tree.root));
+        drop(run);
+        let reader = read_lock(&tree.root).unwrap();
+        let again = read_lock(&tree.root).unwrap();
+        assert!(matches!(lock(&tree), Err(TagError::InUse { .. })));
+        drop((reader, again));
+        assert!(lock(&tree).is_ok());
+    }
 }
