@@ -972,9 +972,7 @@ impl Child {
     /// Empty the side, let the reaper add its last processes to its rusage, then read its
     /// usage.
     fn finish_side(&self) {
-        self.side.kill_all();
-        settle_reaper();
-        self.side.finish();
+        self.side.finish_after(settle_reaper);
         if let Some(k) = &self.cgroup_key {
             lock(&reaper().by_cgroup).remove(k);
         }

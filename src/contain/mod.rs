@@ -445,11 +445,18 @@ impl Side {
 
     /// The side is over: its usage is read and its cgroup removed. Idempotent.
     pub fn finish(&self) {
+        self.finish_after(|| {});
+    }
+
+    /// [`Side::finish`], with `settle` run once the side is empty and before its rusage
+    /// is read (the reaper adding its last processes).
+    pub fn finish_after(&self, settle: impl FnOnce()) {
         let mut usage = self.usage.lock().unwrap_or_else(|e| e.into_inner());
         if usage.is_some() {
             return;
         }
         self.kill_all();
+        settle();
         let r = *self.rusage.lock().unwrap_or_else(|e| e.into_inner());
         match &self.kind {
             SideKind::Cgroup(c) => {

@@ -41,10 +41,7 @@ impl<'a> HostCtx<'a> {
     fn new(pool: &'a Pool, i: usize, remote_paths: GroupPaths, prepared: bool) -> HostCtx<'a> {
         let t = pool.hosts[i].as_ref();
         HostCtx {
-            hook_folder: (pool.hosts.len() > 1).then(|| {
-                let names: Vec<&str> = pool.hosts.iter().map(|h| h.name()).collect();
-                hook_folders(&names).swap_remove(i)
-            }),
+            hook_folder: pool.hook_folder(i).map(str::to_string),
             transport: t,
             remote_paths,
             remote_host: t.address(),
@@ -62,34 +59,6 @@ impl<'a> HostCtx<'a> {
             .unwrap_or_else(|e| e.into_inner())
             .is_some()
     }
-}
-
-/// A file-name-safe folder for each host of a pool, by position: the host's name when it
-/// is one, else `host-<i+1>`; a folder already taken (the same host given twice, or a
-/// host named `host-2`) gets `-<i+1>` added until it is free.
-fn hook_folders(names: &[&str]) -> Vec<String> {
-    let mut taken = std::collections::HashSet::new();
-    names
-        .iter()
-        .enumerate()
-        .map(|(i, name)| {
-            let safe = !name.is_empty()
-                && name.len() <= 100
-                && !name.starts_with('.')
-                && name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c));
-            let mut folder = if safe {
-                name.to_string()
-            } else {
-                format!("host-{}", i + 1)
-            };
-            while !taken.insert(folder.clone()) {
-                folder = format!("{folder}-{}", i + 1);
-            }
-            folder
-        })
-        .collect()
 }
 
 fn warn(ctx: &RunCtx, group: &Group, what: &str) {

@@ -359,9 +359,8 @@ impl<'a> PairRun<'a> {
         }
     }
 
-    /// The tracer side `side` runs under (`--trace`, `--trace-side`).
-    /// The tracer of `side`, if any (`--interactive` hands the local side to a shell:
-    /// it is not traced).
+    /// The tracer `side` runs under (`--trace`, `--trace-side`), if any (`--interactive`
+    /// hands the local side to a shell: it is not traced).
     fn trace_for(&self, side: &str) -> Option<crate::config::Trace> {
         let o = &self.g.run.opts;
         let interactive_shell = side == "local" && o.interactive.is_some();

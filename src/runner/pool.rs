@@ -34,6 +34,9 @@ pub struct Pool {
     /// Where in them this run starts (at random when no range was given, so two
     /// pairbench runs at the same time seldom try the same ones).
     port_base: u16,
+    /// Each host's folder under a remote hook's `hooks/<name>/`, when there is more than
+    /// one host (each host runs the hook: their logs must not meet).
+    hook_folders: Option<Vec<String>>,
 }
 
 /// A slot a run holds: its host, and which of that host's slots.
@@ -57,6 +60,12 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Pool {
     /// `slots[i]` pairs at once on `hosts[i]`.
     /// `ports`: the range of `PAIRBENCH_PORT` (first, last), if given.
+    /// Host `i`'s folder under a remote hook's `hooks/<name>/`, in a pool of more than
+    /// one host.
+    pub fn hook_folder(&self, i: usize) -> Option<&str> {
+        self.hook_folders.as_ref().map(|f| f[i].as_str())
+    }
+
     pub fn new(
         hosts: Vec<Box<dyn Transport>>,
         slots: Vec<usize>,
@@ -76,7 +85,12 @@ impl Pool {
                 down: None,
             })
             .collect();
+        let hook_folders = (hosts.len() > 1).then(|| {
+            let names: Vec<&str> = hosts.iter().map(|h| h.name()).collect();
+            hook_folders(&names)
+        });
         Pool {
+            hook_folders,
             hosts,
             slots,
             state: Mutex::new(state),
@@ -238,5 +252,46 @@ impl Pool {
 
     pub fn is_down(&self, i: usize) -> Option<String> {
         lock(&self.state)[i].down.clone()
+    }
+}
+
+/// A file-name-safe folder for each host of a pool, by position: the host's name when it
+/// is one, else `host-<i+1>`; a folder already taken (the same host given twice, or a
+/// host named `host-2`) gets `-<i+1>` added until it is free.
+fn hook_folders(names: &[&str]) -> Vec<String> {
+    let mut taken = std::collections::HashSet::new();
+    names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let safe = !name.is_empty()
+                && name.len() <= 100
+                && !name.starts_with('.')
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c));
+            let mut folder = if safe {
+                name.to_string()
+            } else {
+                format!("host-{}", i + 1)
+            };
+            while !taken.insert(folder.clone()) {
+                folder = format!("{folder}-{}", i + 1);
+            }
+            folder
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_host_gets_a_folder_of_its_own() {
+        assert_eq!(
+            hook_folders(&["host-2", "a b", "a", "a", ".x"]),
+            ["host-2", "host-2-2", "a", "a-4", "host-5"]
+        );
     }
 }

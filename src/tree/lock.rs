@@ -82,7 +82,12 @@ pub struct ReadLock {
 /// Hold the lock of `tag_dir` shared, so that no run starts writing the tag while it is
 /// read; `None` while a run holds it. A tag without a lock file holds nothing.
 pub fn read_lock(tag_dir: &Path) -> Option<ReadLock> {
-    let Ok(file) = std::fs::File::open(Tree::at(tag_dir).lock_file()) else {
+    use std::os::unix::fs::OpenOptionsExt;
+    let Ok(file) = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
+        .open(Tree::at(tag_dir).lock_file())
+    else {
         return Some(ReadLock { _lock: None });
     };
     Flock::lock(file, FlockArg::LockSharedNonblock)
