@@ -226,8 +226,8 @@ fn output<P: Painter>(painter: &P, mut plot: Plot, dir: &Path) -> (Plot, Option<
             "no PNG: the plot is {w} × {h} pixels, larger than pairbench draws as PNG; see the SVG"
         ));
     } else {
-        let path = dir.join(plot.png_name());
-        let drawn = match png::Png::new(BitMapBackend::new(&path, (w, h))) {
+        let mut rgb = vec![0u8; w as usize * h as usize * 3];
+        let drawn = match png::Png::new(BitMapBackend::with_buffer(&mut rgb, (w, h))) {
             Some(backend) => {
                 let root = backend.into_drawing_area();
                 painter
@@ -236,7 +236,7 @@ fn output<P: Painter>(painter: &P, mut plot: Plot, dir: &Path) -> (Plot, Option<
             }
             None => Err("the embedded font cannot be read".to_string()),
         };
-        match drawn {
+        match drawn.and_then(|()| png::write(&dir.join(plot.png_name()), &rgb, (w, h))) {
             Ok(()) => plot.png = true,
             Err(e) => {
                 plot.no_png = Some(format!("no PNG: {e}"));
