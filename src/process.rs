@@ -106,6 +106,8 @@ struct Reaper {
     table: Mutex<HashMap<i32, Waited>>,
     /// Signalled when a process is added to an empty table.
     more: Condvar,
+    /// Signalled when a spawn is over (its process is in the table, or it failed).
+    spawned: Condvar,
     /// The sides in a cgroup, by their `0::` path in /proc/<pid>/cgroup: orphans of a
     /// side that come to us are reaped into its rusage (docs/resources.md).
     by_cgroup: Mutex<HashMap<String, Arc<Mutex<Rusage>>>>,
@@ -122,6 +124,7 @@ fn reaper() -> &'static Reaper {
         let r = Reaper {
             table: Mutex::new(HashMap::new()),
             more: Condvar::new(),
+            spawned: Condvar::new(),
             by_cgroup: Mutex::new(HashMap::new()),
         };
         std::thread::Builder::new()
@@ -145,6 +148,17 @@ fn reap_loop() {
             Ok(status) => {
                 let Some(pid) = status.pid() else { continue };
                 let mut table = lock(&r.table);
+                if !table.contains_key(&pid.as_raw()) && SPAWNING.load(Ordering::SeqCst) > 0 {
+                    // Perhaps a process being spawned (not in the table yet), which the
+                    // spawner may reap itself: look again once the spawns are done.
+                    let _unused = r
+                        .spawned
+                        .wait_timeout_while(table, Duration::from_millis(100), |t| {
+                            !t.contains_key(&pid.as_raw()) && SPAWNING.load(Ordering::SeqCst) > 0
+                        })
+                        .unwrap_or_else(|e| e.into_inner());
+                    continue;
+                }
                 // An orphan of a side: which side, while it is still a zombie.
                 let orphan_of = if table.contains_key(&pid.as_raw()) {
                     None
@@ -231,6 +245,28 @@ fn side_of_orphan(r: &Reaper, pid: i32) -> Option<Arc<Mutex<Rusage>>> {
             return None;
         }
         path.truncate(cut);
+    }
+}
+
+/// Spawns under way: their process may exit before it is in the reaper's table.
+static SPAWNING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// A spawn under way (see [`SPAWNING`]); when it ends, the reaper looks again.
+struct Spawning;
+
+impl Spawning {
+    fn begin() -> Spawning {
+        SPAWNING.fetch_add(1, Ordering::SeqCst);
+        Spawning
+    }
+}
+
+impl Drop for Spawning {
+    fn drop(&mut self) {
+        let r = reaper();
+        let _table = lock(&r.table);
+        SPAWNING.fetch_sub(1, Ordering::SeqCst);
+        r.spawned.notify_all();
     }
 }
 
@@ -443,7 +479,9 @@ fn spawn_in(spec: &Spec, on_terminal: bool) -> Result<Child, SpawnError> {
     } else {
         slot.clone()
     };
-    let mut table = lock(&r.table);
+    // The reaper keeps reaping meanwhile (the other side's exit is not held up by this
+    // spawn), except a process it does not know while a spawn is under way.
+    let spawning = Spawning::begin();
     // Under cgroup2, born in its cgroup (clone3): no migration to wait for. The Child
     // handle of std is not needed: the reaper collects the exit status.
     let born = match side.cgroup_dir_fd() {
@@ -456,7 +494,7 @@ fn spawn_in(spec: &Spec, on_terminal: bool) -> Result<Child, SpawnError> {
     let pid = match spawned {
         Ok(pid) => Pid::from_raw(pid),
         Err(e) => {
-            drop(table);
+            drop(spawning);
             side.finish();
             return Err(SpawnError::Exec {
                 path: spec.program.clone(),
@@ -465,6 +503,7 @@ fn spawn_in(spec: &Spec, on_terminal: bool) -> Result<Child, SpawnError> {
         }
     };
     side.started(pid.as_raw());
+    let mut table = lock(&r.table);
     let was_empty = table.is_empty();
     // Its orphans come to us: they are known by its cgroup.
     let cgroup_key = side.cgroup_path().map(str::to_string);
@@ -479,6 +518,7 @@ fn spawn_in(spec: &Spec, on_terminal: bool) -> Result<Child, SpawnError> {
         },
     );
     drop(table);
+    drop(spawning);
     if let Some((r, w)) = status_pipe {
         drop(w);
         let slot = slot.clone();
@@ -823,10 +863,10 @@ unsafe fn child_after_clone(
             fail();
         }
         if mem_v1 >= 0 {
-            // Joining a v1 cgroup can wait on the kernel for a while: first let go of
-            // pairbench's descriptors (all close-on-exec: the tag's lock among them), so
-            // a pairbench killed meanwhile leaves nothing holding them. Only the error
-            // pipe and the v1 cgroup.procs stay, as exec would leave them.
+            // Joining a v1 cgroup can wait on the kernel for a while (before Linux 6.0):
+            // first let go of pairbench's descriptors (all close-on-exec: the tag's lock
+            // among them), so a pairbench killed meanwhile leaves nothing holding them.
+            // Only the error pipe and the v1 `tasks` stay, as exec would leave them.
             let (lo, hi) = (
                 err.min(mem_v1) as libc::c_uint,
                 err.max(mem_v1) as libc::c_uint,
@@ -1093,6 +1133,11 @@ mod tests {
         );
         assert!(usage.ctx_switches_voluntary.is_some(), "{usage:?}");
         if let Some(cg) = cg {
+            // Removed behind the side, by the run's cgroup thread.
+            let end = std::time::Instant::now() + Duration::from_secs(10);
+            while cg.exists() && std::time::Instant::now() < end {
+                std::thread::sleep(Duration::from_millis(10));
+            }
             assert!(!cg.exists(), "its cgroup is removed");
         }
         assert_eq!(child.stopped_by(), None, "it ended on its own");

@@ -17,6 +17,7 @@ pub mod cgroup;
 pub mod keeper;
 pub mod leftovers;
 pub mod procfs;
+pub mod spares;
 pub mod sweep;
 pub mod usage;
 
@@ -88,7 +89,8 @@ impl std::fmt::Display for Description {
 }
 
 enum Method {
-    Cgroup(cgroup::RunCgroup),
+    /// The run's cgroup, and the spare side cgroups kept for it.
+    Cgroup(cgroup::RunCgroup, Option<std::sync::Arc<spares::Spares>>),
     Sweep,
 }
 
@@ -161,7 +163,10 @@ fn choose() -> Result<Containment, String> {
                 why: None,
             },
             name,
-            method: Method::Cgroup(run),
+            method: Method::Cgroup(
+                run.clone(),
+                spares::Spares::start(run).map(std::sync::Arc::new),
+            ),
             counter: Mutex::new(0),
         }),
         Err(why) if wanted.trim() == "cgroup2" => Err(format!(
@@ -201,7 +206,7 @@ impl Containment {
     pub fn accounting(&self) -> Sources {
         match &self.method {
             Method::Sweep => Sources::rusage(),
-            Method::Cgroup(run) => match run.side("accounting-probe") {
+            Method::Cgroup(run, _) => match run.side("accounting-probe") {
                 Ok(probe) => {
                     let (_, sources) = probe.usage(&Rusage::default());
                     if let Err(e) = probe.remove() {
@@ -217,7 +222,7 @@ impl Containment {
     /// The run's cgroup, under `cgroup2`.
     pub fn cgroup_dir(&self) -> Option<&Path> {
         match &self.method {
-            Method::Cgroup(c) => Some(c.dir()),
+            Method::Cgroup(c, _) => Some(c.dir()),
             Method::Sweep => None,
         }
     }
@@ -229,19 +234,27 @@ impl Containment {
             *c += 1;
             *c
         };
-        let kind = match &self.method {
-            Method::Cgroup(run) => {
-                let safe: String = label
-                    .chars()
-                    .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-                    .take(60)
-                    .collect();
-                SideKind::Cgroup(run.side(&format!("{n}-{safe}"))?)
+        let (kind, spares) = match &self.method {
+            Method::Cgroup(run, spares) => {
+                let spare = spares.as_ref().and_then(|s| s.take());
+                let c = match spare {
+                    Some(c) => c,
+                    None => {
+                        let safe: String = label
+                            .chars()
+                            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                            .take(60)
+                            .collect();
+                        run.side(&format!("{n}-{safe}"))?
+                    }
+                };
+                (SideKind::Cgroup(c), spares.clone())
             }
-            Method::Sweep => SideKind::Sweep(sweep::SweepSide::new()),
+            Method::Sweep => (SideKind::Sweep(sweep::SweepSide::new()), None),
         };
         Ok(Side {
             kind,
+            spares,
             usage: Mutex::new(None),
             rusage: std::sync::Arc::new(Mutex::new(Rusage::default())),
         })
@@ -250,7 +263,7 @@ impl Containment {
     /// End every process of every side at once (the second Ctrl-C, a lost link).
     pub fn kill_everything_now(&self) {
         match &self.method {
-            Method::Cgroup(run) => {
+            Method::Cgroup(run, _) => {
                 if cgroup::populated(run.dir()) {
                     let _ = std::fs::write(run.dir().join("cgroup.kill"), "1");
                     cgroup::wait_empty(run.dir(), Duration::from_secs(5));
@@ -274,7 +287,10 @@ impl Containment {
     /// The run is over: remove its cgroup (ending anything still in it) and let the
     /// keeper go.
     pub fn finish(&self) {
-        if let Method::Cgroup(run) = &self.method {
+        if let Method::Cgroup(run, spares) = &self.method {
+            if let Some(s) = spares {
+                s.close();
+            }
             let _ = cgroup::kill_tree(run.dir(), Duration::from_secs(5));
             if let Some(m) = run.mem_v1() {
                 let _ = cgroup::remove_tree(m);
@@ -301,6 +317,8 @@ pub enum PreExec {
 /// The containment of one side of a pair (or a hook).
 pub struct Side {
     kind: SideKind,
+    /// Where an ended side's cgroup goes to be removed (under `cgroup2`).
+    spares: Option<std::sync::Arc<spares::Spares>>,
     usage: Mutex<Option<Usage>>,
     /// The rusage of the side's processes reaped so far (the reaper adds to it).
     rusage: std::sync::Arc<Mutex<Rusage>>,
@@ -334,8 +352,8 @@ impl Side {
         self.rusage.clone()
     }
 
-    /// The descriptor of the side's v1 memory `cgroup.procs`, for the child to join
-    /// before it execs.
+    /// The descriptor of the side's v1 memory `tasks`, for the child to join before it
+    /// execs.
     pub fn mem_procs_fd(&self) -> Option<std::os::fd::RawFd> {
         match &self.kind {
             SideKind::Cgroup(c) => c.mem_procs_fd(),
@@ -461,8 +479,13 @@ impl Side {
         match &self.kind {
             SideKind::Cgroup(c) => {
                 *usage = Some(c.usage(&r).0);
-                if let Err(e) = c.remove() {
-                    eprintln!("pairbench: warning: cannot remove a side's cgroup: {e}");
+                match &self.spares {
+                    Some(s) => s.retire(c),
+                    None => {
+                        if let Err(e) = c.remove() {
+                            eprintln!("pairbench: warning: cannot remove a side's cgroup: {e}");
+                        }
+                    }
                 }
             }
             SideKind::Sweep(s) => {

@@ -163,9 +163,18 @@ impl Sources {
     }
 }
 
-/// A side's usage from its v2 cgroup folder `v2` (and v1 memory cgroup `mem_v1`), with
-/// rusage `r` for what they do not hold; and where each value came from.
-pub fn from_cgroup(v2: &Path, mem_v1: Option<&Path>, r: &Rusage) -> (Usage, Sources) {
+/// Which controllers' files a v2 cgroup has (`cpu.stat` it always has).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Files {
+    pub memory: bool,
+    pub io: bool,
+}
+
+/// A side's usage from its v2 cgroup folder `v2` (with the files `files` says it has)
+/// and v1 memory cgroup `mem_v1`, with rusage `r` for what they do not hold; and where
+/// each value came from.
+pub fn from_cgroup(v2: &Path, files: Files, mem_v1: Option<&Path>, r: &Rusage) -> (Usage, Sources) {
+    let read_if = |has: bool, name: &str| if has { read(v2, name) } else { None };
     let mut u = Usage::from_rusage(r);
     let mut s = Sources::rusage();
     if let Some(cpu) = read(v2, "cpu.stat") {
@@ -176,7 +185,7 @@ pub fn from_cgroup(v2: &Path, mem_v1: Option<&Path>, r: &Rusage) -> (Usage, Sour
             s.cpu = "cgroup2 cpu.stat".into();
         }
     }
-    let v2_peak = read(v2, "memory.peak").and_then(|t| t.trim().parse::<u64>().ok());
+    let v2_peak = read_if(files.memory, "memory.peak").and_then(|t| t.trim().parse::<u64>().ok());
     let v1_peak = mem_v1.and_then(|d| {
         read(d, "memory.max_usage_in_bytes").and_then(|t| t.trim().parse::<u64>().ok())
     });
@@ -187,7 +196,8 @@ pub fn from_cgroup(v2: &Path, mem_v1: Option<&Path>, r: &Rusage) -> (Usage, Sour
         u.max_rss_kib = Some(p / 1024);
         s.memory = "cgroup1 memory.max_usage_in_bytes".into();
     }
-    if let Some(m) = read(v2, "memory.stat").and_then(|t| stat_field(&t, "pgmajfault")) {
+    if let Some(m) = read_if(files.memory, "memory.stat").and_then(|t| stat_field(&t, "pgmajfault"))
+    {
         u.major_faults = Some(m);
         s.major_faults = "cgroup2 memory.stat".into();
     } else if let Some(m) =
@@ -196,7 +206,7 @@ pub fn from_cgroup(v2: &Path, mem_v1: Option<&Path>, r: &Rusage) -> (Usage, Sour
         u.major_faults = Some(m);
         s.major_faults = "cgroup1 memory.stat".into();
     }
-    if let Some(io) = read(v2, "io.stat") {
+    if let Some(io) = read_if(files.io, "io.stat") {
         let (r, w) = io_stat(&io);
         u.io_read_kib = Some(r / 1024);
         u.io_write_kib = Some(w / 1024);

@@ -506,12 +506,20 @@ impl<'a> PairRun<'a> {
         watches: Option<[u64; 4]>,
     ) {
         let stop = self.g.settings.stop();
-        std::thread::scope(|s| {
-            s.spawn(|| remote.stop(stop));
-            if let Some(local) = local {
+        match local {
+            // The usual end: the local test left nothing running, so its side ends at
+            // once; no thread is needed to end the remote side meanwhile.
+            Some(local) if local.side_gone(Duration::ZERO) => {
                 local.stop(stop);
+                remote.stop(stop);
             }
-        });
+            _ => std::thread::scope(|s| {
+                s.spawn(|| remote.stop(stop));
+                if let Some(local) = local {
+                    local.stop(stop);
+                }
+            }),
+        }
         self.g.run.control.unregister(key);
         if let (Some(live), Some(ids)) = (&self.g.run.live, watches) {
             for id in ids {

@@ -1,0 +1,139 @@
+//! Side cgroups made ahead and removed behind, off a pair's path: a thread of the run
+//! keeps a few empty side cgroups ready (v2, and v1 memory where used), so a side
+//! starts without making one, and removes the cgroups of ended sides once their usage
+//! has been read, so a pair is recorded without waiting for the kernel to take them
+//! down. Each side still gets a cgroup of its own, fresh (its counters start at zero).
+//! Making and removing them is most of what a side's cgroup costs (0.1–0.2 ms each
+//! here; docs/containment.md, "What it costs").
+
+use std::path::PathBuf;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+
+use super::cgroup::{RunCgroup, SideCgroup, remove_side};
+
+/// Cgroups kept ready: two per pair run at once (`-j 2`); a side that finds none makes
+/// its own.
+const KEEP: usize = 4;
+
+/// Ended sides waiting to be removed, at most: past this, a side is removed by the
+/// thread that ends it (the queue holds no descriptors, only folder names).
+const BEHIND: usize = 256;
+
+/// The run's spare side cgroups and its thread.
+pub struct Spares {
+    state: Arc<(Mutex<State>, Condvar)>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+#[derive(Default)]
+struct State {
+    ready: Vec<SideCgroup>,
+    /// Folders of ended sides (v2, v1 memory) to remove.
+    doomed: Vec<(PathBuf, Option<PathBuf>)>,
+    /// Making one failed: sides make their own (and say why, if they cannot either).
+    cannot_make: bool,
+    closing: bool,
+}
+
+fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Spares {
+    /// Start the thread that keeps spares of `run`; `None` if no thread can be started
+    /// (then every side makes and removes its own cgroup).
+    pub fn start(run: RunCgroup) -> Option<Spares> {
+        let state: Arc<(Mutex<State>, Condvar)> = Arc::default();
+        let shared = state.clone();
+        let thread = std::thread::Builder::new()
+            .name("pairbench-cgroups".into())
+            .spawn(move || keep(&run, &shared))
+            .ok()?;
+        Some(Spares {
+            state,
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    /// A ready side cgroup, if there is one.
+    pub fn take(&self) -> Option<SideCgroup> {
+        let (m, cv) = &*self.state;
+        let got = lock(m).ready.pop();
+        cv.notify_all();
+        got
+    }
+
+    /// Remove the cgroup of an ended (empty) side, soon.
+    pub fn retire(&self, side: &SideCgroup) {
+        let (m, cv) = &*self.state;
+        let mut s = lock(m);
+        if s.closing || s.doomed.len() >= BEHIND {
+            drop(s);
+            warn_if_stays(remove_side(side.dir(), side.mem_dir()));
+            return;
+        }
+        s.doomed
+            .push((side.dir().to_path_buf(), side.mem_dir().map(PathBuf::from)));
+        drop(s);
+        cv.notify_all();
+    }
+
+    /// Remove every spare and every ended side's cgroup, and end the thread. Idempotent.
+    pub fn close(&self) {
+        let (m, cv) = &*self.state;
+        lock(m).closing = true;
+        cv.notify_all();
+        let thread = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(t) = thread {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The thread: make spares while fewer than [`KEEP`] are ready, remove ended sides; on
+/// closing, remove everything.
+fn keep(run: &RunCgroup, state: &(Mutex<State>, Condvar)) {
+    let (m, cv) = state;
+    let mut made = 0u64;
+    loop {
+        let mut s = lock(m);
+        while !s.closing && s.doomed.is_empty() && (s.cannot_make || s.ready.len() >= KEEP) {
+            s = cv.wait(s).unwrap_or_else(|e| e.into_inner());
+        }
+        if s.closing {
+            let ready = std::mem::take(&mut s.ready);
+            let doomed = std::mem::take(&mut s.doomed);
+            drop(s);
+            for c in ready {
+                warn_if_stays(remove_side(c.dir(), c.mem_dir()));
+            }
+            for (v2, v1) in doomed {
+                warn_if_stays(remove_side(&v2, v1.as_deref()));
+            }
+            return;
+        }
+        // The next side waits for a spare; a removal waits for nobody.
+        if !s.cannot_make && s.ready.len() < KEEP {
+            drop(s);
+            made += 1;
+            let spare = run.side(&format!("s{made}"));
+            let mut s = lock(m);
+            match spare {
+                Ok(c) => s.ready.push(c),
+                Err(_) => s.cannot_make = true,
+            }
+            continue;
+        }
+        if let Some((v2, v1)) = s.doomed.pop() {
+            drop(s);
+            warn_if_stays(remove_side(&v2, v1.as_deref()));
+        }
+    }
+}
+
+fn warn_if_stays(removed: std::io::Result<()>) {
+    if let Err(e) = removed {
+        eprintln!("pairbench: warning: cannot remove a side's cgroup: {e}");
+    }
+}
