@@ -156,7 +156,9 @@ pub fn merge(
         let dir = tag_dir_of(given)?;
         let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
         // Held to the end of the merge: no run writes the tree while it is copied.
-        let Some(read_lock) = lock::read_lock(&dir) else {
+        let read_lock = lock::read_lock(&dir)
+            .with_context(|| format!("cannot lock '{}' for reading", dir.display()))?;
+        let Some(read_lock) = read_lock else {
             bail!(
                 "'{}' is being run right now: merge it once its run has ended",
                 dir.display()

@@ -206,7 +206,7 @@ pub fn finish(trace: &Trace, side_dir: &Path) -> (BTreeMap<String, f64>, Vec<Str
 /// `perf report --stdio` of `trace/perf.data` into `trace/perf-report.txt`.
 fn perf_report(side_dir: &Path) -> Result<(), String> {
     let data = side_dir.join(DIR).join("perf.data");
-    if nofollow::kind(&data) != nofollow::Kind::File {
+    if !nofollow::is_file(&data) {
         return Err(format!("{DIR}/perf.data: perf record wrote none"));
     }
     let perf = find("perf", &std::env::var("PATH").unwrap_or_default()).ok_or_else(|| {

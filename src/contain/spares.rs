@@ -60,7 +60,10 @@ impl Spares {
     pub fn take(&self) -> Option<SideCgroup> {
         let (m, cv) = &*self.state;
         let got = lock(m).ready.pop();
-        cv.notify_all();
+        if got.is_some() {
+            // One fewer ready: make another.
+            cv.notify_all();
+        }
         got
     }
 

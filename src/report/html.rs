@@ -27,6 +27,7 @@ use super::matrix::{self, View};
 use super::names::{ellipsize, href, html as h, safe_stem};
 use super::plots::{Kind, Plot};
 use super::{fmt_duration, fmt_value, group_counts_line};
+use crate::tree::nofollow::is_file;
 use crate::tree::{Counts, PairRecord, Status};
 
 const CSS: &str = r#"
@@ -460,7 +461,7 @@ fn diff(s: &mut String, at: At, tag_dir: &Path, p: &PairRecord, budget: &mut usi
     target.push(crate::tree::layout::CHECK_DIFF);
     if *budget == 0 {
         let file = run_dir(tag_dir, p).join(crate::tree::layout::CHECK_DIFF);
-        if crate::tree::nofollow::kind(&file) == crate::tree::nofollow::Kind::File {
+        if is_file(&file) {
             let _ = write!(
                 s,
                 " <a class=\"log\" href=\"{}\">how the output differs (check.diff)</a>",
@@ -883,7 +884,7 @@ fn side_extras(run_dir: &Path, side: &str) -> Vec<(&'static str, &'static str, &
     if kind(&run_dir.join(side).join("trace")) == Kind::Dir {
         out.push(("trace", "trace", "/"));
     }
-    if kind(&run_dir.join(side).join("samples.csv")) == Kind::File {
+    if is_file(&run_dir.join(side).join("samples.csv")) {
         out.push(("samples.csv", "samples", ""));
     }
     out
@@ -928,11 +929,6 @@ fn logs(s: &mut String, at: At, tag_dir: &Path, r: &PairRecord) {
         let _ = write!(s, " · <a href=\"{}\">testbed events</a>", href(&target));
     }
     s.push_str("</span>");
-}
-
-/// A regular file, not a link to one (the page never links through a link a script made).
-fn is_file(path: &Path) -> bool {
-    crate::tree::nofollow::kind(path) == crate::tree::nofollow::Kind::File
 }
 
 fn hooks(s: &mut String, at: At, tag_dir: &Path, g: &GroupRun) {

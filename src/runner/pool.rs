@@ -58,14 +58,14 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Pool {
-    /// `slots[i]` pairs at once on `hosts[i]`.
-    /// `ports`: the range of `PAIRBENCH_PORT` (first, last), if given.
     /// Host `i`'s folder under a remote hook's `hooks/<name>/`, in a pool of more than
     /// one host.
     pub fn hook_folder(&self, i: usize) -> Option<&str> {
         self.hook_folders.as_ref().map(|f| f[i].as_str())
     }
 
+    /// `slots[i]` pairs at once on `hosts[i]`.
+    /// `ports`: the range of `PAIRBENCH_PORT` (first, last), if given.
     pub fn new(
         hosts: Vec<Box<dyn Transport>>,
         slots: Vec<usize>,

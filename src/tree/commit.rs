@@ -151,7 +151,7 @@ pub fn commit(
             write_new(&d, &p, EXIT_FILE, format!("{t}\n").as_bytes())?;
         }
     }
-    if rec.attempt > 1 && nofollow::kind(&dest.join("pair.json")) == Kind::File {
+    if rec.attempt > 1 && nofollow::is_file(&dest.join("pair.json")) {
         let attempts = Tree::attempts(staging);
         at(&attempts, std::fs::create_dir(&attempts))?;
         let old_attempts = Tree::attempts(dest);

@@ -80,25 +80,32 @@ pub struct ReadLock {
 }
 
 /// Hold the lock of `tag_dir` shared, so that no run starts writing the tag while it is
-/// read; `None` while a run holds it. A tag without a lock file holds nothing.
-pub fn read_lock(tag_dir: &Path) -> Option<ReadLock> {
+/// read; `Ok(None)` while a run holds it. A tag without a lock file holds nothing; a
+/// lock file that cannot be opened (a link, no permission) or locked is an error.
+pub fn read_lock(tag_dir: &Path) -> std::io::Result<Option<ReadLock>> {
     use std::os::unix::fs::OpenOptionsExt;
-    let Ok(file) = std::fs::OpenOptions::new()
+    let file = match std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
         .open(Tree::at(tag_dir).lock_file())
-    else {
-        return Some(ReadLock { _lock: None });
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(Some(ReadLock { _lock: None }));
+        }
+        Err(e) => return Err(e),
     };
-    Flock::lock(file, FlockArg::LockSharedNonblock)
-        .ok()
-        .map(|l| ReadLock { _lock: Some(l) })
+    match Flock::lock(file, FlockArg::LockSharedNonblock) {
+        Ok(l) => Ok(Some(ReadLock { _lock: Some(l) })),
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
+        Err((_, e)) => Err(e.into()),
+    }
 }
 
 /// Is a `pairbench run` writing into this tag folder right now (it holds the lock)?
 pub fn in_use(tag_dir: &Path) -> bool {
     // Probe only: the lock is released at once, so a run can start right after.
-    read_lock(tag_dir).is_none()
+    matches!(read_lock(tag_dir), Ok(None))
 }
 
 /// Point `results/latest` at `tag` (atomically replaced).
@@ -188,13 +195,24 @@ mod tests {
         let tree = Tree::new(tmp.path(), "T");
         std::fs::create_dir(&tree.root).unwrap();
         let run = lock(&tree).unwrap();
-        assert!(read_lock(&tree.root).is_none());
+        assert!(read_lock(&tree.root).unwrap().is_none());
         assert!(in_use(&tree.root));
         drop(run);
-        let reader = read_lock(&tree.root).unwrap();
-        let again = read_lock(&tree.root).unwrap();
+        let reader = read_lock(&tree.root).unwrap().unwrap();
+        let again = read_lock(&tree.root).unwrap().unwrap();
         assert!(matches!(lock(&tree), Err(TagError::InUse { .. })));
         drop((reader, again));
         assert!(lock(&tree).is_ok());
+    }
+
+    #[test]
+    fn a_lock_file_that_is_a_link_is_an_error_for_a_reader() {
+        let tmp = tempfile::tempdir().unwrap();
+        let tree = Tree::new(tmp.path(), "T");
+        std::fs::create_dir(&tree.root).unwrap();
+        std::fs::write(tmp.path().join("elsewhere"), "").unwrap();
+        std::os::unix::fs::symlink(tmp.path().join("elsewhere"), tree.lock_file()).unwrap();
+        assert!(read_lock(&tree.root).is_err());
+        assert!(!in_use(&tree.root));
     }
 }

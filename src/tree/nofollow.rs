@@ -111,6 +111,11 @@ pub fn kind(path: &Path) -> Kind {
     }
 }
 
+/// A regular file, not a link to one.
+pub fn is_file(path: &Path) -> bool {
+    kind(path) == Kind::File
+}
+
 /// What is at `name` in the folder `dir`, not followed.
 pub fn kind_at(dir: &OwnedFd, name: &Path) -> Kind {
     match fstatat(dir.as_fd(), name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW) {
