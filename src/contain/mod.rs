@@ -260,6 +260,14 @@ impl Containment {
         })
     }
 
+    /// The run has a moment (a pair waits for its local test): the cgroup thread does
+    /// now what it has to do, rather than while the next script starts (`spares`).
+    pub fn tidy_now(&self) {
+        if let Method::Cgroup(_, Some(s)) = &self.method {
+            s.tidy_now();
+        }
+    }
+
     /// End every process of every side at once (the second Ctrl-C, a lost link).
     pub fn kill_everything_now(&self) {
         match &self.method {

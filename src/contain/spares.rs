@@ -5,6 +5,12 @@
 //! down. Each side still gets a cgroup of its own, fresh (its counters start at zero).
 //! Making and removing them is most of what a side's cgroup costs (0.1–0.2 ms each
 //! here; docs/containment.md, "What it costs").
+//!
+//! The thread works when the run has a moment ([`Spares::tidy_now`]: a pair waits for
+//! its local test), not when a spare is taken or a side retired: then the next script
+//! is starting, and on a small machine the kernel's work for the cgroups would compete
+//! with it for the CPU. It works at once when fewer than [`LOW`] spares are left or
+//! [`SOON`] ended sides wait.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -15,6 +21,12 @@ use super::cgroup::{RunCgroup, SideCgroup, remove_side};
 /// Cgroups kept ready: two per pair run at once (`-j 2`); a side that finds none makes
 /// its own.
 const KEEP: usize = 4;
+
+/// Fewer spares than this left: make more at once (a side would otherwise make its own).
+const LOW: usize = 2;
+
+/// This many ended sides waiting: remove them at once.
+const SOON: usize = 16;
 
 /// Ended sides waiting to be removed, at most: past this, a side is removed by the
 /// thread that ends it (the queue holds no descriptors, only folder names).
@@ -34,6 +46,20 @@ struct State {
     /// Making one failed: sides make their own (and say why, if they cannot either).
     cannot_make: bool,
     closing: bool,
+    /// The run has a moment: do what there is to do now.
+    tidy: bool,
+}
+
+impl State {
+    fn can_make(&self) -> bool {
+        !self.cannot_make && self.ready.len() < KEEP
+    }
+
+    /// Something is to be done, and now is the time.
+    fn work_now(&self) -> bool {
+        let urgent = (!self.cannot_make && self.ready.len() < LOW) || self.doomed.len() >= SOON;
+        (self.tidy || urgent) && (self.can_make() || !self.doomed.is_empty())
+    }
 }
 
 fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
@@ -59,9 +85,11 @@ impl Spares {
     /// A ready side cgroup, if there is one.
     pub fn take(&self) -> Option<SideCgroup> {
         let (m, cv) = &*self.state;
-        let got = lock(m).ready.pop();
-        if got.is_some() {
-            // One fewer ready: make another.
+        let mut s = lock(m);
+        let got = s.ready.pop();
+        let wake = s.work_now();
+        drop(s);
+        if wake {
             cv.notify_all();
         }
         got
@@ -78,8 +106,24 @@ impl Spares {
         }
         s.doomed
             .push((side.dir().to_path_buf(), side.mem_dir().map(PathBuf::from)));
+        let wake = s.work_now();
         drop(s);
-        cv.notify_all();
+        if wake {
+            cv.notify_all();
+        }
+    }
+
+    /// The run has a moment (a pair waits for its local test): make the spares and
+    /// remove the ended sides now.
+    pub fn tidy_now(&self) {
+        let (m, cv) = &*self.state;
+        let mut s = lock(m);
+        s.tidy = true;
+        let wake = s.work_now();
+        drop(s);
+        if wake {
+            cv.notify_all();
+        }
     }
 
     /// Remove every spare and every ended side's cgroup, and end the thread. Idempotent.
@@ -101,7 +145,9 @@ fn keep(run: &RunCgroup, state: &(Mutex<State>, Condvar)) {
     let mut made = 0u64;
     loop {
         let mut s = lock(m);
-        while !s.closing && s.doomed.is_empty() && (s.cannot_make || s.ready.len() >= KEEP) {
+        while !s.closing && !s.work_now() {
+            // Done with this moment: the next one (or an urgent need) wakes us.
+            s.tidy = false;
             s = cv.wait(s).unwrap_or_else(|e| e.into_inner());
         }
         if s.closing {
@@ -117,7 +163,7 @@ fn keep(run: &RunCgroup, state: &(Mutex<State>, Condvar)) {
             return;
         }
         // The next side waits for a spare; a removal waits for nobody.
-        if !s.cannot_make && s.ready.len() < KEEP {
+        if s.can_make() {
             drop(s);
             made += 1;
             let spare = run.side(&format!("s{made}"));

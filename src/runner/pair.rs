@@ -112,6 +112,8 @@ pub fn run_pair(
     let interactive = g.run.opts.interactive.is_some();
     let mut local = p.start_local(&remote_dir, &key, interactive);
     let sampler = p.start_sampling(local.proc.as_ref(), &*remote, &remote_dir);
+    // Both scripts are started: the run's cgroup work can be done meanwhile.
+    crate::contain::current().tidy_now();
     if let Some(proc) = &local.proc {
         local.end = if interactive {
             super::interactive::wait(proc, &*remote)
