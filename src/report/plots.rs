@@ -226,17 +226,21 @@ fn output<P: Painter>(painter: &P, mut plot: Plot, dir: &Path) -> (Plot, Option<
             "no PNG: the plot is {w} × {h} pixels, larger than pairbench draws as PNG; see the SVG"
         ));
     } else {
-        let mut rgb = vec![0u8; w as usize * h as usize * 3];
-        let drawn = match png::Png::new(BitMapBackend::with_buffer(&mut rgb, (w, h))) {
-            Some(backend) => {
-                let root = backend.into_drawing_area();
-                painter
-                    .paint(&root)
-                    .and_then(|()| root.present().map_err(err))
-            }
-            None => Err("the embedded font cannot be read".to_string()),
-        };
-        match drawn.and_then(|()| png::write(&dir.join(plot.png_name()), &rgb, (w, h))) {
+        let written = png::pixels(w as usize * h as usize * 3)
+            .map_err(err)
+            .and_then(|mut rgb| {
+                let drawn = match png::Png::new(BitMapBackend::with_buffer(&mut rgb, (w, h))) {
+                    Some(backend) => {
+                        let root = backend.into_drawing_area();
+                        painter
+                            .paint(&root)
+                            .and_then(|()| root.present().map_err(err))
+                    }
+                    None => Err("the embedded font cannot be read".to_string()),
+                };
+                drawn.and_then(|()| png::write(&dir.join(plot.png_name()), &rgb, (w, h)))
+            });
+        match written {
             Ok(()) => plot.png = true,
             Err(e) => {
                 plot.no_png = Some(format!("no PNG: {e}"));
