@@ -117,6 +117,21 @@ trait Painter: Sync {
     fn paint<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String>;
 }
 
+/// A bar's value with its unit; seconds below one as ms or µs ("805 µs", not
+/// "8.050e-4 s": what a trivial script's CPU time is).
+fn with_unit(v: f64, unit: &str) -> String {
+    let (v, unit) = match unit {
+        "s" if v != 0.0 && v.abs() < 1e-3 => (v * 1e6, "µs"),
+        "s" if v != 0.0 && v.abs() < 1.0 => (v * 1e3, "ms"),
+        u => (v, u),
+    };
+    if unit.is_empty() {
+        fmt_value(v)
+    } else {
+        format!("{} {}", fmt_value(v), printable(unit))
+    }
+}
+
 fn err<E: std::fmt::Display>(e: E) -> String {
     e.to_string()
 }
@@ -715,16 +730,12 @@ impl Chart {
                 if both_sides {
                     label.push_str(if remote { " · remote" } else { " · local" });
                 }
-                let mut text = fmt_value(summary.mean);
-                if !unit.is_empty() {
-                    text.push(' ');
-                    text.push_str(&printable(&unit));
-                }
+                let mut text = with_unit(summary.mean, &unit);
                 if summary.n > 1 {
                     text.push_str(&format!(
                         " (mean of {}) ± {}",
                         summary.n,
-                        fmt_value(summary.stddev)
+                        with_unit(summary.stddev, &unit)
                     ));
                 }
                 Bar {
@@ -917,5 +928,20 @@ impl Painter for Chart {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seconds_below_one_read_as_ms_or_us() {
+        assert_eq!(with_unit(8.05e-4, "s"), "805 µs");
+        assert_eq!(with_unit(0.25, "s"), "250 ms");
+        assert_eq!(with_unit(2.5, "s"), "2.5 s");
+        assert_eq!(with_unit(0.0, "s"), "0 s");
+        assert_eq!(with_unit(0.5, "KiB"), "0.5 KiB");
+        assert_eq!(with_unit(3.0, ""), "3");
     }
 }
