@@ -147,7 +147,7 @@ fn repetitions_give_error_bars_and_a_numeric_parameter_a_line_chart_drawn_the_sa
     let duration = read(&plots.join(&duration_name));
     assert!(duration.contains("duration (s)"), "{duration}");
     assert_eq!(
-        duration.matches(" s (mean of 3) ± ").count(),
+        duration.matches(" ms (mean of 3) ± ").count(),
         6,
         "{duration}"
     );
@@ -315,7 +315,10 @@ fn chart_text_fits_axes_of_non_negative_data_start_at_zero_and_equal_values_have
 
     // Identical values: "± 0", not a rounding error like "± 6.962e-14".
     let same = read(&plots.join(plot_file(&plots, &[".metric.same"], ".svg")));
-    assert!(same.contains("460.6 ms (mean of 3) ± 0\n</text>"), "{same}");
+    assert!(
+        same.contains("460.6 ms (mean of 3) ± 0 ms\n</text>"),
+        "{same}"
+    );
 
     // 1, 1, 100 ms: mean 34 ± 57, but no value is negative, so neither is the axis: no
     // tick label below 0, and the error bar stops at the axis.
@@ -330,13 +333,16 @@ fn chart_text_fits_axes_of_non_negative_data_start_at_zero_and_equal_values_have
         "{across:?} starts left of the axis at {bar_x}"
     );
 
-    // "25042 requests/second (mean of 3) ± 25000": all of it inside the PNG, whose
+    // "25042 requests/second (mean of 3) ± 25000 requests/second": all of it inside the PNG, whose
     // last columns (the chart's right margin) hold no ink.
     let big = read_png(&plots.join(plot_file(&plots, &[".metric.big"], ".png")));
     let margin = big.dark_pixels(big.width - 12, 0, big.width, big.height);
     assert_eq!(margin, 0, "text runs into the right edge of the chart");
     let svg = read(&plots.join(plot_file(&plots, &[".metric.big"], ".svg")));
-    assert!(svg.contains("(mean of 3) ± 25000\n</text>"), "{svg}");
+    assert!(
+        svg.contains("(mean of 3) ± 25000 requests/second\n</text>"),
+        "{svg}"
+    );
 
     // In the PNG the decimal point of "460.6" sits on the digits' baseline.
     let png = read_png(&plots.join(plot_file(&plots, &[".metric.same"], ".png")));

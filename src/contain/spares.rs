@@ -10,7 +10,7 @@
 //! its local test), not when a spare is taken or a side retired: then the next script
 //! is starting, and on a small machine the kernel's work for the cgroups would compete
 //! with it for the CPU. It works at once when fewer than [`LOW`] spares are left or
-//! [`SOON`] ended sides wait.
+//! [`SOON`] ended sides wait, and after [`UNHURRIED`] without a moment.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -27,6 +27,9 @@ const LOW: usize = 2;
 
 /// This many ended sides waiting: remove them at once.
 const SOON: usize = 16;
+
+/// Work waits no longer than this for the run to have a moment.
+const UNHURRIED: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// Ended sides waiting to be removed, at most: past this, a side is removed by the
 /// thread that ends it (the queue holds no descriptors, only folder names).
@@ -146,9 +149,19 @@ fn keep(run: &RunCgroup, state: &(Mutex<State>, Condvar)) {
     loop {
         let mut s = lock(m);
         while !s.closing && !s.work_now() {
-            // Done with this moment: the next one (or an urgent need) wakes us.
+            // Done with this moment: the next one (or an urgent need) wakes us; work
+            // left waiting is done anyway after a while without one (a run that is
+            // only running hooks, or one long pair).
             s.tidy = false;
-            s = cv.wait(s).unwrap_or_else(|e| e.into_inner());
+            if s.can_make() || !s.doomed.is_empty() {
+                let (guard, waited) = cv
+                    .wait_timeout(s, UNHURRIED)
+                    .unwrap_or_else(|e| e.into_inner());
+                s = guard;
+                s.tidy |= waited.timed_out();
+            } else {
+                s = cv.wait(s).unwrap_or_else(|e| e.into_inner());
+            }
         }
         if s.closing {
             let ready = std::mem::take(&mut s.ready);
