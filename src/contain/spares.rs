@@ -87,46 +87,41 @@ impl Spares {
 
     /// A ready side cgroup, if there is one.
     pub fn take(&self) -> Option<SideCgroup> {
-        let (m, cv) = &*self.state;
-        let mut s = lock(m);
-        let got = s.ready.pop();
-        let wake = s.work_now();
-        drop(s);
-        if wake {
-            cv.notify_all();
-        }
-        got
+        self.change(|s| s.ready.pop())
     }
 
     /// Remove the cgroup of an ended (empty) side, soon.
     pub fn retire(&self, side: &SideCgroup) {
-        let (m, cv) = &*self.state;
-        let mut s = lock(m);
-        if s.closing || s.doomed.len() >= BEHIND {
-            drop(s);
+        let queued = self.change(|s| {
+            let room = !s.closing && s.doomed.len() < BEHIND;
+            if room {
+                s.doomed
+                    .push((side.dir().to_path_buf(), side.mem_dir().map(PathBuf::from)));
+            }
+            room
+        });
+        if !queued {
             warn_if_stays(remove_side(side.dir(), side.mem_dir()));
-            return;
-        }
-        s.doomed
-            .push((side.dir().to_path_buf(), side.mem_dir().map(PathBuf::from)));
-        let wake = s.work_now();
-        drop(s);
-        if wake {
-            cv.notify_all();
         }
     }
 
     /// The run has a moment (a pair waits for its local test): make the spares and
     /// remove the ended sides now.
     pub fn tidy_now(&self) {
+        self.change(|s| s.tidy = true);
+    }
+
+    /// Apply `f` to the state, and wake the thread if that gives it work to do now.
+    fn change<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
         let (m, cv) = &*self.state;
         let mut s = lock(m);
-        s.tidy = true;
+        let r = f(&mut s);
         let wake = s.work_now();
         drop(s);
         if wake {
             cv.notify_all();
         }
+        r
     }
 
     /// Remove every spare and every ended side's cgroup, and end the thread. Idempotent.

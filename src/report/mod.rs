@@ -341,6 +341,22 @@ pub fn fmt_duration(s: f64) -> String {
     }
 }
 
+/// A value with its unit (as [`fmt_value`]); seconds below one as ms or µs ("805 µs",
+/// not "8.050e-4 s": what a trivial script's CPU time is). Names reach a page or plot
+/// through [`names::printable`].
+pub fn fmt_with_unit(v: f64, unit: &str) -> String {
+    let (v, unit) = match unit {
+        "s" if v != 0.0 && v.abs() < 1e-3 => (v * 1e6, "µs"),
+        "s" if v != 0.0 && v.abs() < 1.0 => (v * 1e3, "ms"),
+        u => (v, u),
+    };
+    if unit.is_empty() {
+        fmt_value(v)
+    } else {
+        format!("{} {}", fmt_value(v), names::printable(unit))
+    }
+}
+
 /// A metric value with up to 4 significant decimals, without trailing zeros.
 pub fn fmt_value(v: f64) -> String {
     if !v.is_finite() {
@@ -384,5 +400,11 @@ mod tests {
         assert_eq!(fmt_value(0.0), "0");
         assert_eq!(fmt_value(-0.0001), "-1.000e-4");
         assert_eq!(fmt_value(3.0), "3");
+        assert_eq!(fmt_with_unit(8.05e-4, "s"), "805 µs");
+        assert_eq!(fmt_with_unit(0.25, "s"), "250 ms");
+        assert_eq!(fmt_with_unit(2.5, "s"), "2.5 s");
+        assert_eq!(fmt_with_unit(0.0, "s"), "0 s");
+        assert_eq!(fmt_with_unit(0.5, "KiB"), "0.5 KiB");
+        assert_eq!(fmt_with_unit(3.0, ""), "3");
     }
 }

@@ -22,7 +22,7 @@ mod png;
 use super::font::{self, FAMILY};
 use super::load::{GroupRun, Run};
 use super::names::{ellipsize, printable, safe_stem};
-use super::{fmt_duration, fmt_value, group_counts_line};
+use super::{fmt_duration, fmt_value, fmt_with_unit, group_counts_line};
 use crate::stats::summarize;
 use crate::tree::Status;
 
@@ -115,21 +115,6 @@ pub fn status_colors(s: Option<Status>) -> (RGBColor, RGBColor) {
 trait Painter: Sync {
     fn size(&self) -> (u32, u32);
     fn paint<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String>;
-}
-
-/// A bar's value with its unit; seconds below one as ms or µs ("805 µs", not
-/// "8.050e-4 s": what a trivial script's CPU time is).
-fn with_unit(v: f64, unit: &str) -> String {
-    let (v, unit) = match unit {
-        "s" if v != 0.0 && v.abs() < 1e-3 => (v * 1e6, "µs"),
-        "s" if v != 0.0 && v.abs() < 1.0 => (v * 1e3, "ms"),
-        u => (v, u),
-    };
-    if unit.is_empty() {
-        fmt_value(v)
-    } else {
-        format!("{} {}", fmt_value(v), printable(unit))
-    }
 }
 
 fn err<E: std::fmt::Display>(e: E) -> String {
@@ -730,12 +715,12 @@ impl Chart {
                 if both_sides {
                     label.push_str(if remote { " · remote" } else { " · local" });
                 }
-                let mut text = with_unit(summary.mean, &unit);
+                let mut text = fmt_with_unit(summary.mean, &unit);
                 if summary.n > 1 {
                     text.push_str(&format!(
                         " (mean of {}) ± {}",
                         summary.n,
-                        with_unit(summary.stddev, &unit)
+                        fmt_with_unit(summary.stddev, &unit)
                     ));
                 }
                 Bar {
@@ -928,20 +913,5 @@ impl Painter for Chart {
             }
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn seconds_below_one_read_as_ms_or_us() {
-        assert_eq!(with_unit(8.05e-4, "s"), "805 µs");
-        assert_eq!(with_unit(0.25, "s"), "250 ms");
-        assert_eq!(with_unit(2.5, "s"), "2.5 s");
-        assert_eq!(with_unit(0.0, "s"), "0 s");
-        assert_eq!(with_unit(0.5, "KiB"), "0.5 KiB");
-        assert_eq!(with_unit(3.0, ""), "3");
     }
 }

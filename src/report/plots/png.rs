@@ -14,7 +14,7 @@
 //! [`write`] encodes the drawn pixels: fast deflate, one filter (Paeth) for every row
 //! (plotters' encoder tried all five per row at the default level: two thirds of a
 //! report's time, for files a fifth smaller). Paeth, not Up: half the bytes of Up for a
-//! chart with a bar per pair (0.86 instead of 1.7 MB for 100 pairs) and a little faster,
+//! chart with a bar per pair (about 0.8 instead of 1.7 MB for 100 pairs) and a little faster,
 //! as fast deflate has less to write.
 
 use ab_glyph::{Font, FontRef, ScaleFont, point};
@@ -58,8 +58,8 @@ impl<'a> Png<'a> {
 /// A zeroed pixel buffer of `len` bytes. A chart's buffer is large (13 MB for a bar per
 /// side of 100 pairs), and filled at once: as a vector it costs a page fault per 4 KiB
 /// page (a third of drawing it, here); mapped with huge pages where the kernel gives
-/// them (`madvise`), a fault per 2 MiB: 35 instead of 40 ms for the report of 100
-/// pairs (`cargo bench --bench overhead`).
+/// them (`madvise`), a fault per 2 MiB: 35 instead of 40 ms for `pairbench report` of
+/// 100 trivial pairs here.
 pub fn pixels(len: usize) -> std::io::Result<memmap2::MmapMut> {
     let m = memmap2::MmapOptions::new().len(len.max(1)).map_anon()?;
     // Only a hint: where the kernel has no huge pages for us it is an ordinary mapping.
