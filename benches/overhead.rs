@@ -3,7 +3,8 @@
 //! `cargo bench --bench overhead` prints, for 100 trivial pairs (`exit 0` × `exit 0`),
 //! the milliseconds per pair of `pairbench run` next to a floor: a shell loop that starts
 //! the same processes and writes the same files. Also: planning a dry run of a 1,000 ×
-//! 1,000 group, and the speed-up of `-j 4` over `-j 1` on sleeping pairs.
+//! 1,000 group, the speed-up of `-j 4` over `-j 1` on sleeping pairs, and (`large`) the
+//! time and peak memory of a 10,000-pair run and of its `pairbench report`.
 //! Pass section names to run only some: `cargo bench --bench overhead -- trivial`.
 
 use std::os::unix::fs::PermissionsExt;
@@ -235,4 +236,58 @@ fn main() {
     if on("plan") {
         dry_run_plan();
     }
+    if on("large") {
+        large();
+    }
+}
+
+/// Run `pairbench ARGS` in `dir`; its wall time and peak resident memory in MiB (its
+/// own: the scripts it starts are separate processes with their own).
+fn peak_of(dir: &Path, args: &[&str]) -> (Duration, f64) {
+    let start = Instant::now();
+    // Reaped by wait4 below, which also reads its usage (Child::wait does not).
+    #[allow(clippy::zombie_processes)]
+    let child = Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value for wait4 to fill in.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waits for our own child; `status` and `usage` outlive the call.
+    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    let t = start.elapsed();
+    assert_eq!(pid, child.id() as i32, "wait4 failed");
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) <= 1,
+        "pairbench {args:?} failed: {status}"
+    );
+    (t, usage.ru_maxrss as f64 / 1024.0)
+}
+
+/// A 100 × 100 group of trivial pairs: a run and its report, with the peak memory of
+/// each against the bound of 100 MB (docs/results.md, "Large runs").
+fn large() {
+    let d = tempfile::tempdir().unwrap();
+    group(
+        d.path(),
+        "large",
+        100,
+        100,
+        "#!/bin/sh\nexit 0\n",
+        "#!/bin/sh\nexit 0\n",
+    );
+    let (t, run_mb) = peak_of(d.path(), &["run", "--progress", "never", "--tag", "big"]);
+    let (rt, report_mb) = peak_of(d.path(), &["report", "big"]);
+    let mb = |mib: f64| mib * 1.048_576;
+    println!(
+        "10,000 trivial pairs (100 x 100): run {:.1} s ({:.2} ms/pair), peak {:.0} MB; `pairbench report` {:.2} s, peak {:.0} MB (target: <= 100 MB each)",
+        t.as_secs_f64(),
+        t.as_secs_f64() * 1000.0 / 10_000.0,
+        mb(run_mb),
+        rt.as_secs_f64(),
+        mb(report_mb)
+    );
 }

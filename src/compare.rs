@@ -113,7 +113,7 @@ struct Side {
 fn read_side(dir: &Path) -> Side {
     let walked = crate::tree::walk::walk(dir);
     let (metrics, _) = walked.metrics(false);
-    let stats = stats::compute(walked.latest(), &metrics);
+    let stats = stats::compute(walked.latest(), metrics);
     let mut tallies: BTreeMap<PairId, BTreeMap<String, Tally>> = BTreeMap::new();
     for r in walked.latest().filter(|r| !r.warmup) {
         let t = tallies

@@ -12,10 +12,10 @@ use anyhow::{Context, bail};
 
 use crate::exit_status::ExitStatus;
 use crate::tree::layout::{RESERVED, Tree};
+use crate::tree::lock;
 use crate::tree::manifest::{self, GroupPlan, Manifest, Merged, MergedShard, Shard};
 use crate::tree::nofollow::{self, Kind};
 use crate::tree::walk::{self, Walked};
-use crate::tree::{lock, tables};
 
 /// One shard tree, read.
 struct Source {
@@ -309,24 +309,12 @@ pub fn merge(
             .filter(|p| !p.starts_with("results.csv is missing"))
             .cloned(),
     );
-    let all = walked.all_records();
-    let at = |name: &str, r: std::io::Result<()>| {
-        r.with_context(|| format!("cannot write '{}'", tree.file(name).display()))
-    };
-    at(
-        "results.csv",
-        tables::write_results(&tree.file("results.csv"), &all),
-    )?;
-    let (metrics, _) = walked.metrics(true);
-    at(
-        "metrics.csv",
-        tables::write_metrics(&tree.file("metrics.csv"), &metrics),
-    )?;
-    let stats = crate::stats::compute(walked.latest(), &metrics);
-    at(
-        "stats.csv",
-        crate::stats::write_csv(&tree.file("stats.csv"), &stats),
-    )?;
+    if let Some((_, path, e)) = crate::stats::write_tables(&tree, &walked)
+        .into_iter()
+        .next()
+    {
+        return Err(anyhow::Error::new(e).context(format!("cannot write '{}'", path.display())));
+    }
 
     let mut suite: BTreeSet<(String, String, String)> = BTreeSet::new();
     for s in &sources {

@@ -4,10 +4,11 @@
 //! `stats.csv`. Warm-up runs and earlier attempts are left out; the duration counts
 //! SUCCESS runs only.
 
-use std::collections::BTreeMap;
-use std::path::Path;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
 
-use crate::tree::{MetricRow, PairRecord, Status, tables};
+use crate::tree::walk::Walked;
+use crate::tree::{MetricRow, PairRecord, Status, Tree, tables};
 
 /// The summary of a set of values.
 #[derive(Debug, Clone, PartialEq)]
@@ -117,119 +118,229 @@ pub fn params_key(p: &BTreeMap<String, String>) -> String {
         .join(",")
 }
 
+/// One value to summarise, found while the statistics are gathered (32 bytes: a run
+/// of 10,000 pairs has 170,000).
+struct Sample {
+    /// The rank of its run's group, pair and parameters (in [`Key`] order).
+    run_key: u32,
+    /// Its metric row, or [`DURATION`].
+    row: u32,
+    repetition: Option<u32>,
+    value: f64,
+    /// The order it was found in: a statistic lists its values in this order.
+    seq: u32,
+}
+
+/// The row of a duration (not a metric row).
+const DURATION: u32 = u32::MAX;
+
 /// The statistics of a run: `latest` are the latest attempts of its runs, `metrics` the
 /// metric values of any attempt (only those of the latest attempts count).
 pub fn compute<'a>(
     latest: impl Iterator<Item = &'a PairRecord>,
-    metrics: &[MetricRow],
+    metrics: &'a [MetricRow],
 ) -> Vec<Stat> {
+    stream(latest, metrics).collect()
+}
+
+/// The statistics of a run, as [`compute`], one at a time in [`Key`] order: the values
+/// are gathered once (about 80 bytes each) and every statistic is made only when it is
+/// asked for, so a 10,000-pair run's 170,000 statistics are never held at once.
+pub fn stream<'a>(
+    latest: impl Iterator<Item = &'a PairRecord>,
+    metrics: &'a [MetricRow],
+) -> impl Iterator<Item = Stat> + 'a {
     let last: BTreeMap<String, &PairRecord> = latest.map(|r| (r.id(), r)).collect();
-    let mut groups: BTreeMap<Key, (String, Samples)> = BTreeMap::new();
-    for r in last
-        .values()
-        .filter(|r| !r.warmup && r.status == Status::Success)
-    {
-        let key = Key {
-            group: r.group.clone(),
-            pair: r.pair.clone(),
-            params: params_key(&r.params),
-            metric: "duration_s".into(),
-            side: String::new(),
-        };
-        let e = groups
-            .entry(key)
-            .or_insert_with(|| ("s".into(), Vec::new()));
-        e.1.push((r.repetition, r.duration_s));
+    let runs: Vec<&PairRecord> = last.values().copied().collect();
+    let params: Vec<String> = runs.iter().map(|r| params_key(&r.params)).collect();
+    let key_of = |i: usize| {
+        (
+            runs[i].group.as_str(),
+            runs[i].pair.as_str(),
+            params[i].as_str(),
+        )
+    };
+    let mut by_key: Vec<usize> = (0..runs.len()).collect();
+    by_key.sort_by(|&a, &b| key_of(a).cmp(&key_of(b)));
+    // Each run's rank, and the group, pair and parameters of each rank.
+    let mut rank = vec![0u32; runs.len()];
+    let mut names: Vec<(String, String, String)> = Vec::new();
+    for i in by_key {
+        let (g, p, k) = key_of(i);
+        if names
+            .last()
+            .is_none_or(|(lg, lp, lk)| (lg.as_str(), lp.as_str(), lk.as_str()) != (g, p, k))
+        {
+            names.push((g.to_string(), p.to_string(), k.to_string()));
+        }
+        rank[i] = (names.len() - 1) as u32;
     }
-    for m in metrics {
-        let current = last
-            .get(&m.run_id())
-            .is_some_and(|r| r.attempt == m.attempt);
-        if m.warmup || !current {
+    let index: HashMap<&str, usize> = last
+        .keys()
+        .enumerate()
+        .map(|(i, id)| (id.as_str(), i))
+        .collect();
+
+    // (metric, side, unit) of a sample.
+    let what = move |row: u32| -> (&'a str, &'a str, &'a str) {
+        match metrics.get(row as usize) {
+            Some(m) if row != DURATION => (&m.name, &m.side, &m.unit),
+            _ => ("duration_s", "", "s"),
+        }
+    };
+    let mut samples: Vec<Sample> = Vec::with_capacity(runs.len() + metrics.len());
+    for (i, r) in runs.iter().enumerate() {
+        if !r.warmup && r.status == Status::Success {
+            samples.push(Sample {
+                run_key: rank[i],
+                row: DURATION,
+                repetition: r.repetition,
+                value: r.duration_s,
+                seq: samples.len() as u32,
+            });
+        }
+    }
+    for (row, m) in metrics.iter().enumerate() {
+        let Some(&i) = index.get(m.run_id()) else {
+            continue;
+        };
+        if m.run.warmup || runs[i].attempt != m.run.attempt {
             continue;
         }
-        let key = Key {
-            group: m.group.clone(),
-            pair: m.pair.clone(),
-            params: params_key(&m.params),
-            metric: m.name.clone(),
-            side: m.side.clone(),
-        };
-        let e = groups
-            .entry(key)
-            .or_insert_with(|| (m.unit.clone(), Vec::new()));
-        e.1.push((m.repetition, m.value));
+        samples.push(Sample {
+            run_key: rank[i],
+            row: row as u32,
+            repetition: m.run.repetition,
+            value: m.value,
+            seq: samples.len() as u32,
+        });
     }
-    groups
-        .into_iter()
-        .map(|(key, (unit, values))| {
-            let v: Vec<f64> = values.iter().map(|(_, x)| *x).collect();
-            Stat {
-                key,
-                unit,
-                summary: summarize(&v),
-                values,
-            }
-        })
-        .collect()
+    samples.shrink_to_fit();
+    let order = move |s: &Sample| {
+        let (metric, side, _) = what(s.row);
+        (s.run_key, metric, side)
+    };
+    samples.sort_unstable_by(|a, b| order(a).cmp(&order(b)).then(a.seq.cmp(&b.seq)));
+
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        let first = samples.get(at)?;
+        let key = order(first);
+        let end = at + samples[at..].iter().take_while(|s| order(s) == key).count();
+        let values: Samples = samples[at..end]
+            .iter()
+            .map(|s| (s.repetition, s.value))
+            .collect();
+        let v: Vec<f64> = values.iter().map(|(_, x)| *x).collect();
+        let (group, pair, params) = &names[first.run_key as usize];
+        let (metric, side, unit) = what(first.row);
+        let stat = Stat {
+            key: Key {
+                group: group.clone(),
+                pair: pair.clone(),
+                params: params.clone(),
+                metric: metric.to_string(),
+                side: side.to_string(),
+            },
+            unit: unit.to_string(),
+            summary: summarize(&v),
+            values,
+        };
+        at = end;
+        Some(stat)
+    })
 }
 
 /// The statistics of a stored run, read through the walker.
 pub fn of_tree(tag_dir: &Path) -> Vec<Stat> {
     let walked = crate::tree::walk::walk(tag_dir);
     let (metrics, _) = walked.metrics(false);
-    compute(walked.latest(), &metrics)
+    compute(walked.latest(), metrics)
+}
+
+/// Write a run's three tables from what the walk of its tree found: results.csv (every
+/// attempt), metrics.csv (the values of every attempt) and stats.csv (of the latest
+/// attempts). Returns each table that could not be written, with its path and error.
+pub fn write_tables(tree: &Tree, walked: &Walked) -> Vec<(&'static str, PathBuf, std::io::Error)> {
+    let mut failed = Vec::new();
+    let path = tree.file("results.csv");
+    if let Err(e) = tables::write_results(&path, &walked.all_records()) {
+        failed.push(("results.csv", path, e));
+    }
+    let (metrics, _) = walked.metrics(true);
+    let path = tree.file("metrics.csv");
+    if let Err(e) = tables::write_metrics(&path, metrics) {
+        failed.push(("metrics.csv", path, e));
+    }
+    let path = tree.file("stats.csv");
+    if let Err(e) = write_csv_of(&path, walked.latest(), metrics) {
+        failed.push(("stats.csv", path, e));
+    }
+    failed
 }
 
 /// Write stats.csv (through the tree's table writer).
 pub fn write_csv(path: &Path, stats: &[Stat]) -> std::io::Result<()> {
-    let header = [
-        "group",
-        "pair",
-        "params",
-        "metric",
-        "side",
-        "unit",
-        "n",
-        "mean",
-        "stddev",
-        "median",
-        "min",
-        "max",
-        "outliers",
-        "outlier_values",
-    ];
-    let rows = stats.iter().map(|s| {
-        let m = &s.summary;
-        let flagged: Vec<String> = m
-            .outliers
-            .iter()
-            .map(|&i| {
-                let (rep, v) = s.values[i];
-                match rep {
-                    Some(r) => format!("{v} (rep {r})"),
-                    None => v.to_string(),
-                }
-            })
-            .collect();
-        [
-            s.key.group.clone(),
-            s.key.pair.clone(),
-            s.key.params.clone(),
-            s.key.metric.clone(),
-            s.key.side.clone(),
-            s.unit.clone(),
-            m.n.to_string(),
-            format!("{:.6}", m.mean),
-            format!("{:.6}", m.stddev),
-            format!("{:.6}", m.median),
-            format!("{:.6}", m.min),
-            format!("{:.6}", m.max),
-            m.outliers.len().to_string(),
-            flagged.join("; "),
-        ]
-    });
-    tables::write_table(path, header, rows)
+    tables::write_table(path, HEADER, stats.iter().map(row))
+}
+
+/// Write stats.csv of a run as [`compute`] would make it, a statistic at a time
+/// ([`stream`]).
+pub fn write_csv_of<'a>(
+    path: &Path,
+    latest: impl Iterator<Item = &'a PairRecord>,
+    metrics: &'a [MetricRow],
+) -> std::io::Result<()> {
+    tables::write_table(path, HEADER, stream(latest, metrics).map(|s| row(&s)))
+}
+
+const HEADER: [&str; 14] = [
+    "group",
+    "pair",
+    "params",
+    "metric",
+    "side",
+    "unit",
+    "n",
+    "mean",
+    "stddev",
+    "median",
+    "min",
+    "max",
+    "outliers",
+    "outlier_values",
+];
+
+/// The row of stats.csv of `s`.
+fn row(s: &Stat) -> [String; 14] {
+    let m = &s.summary;
+    let flagged: Vec<String> = m
+        .outliers
+        .iter()
+        .map(|&i| {
+            let (rep, v) = s.values[i];
+            match rep {
+                Some(r) => format!("{v} (rep {r})"),
+                None => v.to_string(),
+            }
+        })
+        .collect();
+    [
+        s.key.group.clone(),
+        s.key.pair.clone(),
+        s.key.params.clone(),
+        s.key.metric.clone(),
+        s.key.side.clone(),
+        s.unit.clone(),
+        m.n.to_string(),
+        format!("{:.6}", m.mean),
+        format!("{:.6}", m.stddev),
+        format!("{:.6}", m.median),
+        format!("{:.6}", m.min),
+        format!("{:.6}", m.max),
+        m.outliers.len().to_string(),
+        flagged.join("; "),
+    ]
 }
 
 #[cfg(test)]

@@ -23,8 +23,9 @@ pub struct GroupRun {
     pub locals: Vec<String>,
     pub remotes: Vec<String>,
     /// Its runs (the latest attempt of each pair and variant), sorted by pair, variant.
+    /// Their `resources` are left empty: pairbench's own values are in `metrics`.
     pub runs: Vec<PairRecord>,
-    /// The metric values of those runs.
+    /// The metric values of those runs (pairbench's own and the scripts').
     pub metrics: Vec<MetricRow>,
     cells: HashMap<(String, String), Vec<usize>>,
     /// The pairs the run planned (`None`: not recorded, so every local × remote pair).
@@ -133,8 +134,6 @@ pub struct Run {
     pub warnings: Vec<String>,
     /// Run folders (or results.csv rows) that could not be read at all (so are not drawn).
     pub unreadable: usize,
-    /// What the walker found (every attempt), for the tables.
-    pub walked: Walked,
 }
 
 impl Run {
@@ -162,7 +161,7 @@ pub fn load(tag_dir: &Path) -> Run {
 }
 
 /// The run stored in `tag_dir`, from what the walker found there.
-pub fn from_walk(tag_dir: &Path, walked: Walked) -> Run {
+pub fn from_walk(tag_dir: &Path, mut walked: Walked) -> Run {
     let tree = Tree::at(tag_dir);
     let mut run = Run {
         tag: tree.tag.clone(),
@@ -187,17 +186,31 @@ pub fn from_walk(tag_dir: &Path, walked: Walked) -> Run {
     };
     run.warnings.extend(walked.problems.iter().cloned());
     run.unreadable = walked.left_out;
-    let (metrics, metric_problems) = walked.metrics(false);
+    let (mut metrics, metric_problems) = walked.take_metrics();
     run.warnings.extend(metric_problems);
-    let mut metrics_of: HashMap<String, Vec<MetricRow>> = HashMap::new();
-    for m in metrics {
-        metrics_of.entry(m.run_id()).or_default().push(m);
-    }
 
-    let mut by_group: BTreeMap<String, GroupRun> = BTreeMap::new();
+    // The records move from the walk into their groups (a 10,000-pair run holds each
+    // once), without their resources: those are in the metric values now.
+    let mut sizes: HashMap<&str, usize> = HashMap::new();
     for f in &walked.runs {
-        let g = by_group.entry(f.rec.group.clone()).or_default();
-        g.runs.push(f.rec.clone());
+        *sizes.entry(&f.rec.group).or_default() += 1;
+    }
+    let mut by_group: BTreeMap<String, GroupRun> = sizes
+        .into_iter()
+        .map(|(name, n)| {
+            let g = GroupRun {
+                runs: Vec::with_capacity(n),
+                ..GroupRun::default()
+            };
+            (name.to_string(), g)
+        })
+        .collect();
+    for f in walked.runs {
+        let mut rec = f.rec;
+        rec.resources = BTreeMap::new();
+        if let Some(g) = by_group.get_mut(&rec.group) {
+            g.runs.push(rec);
+        }
     }
     // Planned groups with no finished pair are shown too (all not run).
     for plan in &run.manifest.planned_pairs {
@@ -232,12 +245,35 @@ pub fn from_walk(tag_dir: &Path, walked: Walked) -> Run {
                 .or_default()
                 .push(i);
         }
-        g.metrics = g
-            .runs
-            .iter()
-            .flat_map(|r| metrics_of.remove(&r.id()).unwrap_or_default())
-            .collect();
         run.groups.push(g);
+    }
+
+    // Each group's metric values, in the order of its runs (a run's own values in the
+    // order the walk read them), sorted in place and split off: never copied whole.
+    let place: HashMap<String, (usize, usize)> = run
+        .groups
+        .iter()
+        .enumerate()
+        .flat_map(|(gi, g)| {
+            g.runs
+                .iter()
+                .enumerate()
+                .map(move |(ri, r)| (r.id(), (gi, ri)))
+        })
+        .collect();
+    let unplaced = (usize::MAX, usize::MAX);
+    metrics.sort_by_cached_key(|m| place.get(m.run_id()).copied().unwrap_or(unplaced));
+    let placed = metrics.partition_point(|m| place.contains_key(m.run_id()));
+    metrics.truncate(placed);
+    for gi in (0..run.groups.len()).rev() {
+        let start = metrics.partition_point(|m| place[m.run_id()].0 < gi);
+        run.groups[gi].metrics = if start == 0 {
+            std::mem::take(&mut metrics)
+        } else {
+            let tail = metrics.split_off(start);
+            metrics.shrink_to_fit();
+            tail
+        };
     }
     if run.groups.is_empty() && run.unreadable == 0 {
         run.warnings.push(format!(
@@ -245,7 +281,6 @@ pub fn from_walk(tag_dir: &Path, walked: Walked) -> Run {
             tag_dir.display()
         ));
     }
-    run.walked = walked;
     run
 }
 

@@ -25,7 +25,7 @@ use crate::exit_status::ExitStatus;
 use crate::terminal::shown;
 use crate::tree::nofollow::write_atomic;
 use crate::tree::walk::Walked;
-use crate::tree::{Counts, lock, tables};
+use crate::tree::{Counts, lock};
 use load::Run;
 
 /// What drawing a run's report produced.
@@ -158,32 +158,15 @@ fn fresh_folder<T>(
     (Some(made), problems)
 }
 
-/// Rebuild results.csv, metrics.csv and stats.csv from the run folders, as a run does
-/// (every attempt of every run, the runs rebuilt from results.csv or their marker where
-/// their record was damaged included). False when a table could not be written.
-fn rebuild_tables(run: &Run) -> bool {
-    let dir = &run.dir;
-    let tree = crate::tree::Tree::at(dir);
-    let mut ok = true;
-    let mut fail = |name: &str, e: std::io::Error| {
-        eprintln!(
-            "pairbench: cannot write '{}': {e}",
-            dir.join(name).display()
-        );
-        ok = false;
-    };
-    if let Err(e) = tables::write_results(&tree.file("results.csv"), &run.walked.all_records()) {
-        fail("results.csv", e);
-    }
-    let (metrics, _) = run.walked.metrics(true);
-    if let Err(e) = tables::write_metrics(&tree.file("metrics.csv"), &metrics) {
-        fail("metrics.csv", e);
-    }
-    let stats = crate::stats::compute(run.walked.latest(), &metrics);
-    if let Err(e) = crate::stats::write_csv(&tree.file("stats.csv"), &stats) {
-        fail("stats.csv", e);
-    }
-    ok
+/// Rebuild results.csv, metrics.csv and stats.csv of `dir` from the run folders the walk
+/// found, as a run does (every attempt of every run, the runs rebuilt from results.csv
+/// or their marker where their record was damaged included). One line per table that
+/// could not be written.
+fn rebuild_tables(dir: &Path, walked: &Walked) -> Vec<String> {
+    crate::stats::write_tables(&crate::tree::Tree::at(dir), walked)
+        .into_iter()
+        .map(|(_, path, e)| format!("cannot write '{}': {e}", path.display()))
+        .collect()
 }
 
 /// Why `folder` is not a plots/ or pages/ folder pairbench wrote (which holds files
@@ -213,19 +196,29 @@ fn not_ours(folder: &Path) -> Option<&'static str> {
 pub fn command(results_dir: &Path, tag: &str, groups_dir: &Path) -> anyhow::Result<ExitStatus> {
     let (_tag, dir) = lock::resolve(results_dir, tag)?;
     let dir = make_graphs::absolute(&dir);
-    let run = load::load(&dir);
+    let walked = crate::tree::walk::walk(&dir);
+    let in_use = lock::in_use(&dir);
+    // The tables first, so that what they need is gone before the drawing starts.
+    let not_written = if in_use {
+        Vec::new()
+    } else {
+        rebuild_tables(&dir, &walked)
+    };
+    let run = load::from_walk(&dir, walked);
     let mut incomplete = run.incomplete();
     for w in &run.warnings {
         eprintln!("pairbench: warning: {}", shown(w));
     }
-    if lock::in_use(&dir) {
+    if in_use {
         // The run appends to results.csv and rewrites both tables when it ends.
         eprintln!(
             "pairbench: note: '{}' is being run right now: the report shows the pairs finished so far; its tables (results.csv, metrics.csv, stats.csv) are left to the run",
             run.tag
         );
-    } else {
-        incomplete |= !rebuild_tables(&run);
+    }
+    for line in &not_written {
+        eprintln!("pairbench: {line}");
+        incomplete = true;
     }
     let drawn = draw(&run);
     for w in &drawn.problems {

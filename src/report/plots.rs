@@ -8,7 +8,7 @@
 //! Drawing is deterministic (same tree, same SVG bytes). PNG text needs the embedded font
 //! ([`font`]); very large plots get an SVG only (see [`MAX_PNG_PIXELS`]).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
 use plotters::coord::Shift;
@@ -481,6 +481,48 @@ impl Painter for Matrix {
 // A metric chart: a horizontal bar per pair (and side).
 
 const BAR_H: u32 = 24;
+/// A bar chart shows at most this many bars. A larger one (a group of thousands of
+/// pairs, whose chart would be hundreds of thousands of pixels tall) shows the pairs and
+/// parameter sets with the highest values, and its title says how many of how many.
+pub const MAX_BARS: usize = 100;
+
+/// The values of a chart's bars (a bar per pair, parameters and side).
+type BarValues = Vec<((String, String, bool), Vec<f64>)>;
+
+/// At most `max` bars of `values`, in their order: those of the pairs and parameter sets
+/// (both sides' bars together) whose highest mean is highest. With some left out, how
+/// many pairs and parameter sets are kept, of how many.
+fn keep_highest(values: BarValues, max: usize) -> (BarValues, Option<(usize, usize)>) {
+    if values.len() <= max {
+        return (values, None);
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    // (pair, parameters) -> its highest mean and its number of bars
+    let mut of: HashMap<(&str, &str), (f64, usize)> = HashMap::new();
+    for ((pair, params, _), v) in &values {
+        let e = of.entry((pair, params)).or_insert((f64::NEG_INFINITY, 0));
+        e.0 = e.0.max(mean(v));
+        e.1 += 1;
+    }
+    let total = of.len();
+    let mut ranked: Vec<_> = of.into_iter().collect();
+    ranked.sort_by(|a, b| b.1.0.total_cmp(&a.1.0).then_with(|| a.0.cmp(&b.0)));
+    let mut bars = 0;
+    let kept: HashSet<(String, String)> = ranked
+        .into_iter()
+        .take_while(|(_, (_, n))| {
+            bars += n;
+            bars <= max
+        })
+        .map(|((pair, params), _)| (pair.to_string(), params.to_string()))
+        .collect();
+    let n = kept.len();
+    let values = values
+        .into_iter()
+        .filter(|((pair, params, _), _)| kept.contains(&(pair.clone(), params.clone())))
+        .collect();
+    (values, Some((n, total)))
+}
 /// The colour of error bars (mean ± one standard deviation).
 pub const ERROR_BAR: RGBColor = RGBColor(17, 17, 17);
 const CHART_W: u32 = 900;
@@ -571,31 +613,35 @@ impl Chart {
     fn all(g: &GroupRun) -> Vec<Chart> {
         // (name, unit) -> bars (pair, parameters, side) in the order of the group's runs,
         // each with its values; warm-ups left out.
-        type Values = Vec<((String, String, bool), Vec<f64>)>;
-        let mut by_metric: BTreeMap<(String, String), Values> = BTreeMap::new();
+        let mut by_metric: BTreeMap<(String, String), BarValues> = BTreeMap::new();
         let mut index: HashMap<(String, String, String, String, bool), usize> = HashMap::new();
         // pairbench's own measurements have their own chart (Chart::cpu).
         // (pairbench's CPU per unit of work is charted beside what the scripts reported).
         for m in g.metrics.iter().filter(|m| {
-            !m.warmup
+            !m.run.warmup
                 && (m.source != crate::tree::record::PAIRBENCH
                     || m.name.starts_with(crate::tree::record::CPU_PER))
         }) {
-            let params: Vec<String> = m.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let params: Vec<String> = m
+                .run
+                .params
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
             let params = params.join(",");
             let remote = m.side == "remote";
             let bars = by_metric
-                .entry((m.name.clone(), m.unit.clone()))
+                .entry((m.name.to_string(), m.unit.to_string()))
                 .or_default();
             let key = (
-                m.name.clone(),
-                m.unit.clone(),
-                m.pair.clone(),
+                m.name.to_string(),
+                m.unit.to_string(),
+                m.run.pair.clone(),
                 params.clone(),
                 remote,
             );
             let i = *index.entry(key).or_insert_with(|| {
-                bars.push(((m.pair.clone(), params, remote), Vec::new()));
+                bars.push(((m.run.pair.clone(), params, remote), Vec::new()));
                 bars.len() - 1
             });
             bars[i].1.push(m.value);
@@ -626,16 +672,21 @@ impl Chart {
         type Bar = (String, String, bool);
         let mut per_run: BTreeMap<Bar, BTreeMap<(String, u32), f64>> = BTreeMap::new();
         for m in g.metrics.iter().filter(|m| {
-            !m.warmup
+            !m.run.warmup
                 && m.source == crate::tree::record::PAIRBENCH
                 && (m.name == "cpu_user_s" || m.name == "cpu_sys_s")
         }) {
-            let params: Vec<String> = m.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            let key = (m.pair.clone(), params.join(","), m.side == "remote");
+            let params: Vec<String> = m
+                .run
+                .params
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            let key = (m.run.pair.clone(), params.join(","), m.side == "remote");
             *per_run
                 .entry(key)
                 .or_default()
-                .entry((m.variant.clone(), m.attempt))
+                .entry((m.run.variant.clone(), m.run.attempt))
                 .or_default() += m.value;
         }
         if per_run.is_empty() {
@@ -660,7 +711,7 @@ impl Chart {
     /// The chart of the durations of the group's measured SUCCESS runs, a bar per pair
     /// and parameter set, when a bar has 2 runs or more (else the matrix says it all).
     fn duration(g: &GroupRun) -> Option<Chart> {
-        let mut values: Vec<((String, String, bool), Vec<f64>)> = Vec::new();
+        let mut values: BarValues = Vec::new();
         let mut index: HashMap<(String, String), usize> = HashMap::new();
         for r in g
             .runs
@@ -696,13 +747,14 @@ impl Chart {
         g: &GroupRun,
         name: &str,
         unit: String,
-        values: Vec<((String, String, bool), Vec<f64>)>,
+        values: BarValues,
         kind: Kind,
         stem: String,
     ) -> Chart {
         let tick = font_of(12.0);
         let both_sides =
             values.iter().any(|((_, _, r), _)| *r) && values.iter().any(|((_, _, r), _)| !*r);
+        let (values, left_out) = keep_highest(values, MAX_BARS);
         let bars: Vec<Bar> = values
             .into_iter()
             .map(|((pair, params, remote), values)| {
@@ -746,7 +798,19 @@ impl Chart {
         } else {
             format!("{} ({})", printable(name), printable(&unit))
         };
-        let title = format!("{}: {}", g.name, axis);
+        let title = match left_out {
+            Some((kept, of)) => format!(
+                "{}: {}, the {kept} highest of {of} {} (all in stats.csv)",
+                g.name,
+                axis,
+                if g.runs.iter().any(|r| !r.params.is_empty()) {
+                    "pairs and parameter sets"
+                } else {
+                    "pairs"
+                }
+            ),
+            None => format!("{}: {}", g.name, axis),
+        };
         let rows = bars
             .iter()
             .map(|b| Row {
@@ -913,5 +977,30 @@ impl Painter for Chart {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chart_of_many_bars_keeps_the_highest_pairs_with_both_sides() {
+        let bar = |pair: usize, remote: bool, v: f64| {
+            ((format!("p{pair:03}"), String::new(), remote), vec![v, v])
+        };
+        // 150 pairs, two bars each; pair i's remote bar has the value i.
+        let values: BarValues = (0..150)
+            .flat_map(|i| [bar(i, false, 0.5), bar(i, true, i as f64)])
+            .collect();
+        let (kept, left_out) = keep_highest(values.clone(), 100);
+        assert_eq!(left_out, Some((50, 150)));
+        assert_eq!(kept.len(), 100);
+        // The pairs 100..150, both bars of each, in their first order.
+        assert_eq!(kept[0], bar(100, false, 0.5));
+        assert_eq!(kept[1], bar(100, true, 100.0));
+        assert_eq!(kept[99], bar(149, true, 149.0));
+        let (all, none) = keep_highest(values[..100].to_vec(), 100);
+        assert_eq!((all.len(), none), (100, None));
     }
 }

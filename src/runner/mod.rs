@@ -559,20 +559,8 @@ pub fn run(mut opts: RunOptions, command_line: Vec<String>) -> anyhow::Result<Ru
 
 /// results.csv, metrics.csv and stats.csv of the tree.
 fn write_tables(ctx: &RunCtx, walked: &Walked) {
-    let tree = &ctx.tree;
-    let path = tree.file("results.csv");
-    if let Err(e) = tables::write_results(&path, &walked.all_records()) {
-        ctx.not_recorded("results.csv", WriteError::new(&path, e));
-    }
-    let (metrics, _) = walked.metrics(true);
-    let path = tree.file("metrics.csv");
-    if let Err(e) = tables::write_metrics(&path, &metrics) {
-        ctx.not_recorded("metrics.csv", WriteError::new(&path, e));
-    }
-    let stats = crate::stats::compute(walked.latest(), &metrics);
-    let path = tree.file("stats.csv");
-    if let Err(e) = crate::stats::write_csv(&path, &stats) {
-        ctx.not_recorded("stats.csv", WriteError::new(&path, e));
+    for (name, path, e) in crate::stats::write_tables(&ctx.tree, walked) {
+        ctx.not_recorded(name, WriteError::new(&path, e));
     }
 }
 

@@ -299,6 +299,15 @@ pub fn copy_at(
 /// Write `contents` to `path` atomically: a temporary file beside it (removed again if
 /// anything fails), then a rename, which replaces a link rather than following it.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
+    write_atomic_with(path, |w| w.write_all(contents))
+}
+
+/// Write to `path` atomically what `fill` writes through a buffer, as [`write_atomic`]
+/// does: a large table is streamed to its file, never held whole in memory.
+pub fn write_atomic_with(
+    path: &Path,
+    fill: impl FnOnce(&mut io::BufWriter<File>) -> io::Result<()>,
+) -> io::Result<()> {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -306,13 +315,14 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
     let tmp = path.with_file_name(format!(".{name}.tmp{}", std::process::id()));
     let _ = std::fs::remove_file(&tmp);
     let written = (|| {
-        let mut f = std::fs::OpenOptions::new()
+        let f = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .custom_flags(libc_nofollow())
             .open(&tmp)?;
-        f.write_all(contents)?;
-        f.flush()?;
+        let mut w = io::BufWriter::with_capacity(256 * 1024, f);
+        fill(&mut w)?;
+        w.flush()?;
         std::fs::rename(&tmp, path)
     })();
     if written.is_err() {

@@ -2,9 +2,13 @@
 //! [`PairRecord`] kept as `pair.json` (and a row of results.csv), a [`MetricRow`] of the
 //! run's metrics.csv, and [`Counts`] by status. See the README, "The result tree".
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+
+use super::layout::SIDES;
 
 /// The outcome of a pair.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
@@ -229,22 +233,53 @@ pub fn run_id(group: &str, pair: &str, variant: &str) -> String {
     }
 }
 
-/// One metric value, as in the run's metrics.csv.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct MetricRow {
+/// The run a metric value belongs to: what every value of one run shares, held once
+/// for all of them (a run has 16 of pairbench's own values and any number of its
+/// scripts'; a 10,000-pair run has 160,000 values).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricRun {
     pub tag: String,
     pub group: String,
     pub pair: String,
-    pub side: String,
-    pub name: String,
-    pub value: f64,
-    pub unit: String,
+    /// The run's folder below the pair folder.
+    pub variant: String,
     pub attempt: u32,
     pub repetition: Option<u32>,
     pub warmup: bool,
     pub params: BTreeMap<String, String>,
-    /// The run's folder below the pair folder.
-    pub variant: String,
+    /// `<group>/<pair>[/<variant>]`, as [`PairRecord::id`].
+    id: String,
+}
+
+impl MetricRun {
+    pub fn of(r: &PairRecord) -> MetricRun {
+        MetricRun {
+            tag: r.tag.clone(),
+            group: r.group.clone(),
+            pair: r.pair.clone(),
+            variant: r.variant.clone(),
+            attempt: r.attempt,
+            repetition: r.repetition,
+            warmup: r.warmup,
+            params: r.params.clone(),
+            id: r.id(),
+        }
+    }
+
+    /// The run, as [`PairRecord::id`].
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+/// One metric value, as in the run's metrics.csv.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricRow {
+    pub run: Arc<MetricRun>,
+    pub side: Cow<'static, str>,
+    pub name: Cow<'static, str>,
+    pub value: f64,
+    pub unit: Cow<'static, str>,
     /// `script` (a side's metrics.csv) or `pairbench` (its own measurements).
     pub source: &'static str,
 }
@@ -254,42 +289,54 @@ pub const SCRIPT: &str = "script";
 /// The source of pairbench's own measurements (docs/resources.md).
 pub const PAIRBENCH: &str = "pairbench";
 
+/// `s` as one of `known` when it is one (no copy), else as its own string.
+fn known_or_owned(s: &str, known: &[&'static str]) -> Cow<'static, str> {
+    match known.iter().find(|k| **k == s) {
+        Some(k) => Cow::Borrowed(k),
+        None => Cow::Owned(s.to_string()),
+    }
+}
+
 impl MetricRow {
-    /// A value that side `side` of the run `r` reported.
-    pub fn of(r: &PairRecord, side: &str, name: String, value: f64, unit: String) -> MetricRow {
+    /// A value that side `side` of the run `run` reported.
+    pub fn of(
+        run: &Arc<MetricRun>,
+        side: &str,
+        name: String,
+        value: f64,
+        unit: String,
+    ) -> MetricRow {
         MetricRow {
-            tag: r.tag.clone(),
-            group: r.group.clone(),
-            pair: r.pair.clone(),
-            side: side.to_string(),
-            name,
+            run: Arc::clone(run),
+            side: known_or_owned(side, &SIDES),
+            name: Cow::Owned(name),
             value,
-            unit,
-            attempt: r.attempt,
-            repetition: r.repetition,
-            warmup: r.warmup,
-            params: r.params.clone(),
-            variant: r.variant.clone(),
+            unit: Cow::Owned(unit),
             source: SCRIPT,
         }
     }
 
-    /// pairbench's own measurements of run `r`, side by side.
-    pub fn own_of(r: &PairRecord) -> Vec<MetricRow> {
+    /// pairbench's own measurements of `r` (whose shared part is `run`), side by side.
+    pub fn own_of(r: &PairRecord, run: &Arc<MetricRun>) -> Vec<MetricRow> {
         let mut out = Vec::new();
         for (side, values) in &r.resources {
             for (name, v) in values {
-                let mut m = MetricRow::of(r, side, name.clone(), *v, own_unit(name).into());
-                m.source = PAIRBENCH;
-                out.push(m);
+                out.push(MetricRow {
+                    run: Arc::clone(run),
+                    side: known_or_owned(side, &SIDES),
+                    name: known_or_owned(name, &RESOURCE_METRICS),
+                    value: *v,
+                    unit: Cow::Borrowed(own_unit(name)),
+                    source: PAIRBENCH,
+                });
             }
         }
         out
     }
 
     /// The run this value belongs to, as [`PairRecord::id`].
-    pub fn run_id(&self) -> String {
-        run_id(&self.group, &self.pair, &self.variant)
+    pub fn run_id(&self) -> &str {
+        self.run.id()
     }
 }
 

@@ -54,7 +54,7 @@ where
         .map_err(|e| std::io::Error::other(e.to_string()))
 }
 
-/// Write a table atomically.
+/// Write a table atomically, streamed row by row to its file.
 pub fn write_table<H, R, F>(path: &Path, header: H, rows: R) -> std::io::Result<()>
 where
     H: IntoIterator,
@@ -63,7 +63,14 @@ where
     F: IntoIterator,
     F::Item: AsRef<[u8]>,
 {
-    super::nofollow::write_atomic(path, &encode(header, rows)?)
+    super::nofollow::write_atomic_with(path, |out| {
+        let mut w = csv::Writer::from_writer(out);
+        w.write_record(header).map_err(std::io::Error::other)?;
+        for r in rows {
+            w.write_record(r).map_err(std::io::Error::other)?;
+        }
+        w.flush()
+    })
 }
 
 /// The header of results.csv: the SPEC §3 columns, `flaky`, `repetition`, `warmup`, then
@@ -174,7 +181,7 @@ impl Appender {
 pub fn write_metrics(path: &Path, rows: &[MetricRow]) -> std::io::Result<()> {
     let params: Vec<String> = rows
         .iter()
-        .flat_map(|r| r.params.keys())
+        .flat_map(|r| r.run.params.keys())
         .collect::<BTreeSet<_>>()
         .into_iter()
         .cloned()
@@ -186,18 +193,24 @@ pub fn write_metrics(path: &Path, rows: &[MetricRow]) -> std::io::Result<()> {
         .chain(params.iter().map(|n| format!("param_{n}")))
         .chain(["source".to_string()]);
     let body = rows.iter().map(|m| {
+        let run = &m.run;
         [
-            m.tag.clone(),
-            m.group.clone(),
-            m.pair.clone(),
-            m.side.clone(),
-            m.name.clone(),
+            run.tag.clone(),
+            run.group.clone(),
+            run.pair.clone(),
+            m.side.to_string(),
+            m.name.to_string(),
             m.value.to_string(),
-            m.unit.clone(),
-            m.attempt.to_string(),
+            m.unit.to_string(),
+            run.attempt.to_string(),
         ]
         .into_iter()
-        .chain(variant_columns(m.repetition, m.warmup, &m.params, &params))
+        .chain(variant_columns(
+            run.repetition,
+            run.warmup,
+            &run.params,
+            &params,
+        ))
         .chain([m.source.to_string()])
         .collect::<Vec<String>>()
     });

@@ -8,12 +8,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
 use rayon::prelude::*;
 
 use super::layout::{EXIT_FILE, RESERVED, SIDES, Tree};
 use super::nofollow::{self, Kind};
-use super::record::{Counts, MetricRow, PairRecord, Status};
+use super::record::{Counts, MetricRow, MetricRun, PairRecord, Status};
 use super::tables::{self, RunKey, run_key};
 
 /// One run folder found, with its record.
@@ -36,6 +37,18 @@ pub struct Walked {
     pub problems: Vec<String>,
     /// Run folders (or results.csv rows) that could not be read at all, so are not shown.
     pub left_out: usize,
+    /// Their metric values, once read.
+    metrics: OnceLock<Metrics>,
+}
+
+/// The metric values of a walk's runs and the problems found reading them.
+#[derive(Debug, Default)]
+struct Metrics {
+    /// The latest attempts' values, then the earlier attempts'.
+    rows: Vec<MetricRow>,
+    problems: Vec<String>,
+    /// How many rows and problems are of the latest attempts.
+    of_latest: (usize, usize),
 }
 
 impl Walked {
@@ -65,17 +78,35 @@ impl Walked {
     }
 
     /// The metric values of the latest attempts (`with_attempts`: of every attempt), and
-    /// one problem line per side file with lines that are not metrics.
-    pub fn metrics(&self, with_attempts: bool) -> (Vec<MetricRow>, Vec<String>) {
-        let found: Vec<&Found> = if with_attempts {
-            self.runs.iter().chain(self.attempts.iter()).collect()
+    /// one problem line per side file with lines that are not metrics. Read once (every
+    /// side's metrics.csv), then kept: a run's tables and its report share them.
+    pub fn metrics(&self, with_attempts: bool) -> (&[MetricRow], &[String]) {
+        let m = self.metrics.get_or_init(|| self.read_metrics());
+        if with_attempts {
+            (&m.rows, &m.problems)
         } else {
-            self.runs.iter().collect()
-        };
+            (&m.rows[..m.of_latest.0], &m.problems[..m.of_latest.1])
+        }
+    }
+
+    /// The metric values of the latest attempts and their problems, as [`Walked::metrics`],
+    /// taken out of the walk (not copied).
+    pub fn take_metrics(&mut self) -> (Vec<MetricRow>, Vec<String>) {
+        self.metrics(false);
+        let mut m = self.metrics.take().unwrap_or_default();
+        m.rows.truncate(m.of_latest.0);
+        m.problems.truncate(m.of_latest.1);
+        (m.rows, m.problems)
+    }
+
+    /// Read every run's values: the latest attempts' first, then the earlier attempts'.
+    fn read_metrics(&self) -> Metrics {
+        let found: Vec<&Found> = self.runs.iter().chain(self.attempts.iter()).collect();
         let per_run: Vec<(Vec<MetricRow>, Vec<String>)> = found
             .par_iter()
             .map(|f| {
-                let mut rows = MetricRow::own_of(&f.rec);
+                let run = Arc::new(MetricRun::of(&f.rec));
+                let mut rows = MetricRow::own_of(&f.rec, &run);
                 let mut problems = Vec::new();
                 for side in SIDES {
                     let rel = Path::new(side).join("metrics.csv");
@@ -98,7 +129,7 @@ impl Walked {
                             taken += 1;
                             continue;
                         }
-                        rows.push(MetricRow::of(&f.rec, side, name, value, unit));
+                        rows.push(MetricRow::of(&run, side, name, value, unit));
                     }
                     if taken > 0 {
                         problems.push(format!(
@@ -111,13 +142,21 @@ impl Walked {
                 (rows, problems)
             })
             .collect();
-        let mut out = Vec::new();
-        let mut problems = Vec::new();
-        for (rows, p) in per_run {
-            out.extend(rows);
-            problems.extend(p);
+        let mut m = Metrics {
+            rows: Vec::with_capacity(per_run.iter().map(|(rows, _)| rows.len()).sum()),
+            ..Metrics::default()
+        };
+        for (i, (rows, p)) in per_run.into_iter().enumerate() {
+            if i == self.runs.len() {
+                m.of_latest = (m.rows.len(), m.problems.len());
+            }
+            m.rows.extend(rows);
+            m.problems.extend(p);
         }
-        (out, problems)
+        if self.attempts.is_empty() {
+            m.of_latest = (m.rows.len(), m.problems.len());
+        }
+        m
     }
 }
 
@@ -254,6 +293,7 @@ pub fn walk(tag_dir: &Path) -> Walked {
             (rec, read_attempts(&c.dir))
         })
         .collect();
+    out.runs.reserve_exact(found.len());
     for (c, (record, attempts)) in found.into_iter().zip(records) {
         if let Some(f) = settle(c, record, &mut csv_rows, &tree.tag, &mut out) {
             out.runs.push(f);

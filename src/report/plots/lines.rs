@@ -203,8 +203,8 @@ pub(super) fn samples(g: &GroupRun, tag_dir: &std::path::Path) -> Vec<LineChart>
 /// numbers, with 2 distinct values or more, by name.
 fn numeric_params(g: &GroupRun) -> Vec<String> {
     let mut values: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
-    for m in g.metrics.iter().filter(|m| !m.warmup) {
-        for (k, v) in &m.params {
+    for m in g.metrics.iter().filter(|m| !m.run.warmup) {
+        for (k, v) in &m.run.params {
             values.entry(k).or_default().insert(v);
         }
     }
@@ -236,9 +236,12 @@ pub(super) fn all(g: &GroupRun) -> Vec<LineChart> {
     for m in g
         .metrics
         .iter()
-        .filter(|m| !m.warmup && m.source != crate::tree::record::PAIRBENCH)
+        .filter(|m| !m.run.warmup && m.source != crate::tree::record::PAIRBENCH)
     {
-        sides.entry((&m.name, &m.unit)).or_default().insert(&m.side);
+        sides
+            .entry((m.name.as_ref(), m.unit.as_ref()))
+            .or_default()
+            .insert(m.side.as_ref());
     }
     let mut out = Vec::new();
     for ((name, unit), metric_sides) in &sides {
@@ -266,9 +269,10 @@ fn chart(
     for m in g
         .metrics
         .iter()
-        .filter(|m| !m.warmup && m.name == name && m.unit == unit && m.side == side)
+        .filter(|m| !m.run.warmup && m.name == name && m.unit == unit && m.side == side)
     {
         let Some(x) = m
+            .run
             .params
             .get(param)
             .and_then(|v| v.trim().parse::<f64>().ok())
@@ -276,12 +280,13 @@ fn chart(
             continue;
         };
         let others: Vec<String> = m
+            .run
             .params
             .iter()
             .filter(|(k, _)| k.as_str() != param)
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
-        raw.entry((m.pair.clone(), others.join(",")))
+        raw.entry((m.run.pair.clone(), others.join(",")))
             .or_default()
             .push((x, m.value));
     }
