@@ -167,6 +167,22 @@ fn a_large_run_puts_failures_first_gives_its_group_a_page_and_collapses_the_matr
         !page.contains("<th scope=\"row\">l00</th>"),
         "a row of SUCCESS only"
     );
+    // Its CPU chart: the 50 pairs that used the most (100 bars, both sides), not 1,200
+    // bars; every value is in stats.csv.
+    assert!(
+        page.contains(
+            "big: CPU (user + system) (s), the 50 highest of 600 pairs (all in stats.csv)"
+        ),
+        "{page}"
+    );
+    let stats = read(&tag.join("stats.csv"));
+    assert_eq!(
+        stats
+            .lines()
+            .filter(|l| l.contains(",cpu_user_s,local,"))
+            .count(),
+        600
+    );
     let targets = checked_links(&tag, group_page);
     let full = targets
         .iter()
