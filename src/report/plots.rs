@@ -23,7 +23,7 @@ use super::font::{self, FAMILY};
 use super::load::{GroupRun, Run};
 use super::names::{ellipsize, printable, safe_stem};
 use super::{fmt_duration, fmt_value, fmt_with_unit, group_counts_line};
-use crate::stats::summarize;
+use crate::stats::{params_key, summarize};
 use crate::tree::Status;
 
 /// Plots with more pixels than this get no PNG, only an SVG: encoding them would cost
@@ -622,13 +622,7 @@ impl Chart {
                 && (m.source != crate::tree::record::PAIRBENCH
                     || m.name.starts_with(crate::tree::record::CPU_PER))
         }) {
-            let params: Vec<String> = m
-                .run
-                .params
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect();
-            let params = params.join(",");
+            let params = params_key(&m.run.params);
             let remote = m.side == "remote";
             let bars = by_metric
                 .entry((m.name.to_string(), m.unit.to_string()))
@@ -676,13 +670,11 @@ impl Chart {
                 && m.source == crate::tree::record::PAIRBENCH
                 && (m.name == "cpu_user_s" || m.name == "cpu_sys_s")
         }) {
-            let params: Vec<String> = m
-                .run
-                .params
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect();
-            let key = (m.run.pair.clone(), params.join(","), m.side == "remote");
+            let key = (
+                m.run.pair.clone(),
+                params_key(&m.run.params),
+                m.side == "remote",
+            );
             *per_run
                 .entry(key)
                 .or_default()
@@ -718,8 +710,7 @@ impl Chart {
             .iter()
             .filter(|r| !r.warmup && r.status == Status::Success)
         {
-            let params: Vec<String> = r.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            let params = params.join(",");
+            let params = params_key(&r.params);
             let i = *index
                 .entry((r.pair.clone(), params.clone()))
                 .or_insert_with(|| {
