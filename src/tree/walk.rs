@@ -37,7 +37,7 @@ pub struct Walked {
     pub problems: Vec<String>,
     /// Run folders (or results.csv rows) that could not be read at all, so are not shown.
     pub left_out: usize,
-    /// Their metric values, once read.
+    /// Their metric values, once read (a walk's runs are not changed after it).
     metrics: OnceLock<Metrics>,
 }
 
