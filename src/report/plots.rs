@@ -848,6 +848,20 @@ fn safe_stem_named(name: &str, key: &str) -> String {
     }
 }
 
+/// The factor and title of a value axis reaching `reach`: seconds below one read as ms
+/// or µs ("0.4, 0.8 ms"), not as exponents; other units as they are.
+fn axis_in(unit: &str, axis: &str, reach: f64) -> (f64, String) {
+    let smaller = match unit {
+        "s" if reach > 0.0 && reach < 1e-3 => Some((1e6, "µs")),
+        "s" if reach > 0.0 && reach < 1.0 => Some((1e3, "ms")),
+        _ => None,
+    };
+    match (smaller, axis.strip_suffix(" (s)")) {
+        (Some((factor, name)), Some(what)) => (factor, format!("{what} ({name})")),
+        _ => (1.0, axis.to_string()),
+    }
+}
+
 /// Pixels of a chart's width outside its plot area, besides the label area: the
 /// margins (12 and 24) and the mesh's own edge.
 const CHART_EDGES: u32 = 12 + 24 + 4;
@@ -875,6 +889,7 @@ impl Painter for Chart {
         let n = self.bars.len().max(1);
         let floor = self.bars.iter().all(|b| b.min >= 0.0);
         let (lo, hi) = value_axis(&self.bars, self.plot_width(w));
+        let (scale, axis) = axis_in(&self.plot.unit, &self.axis, lo.abs().max(hi.abs()));
         let tick = font_of(12.0);
         let labels: Vec<String> = self
             .bars
@@ -896,8 +911,8 @@ impl Painter for Chart {
             .y_labels(0)
             .light_line_style(WHITE)
             .x_label_style(font_of(12.0))
-            .x_label_formatter(&|v| fmt_value(*v))
-            .x_desc(self.axis.clone())
+            .x_label_formatter(&|v| fmt_value(*v * scale))
+            .x_desc(axis)
             .axis_desc_style(font_of(13.0))
             .draw()
             .map_err(err)?;
@@ -974,6 +989,21 @@ impl Painter for Chart {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_axis_of_seconds_below_one_reads_in_ms_or_us() {
+        let cpu = "CPU (user + system) (s)";
+        assert_eq!(
+            axis_in("s", cpu, 0.0016),
+            (1e3, "CPU (user + system) (ms)".into())
+        );
+        assert_eq!(
+            axis_in("s", cpu, 0.0004),
+            (1e6, "CPU (user + system) (µs)".into())
+        );
+        assert_eq!(axis_in("s", cpu, 2.5), (1.0, cpu.into()));
+        assert_eq!(axis_in("ms", "lat (ms)", 0.5), (1.0, "lat (ms)".into()));
+    }
 
     #[test]
     fn a_chart_of_many_bars_keeps_the_highest_pairs_with_both_sides() {
