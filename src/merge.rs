@@ -309,11 +309,12 @@ pub fn merge(
             .filter(|p| !p.starts_with("results.csv is missing"))
             .cloned(),
     );
-    if let Some((_, path, e)) = crate::stats::write_tables(&tree, &walked)
+    let not_written: Vec<String> = crate::stats::write_tables(&tree, &walked)
         .into_iter()
-        .next()
-    {
-        return Err(anyhow::Error::new(e).context(format!("cannot write '{}'", path.display())));
+        .map(|(_, e)| e.to_string())
+        .collect();
+    if !not_written.is_empty() {
+        bail!("{}", not_written.join("; "));
     }
 
     let mut suite: BTreeSet<(String, String, String)> = BTreeSet::new();

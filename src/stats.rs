@@ -5,10 +5,10 @@
 //! SUCCESS runs only.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::tree::walk::Walked;
-use crate::tree::{MetricRow, PairRecord, Status, Tree, tables};
+use crate::tree::{MetricRow, PairRecord, Status, Tree, WriteError, tables};
 
 /// The summary of a set of values.
 #[derive(Debug, Clone, PartialEq)]
@@ -118,7 +118,7 @@ pub fn params_key(p: &BTreeMap<String, String>) -> String {
         .join(",")
 }
 
-/// One value to summarise, found while the statistics are gathered (32 bytes: a run
+/// One value to summarise, found while the statistics are gathered (24 bytes: a run
 /// of 10,000 pairs has 170,000).
 struct Sample {
     /// The rank of its run's group, pair and parameters (in [`Key`] order).
@@ -127,8 +127,6 @@ struct Sample {
     row: u32,
     repetition: Option<u32>,
     value: f64,
-    /// The order it was found in: a statistic lists its values in this order.
-    seq: u32,
 }
 
 /// The row of a duration (not a metric row).
@@ -144,8 +142,9 @@ pub fn compute<'a>(
 }
 
 /// The statistics of a run, as [`compute`], one at a time in [`Key`] order: the values
-/// are gathered once (about 80 bytes each) and every statistic is made only when it is
-/// asked for, so a 10,000-pair run's 170,000 statistics are never held at once.
+/// are gathered once ([`Sample`]) and every statistic is made only when it is asked
+/// for, so a 10,000-pair run's 170,000 statistics are never held at once. A statistic
+/// lists its values in the order they were found.
 pub fn stream<'a>(
     latest: impl Iterator<Item = &'a PairRecord>,
     metrics: &'a [MetricRow],
@@ -196,7 +195,6 @@ pub fn stream<'a>(
                 row: DURATION,
                 repetition: r.repetition,
                 value: r.duration_s,
-                seq: samples.len() as u32,
             });
         }
     }
@@ -212,7 +210,6 @@ pub fn stream<'a>(
             row: row as u32,
             repetition: m.run.repetition,
             value: m.value,
-            seq: samples.len() as u32,
         });
     }
     samples.shrink_to_fit();
@@ -220,7 +217,8 @@ pub fn stream<'a>(
         let (metric, side, _) = what(s.row);
         (s.run_key, metric, side)
     };
-    samples.sort_unstable_by(|a, b| order(a).cmp(&order(b)).then(a.seq.cmp(&b.seq)));
+    // Stable: equal keys keep the order the values were found in.
+    samples.sort_by(|a, b| order(a).cmp(&order(b)));
 
     let mut at = 0;
     std::iter::from_fn(move || {
@@ -251,42 +249,29 @@ pub fn stream<'a>(
     })
 }
 
-/// The statistics of a stored run, read through the walker.
-pub fn of_tree(tag_dir: &Path) -> Vec<Stat> {
-    let walked = crate::tree::walk::walk(tag_dir);
-    let (metrics, _) = walked.metrics(false);
-    compute(walked.latest(), metrics)
-}
-
 /// Write a run's three tables from what the walk of its tree found: results.csv (every
 /// attempt), metrics.csv (the values of every attempt) and stats.csv (of the latest
-/// attempts). Returns each table that could not be written, with its path and error.
-pub fn write_tables(tree: &Tree, walked: &Walked) -> Vec<(&'static str, PathBuf, std::io::Error)> {
-    let mut failed = Vec::new();
-    let path = tree.file("results.csv");
-    if let Err(e) = tables::write_results(&path, &walked.all_records()) {
-        failed.push(("results.csv", path, e));
-    }
+/// attempts). Returns each table that could not be written, by name.
+pub fn write_tables(tree: &Tree, walked: &Walked) -> Vec<(&'static str, WriteError)> {
     let (metrics, _) = walked.metrics(true);
-    let path = tree.file("metrics.csv");
-    if let Err(e) = tables::write_metrics(&path, metrics) {
-        failed.push(("metrics.csv", path, e));
-    }
-    let path = tree.file("stats.csv");
-    if let Err(e) = write_csv_of(&path, walked.latest(), metrics) {
-        failed.push(("stats.csv", path, e));
-    }
+    let mut failed = Vec::new();
+    let mut at = |name: &'static str, write: &dyn Fn(&Path) -> std::io::Result<()>| {
+        let path = tree.file(name);
+        if let Err(e) = write(&path) {
+            failed.push((name, WriteError::new(&path, e)));
+        }
+    };
+    at("results.csv", &|p| {
+        tables::write_results(p, &walked.all_records())
+    });
+    at("metrics.csv", &|p| tables::write_metrics(p, metrics));
+    at("stats.csv", &|p| write_csv(p, walked.latest(), metrics));
     failed
 }
 
-/// Write stats.csv (through the tree's table writer).
-pub fn write_csv(path: &Path, stats: &[Stat]) -> std::io::Result<()> {
-    tables::write_table(path, HEADER, stats.iter().map(row))
-}
-
-/// Write stats.csv of a run as [`compute`] would make it, a statistic at a time
-/// ([`stream`]).
-pub fn write_csv_of<'a>(
+/// Write stats.csv of a run (through the tree's table writer) as [`compute`] would make
+/// it, a statistic at a time ([`stream`]).
+pub fn write_csv<'a>(
     path: &Path,
     latest: impl Iterator<Item = &'a PairRecord>,
     metrics: &'a [MetricRow],

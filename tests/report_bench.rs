@@ -146,6 +146,13 @@ fn repetitions_give_error_bars_and_a_numeric_parameter_a_line_chart_drawn_the_sa
     plot_file(&plots, &["bench", ".duration"], ".png");
     let duration = read(&plots.join(&duration_name));
     assert!(duration.contains("duration (s)"), "{duration}");
+    // Its values are below a second: the axis reads in ms, not in exponents of seconds.
+    assert!(duration.contains("duration (ms)"), "{duration}");
+    let exponent = |w: &[u8]| w[0].is_ascii_digit() && &w[1..3] == b"e-" && w[3].is_ascii_digit();
+    assert!(
+        !duration.as_bytes().windows(4).any(exponent),
+        "a tick in exponent form: {duration}"
+    );
     assert_eq!(
         duration.matches(" ms (mean of 3) ± ").count(),
         6,

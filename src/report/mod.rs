@@ -165,7 +165,7 @@ fn fresh_folder<T>(
 fn rebuild_tables(dir: &Path, walked: &Walked) -> Vec<String> {
     crate::stats::write_tables(&crate::tree::Tree::at(dir), walked)
         .into_iter()
-        .map(|(_, path, e)| format!("cannot write '{}': {e}", path.display()))
+        .map(|(_, e)| e.to_string())
         .collect()
 }
 
@@ -338,15 +338,24 @@ pub fn fmt_duration(s: f64) -> String {
 /// not "8.050e-4 s": what a trivial script's CPU time is). Names reach a page or plot
 /// through [`names::printable`].
 pub fn fmt_with_unit(v: f64, unit: &str) -> String {
-    let (v, unit) = match unit {
-        "s" if v != 0.0 && v.abs() < 1e-3 => (v * 1e6, "µs"),
-        "s" if v != 0.0 && v.abs() < 1.0 => (v * 1e3, "ms"),
-        u => (v, u),
+    let (v, unit) = match smaller_unit(unit, v) {
+        Some((factor, smaller)) => (v * factor, smaller),
+        None => (v, unit),
     };
     if unit.is_empty() {
         fmt_value(v)
     } else {
         format!("{} {}", fmt_value(v), names::printable(unit))
+    }
+}
+
+/// The factor and unit that show seconds of size `reach` (not 0, below one) as ms or
+/// µs; `None` for a second or more, and for other units.
+pub fn smaller_unit(unit: &str, reach: f64) -> Option<(f64, &'static str)> {
+    match unit {
+        "s" if reach != 0.0 && reach.abs() < 1e-3 => Some((1e6, "µs")),
+        "s" if reach != 0.0 && reach.abs() < 1.0 => Some((1e3, "ms")),
+        _ => None,
     }
 }
 

@@ -22,7 +22,7 @@ mod png;
 use super::font::{self, FAMILY};
 use super::load::{GroupRun, Run};
 use super::names::{ellipsize, printable, safe_stem};
-use super::{fmt_duration, fmt_value, fmt_with_unit, group_counts_line};
+use super::{fmt_duration, fmt_value, fmt_with_unit, group_counts_line, smaller_unit};
 use crate::stats::{params_key, summarize};
 use crate::tree::Status;
 
@@ -508,18 +508,23 @@ fn keep_highest(values: BarValues, max: usize) -> (BarValues, Option<(usize, usi
     let mut ranked: Vec<_> = of.into_iter().collect();
     ranked.sort_by(|a, b| b.1.0.total_cmp(&a.1.0).then_with(|| a.0.cmp(&b.0)));
     let mut bars = 0;
-    let kept: HashSet<(String, String)> = ranked
+    let kept: HashSet<(&str, &str)> = ranked
         .into_iter()
         .take_while(|(_, (_, n))| {
             bars += n;
             bars <= max
         })
-        .map(|((pair, params), _)| (pair.to_string(), params.to_string()))
+        .map(|(key, _)| key)
         .collect();
     let n = kept.len();
+    let keep: Vec<bool> = values
+        .iter()
+        .map(|((pair, params, _), _)| kept.contains(&(pair.as_str(), params.as_str())))
+        .collect();
     let values = values
         .into_iter()
-        .filter(|((pair, params, _), _)| kept.contains(&(pair.clone(), params.clone())))
+        .zip(keep)
+        .filter_map(|(v, keep)| keep.then_some(v))
         .collect();
     (values, Some((n, total)))
 }
@@ -851,12 +856,7 @@ fn safe_stem_named(name: &str, key: &str) -> String {
 /// The factor and title of a value axis reaching `reach`: seconds below one read as ms
 /// or µs ("0.4, 0.8 ms"), not as exponents; other units as they are.
 fn axis_in(unit: &str, axis: &str, reach: f64) -> (f64, String) {
-    let smaller = match unit {
-        "s" if reach > 0.0 && reach < 1e-3 => Some((1e6, "µs")),
-        "s" if reach > 0.0 && reach < 1.0 => Some((1e3, "ms")),
-        _ => None,
-    };
-    match (smaller, axis.strip_suffix(" (s)")) {
+    match (smaller_unit(unit, reach), axis.strip_suffix(" (s)")) {
         (Some((factor, name)), Some(what)) => (factor, format!("{what} ({name})")),
         _ => (1.0, axis.to_string()),
     }

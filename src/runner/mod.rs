@@ -559,8 +559,8 @@ pub fn run(mut opts: RunOptions, command_line: Vec<String>) -> anyhow::Result<Ru
 
 /// results.csv, metrics.csv and stats.csv of the tree.
 fn write_tables(ctx: &RunCtx, walked: &Walked) {
-    for (name, path, e) in crate::stats::write_tables(&ctx.tree, walked) {
-        ctx.not_recorded(name, WriteError::new(&path, e));
+    for (name, e) in crate::stats::write_tables(&ctx.tree, walked) {
+        ctx.not_recorded(name, e);
     }
 }
 

@@ -302,11 +302,11 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
     write_atomic_with(path, |w| w.write_all(contents))
 }
 
-/// Write to `path` atomically what `fill` writes through a buffer, as [`write_atomic`]
-/// does: a large table is streamed to its file, never held whole in memory.
+/// Write to `path` atomically what `fill` writes to the file, as [`write_atomic`] does:
+/// a large table is streamed to its file, never held whole in memory.
 pub fn write_atomic_with(
     path: &Path,
-    fill: impl FnOnce(&mut io::BufWriter<File>) -> io::Result<()>,
+    fill: impl FnOnce(&mut File) -> io::Result<()>,
 ) -> io::Result<()> {
     let name = path
         .file_name()
@@ -315,14 +315,12 @@ pub fn write_atomic_with(
     let tmp = path.with_file_name(format!(".{name}.tmp{}", std::process::id()));
     let _ = std::fs::remove_file(&tmp);
     let written = (|| {
-        let f = std::fs::OpenOptions::new()
+        let mut f = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .custom_flags(libc_nofollow())
             .open(&tmp)?;
-        let mut w = io::BufWriter::with_capacity(256 * 1024, f);
-        fill(&mut w)?;
-        w.flush()?;
+        fill(&mut f)?;
         std::fs::rename(&tmp, path)
     })();
     if written.is_err() {

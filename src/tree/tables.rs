@@ -63,6 +63,7 @@ where
     F: IntoIterator,
     F::Item: AsRef<[u8]>,
 {
+    // The CSV writer buffers what it writes to the file.
     super::nofollow::write_atomic_with(path, |out| {
         let mut w = csv::Writer::from_writer(out);
         w.write_record(header).map_err(std::io::Error::other)?;
